@@ -1,0 +1,1 @@
+"""Mandarin service-call copilot."""

@@ -1,0 +1,50 @@
+"""The ``copilot`` command: a thin shell over the library.
+
+Each sub-command lives in ``copilot/commands/<name>.py`` and exposes ``register(subparsers)``.
+Errors raised as :class:`~copilot.errors.CopilotError` become a one-line message and an exit code;
+nothing else is caught here, so a real bug still shows its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from copilot.errors import CopilotError
+
+# Order is the order of `copilot --help`.
+COMMAND_MODULES: tuple[str, ...] = ("copilot.commands.models",)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="copilot",
+        description="Agent copilot for Mandarin after-sales service calls.",
+    )
+    parser.add_argument("--config", help="TOML configuration file (default: $COPILOT_CONFIG or built-in)")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    subparsers.required = True
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except CopilotError as e:
+        print(f"copilot: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("copilot: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,157 @@
+"""Configuration: defaults in code as frozen dataclasses, overrides from a TOML file.
+
+Model fields accept three kinds of names, resolved by :mod:`copilot.models.registry`:
+a packaged model name (``whisper-base``, ``e5-small``, ``qwen2.5-coder-0.5b`` ...), a local path,
+or a Hugging Face model id for a user who has a network.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from copilot.errors import ConfigError
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+REPO_DIR = PACKAGE_DIR.parent
+CONFIG_ENV = "COPILOT_CONFIG"
+HOME_ENV = "COPILOT_HOME"
+
+
+def copilot_home() -> Path:
+    """Where converted models, indexes and the database live (``COPILOT_HOME``)."""
+    env = os.environ.get(HOME_ENV)
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "mandarin-copilot"
+
+
+@dataclass(frozen=True)
+class AsrConfig:
+    backend: Literal["faster-whisper", "openai-whisper"] = "faster-whisper"
+    model: str = "whisper-base"  # packaged name, local path, or hub id (e.g. "large-v3")
+    compute_type: str = "int8"  # faster-whisper only: int8 is fastest on CPU at equal accuracy
+    beam_size: int = 5  # 1 = greedy; 5 halves the CER of base on Mandarin at ~2x cost
+    language: str = "zh"
+    # Simplified-Chinese prompt: without it Whisper base often writes Traditional characters.
+    initial_prompt: str = "以下是普通话的句子。"
+    vad: bool = True  # Silero VAD (shipped inside faster-whisper) skips silence
+    agent_channel: Literal["left", "right"] = "left"  # stereo recorders put each party on a channel
+    threads: int = 2  # CPU threads for the decoder
+
+
+@dataclass(frozen=True)
+class EmbedderConfig:
+    model: str = "e5-small"  # packaged name, local path, or sentence-transformers hub id
+    query_prefix: str = "query: "  # e5 was trained with these prefixes
+    passage_prefix: str = "passage: "
+
+
+@dataclass(frozen=True)
+class RetrievalConfig:
+    mode: Literal["hybrid", "dense", "bm25"] = "hybrid"
+    top_k: int = 3
+    rrf_k: int = 60  # reciprocal-rank-fusion constant (Cormack et al. use 60)
+
+
+@dataclass(frozen=True)
+class LlmConfig:
+    model: str = "qwen2.5-coder-0.5b"  # packaged name, local path, or transformers hub id
+    max_new_tokens: int = 64  # two short sentences of Chinese fit in well under 64 tokens
+    threads: int = 2
+    enabled: bool = True
+
+
+@dataclass(frozen=True)
+class PrivacyConfig:
+    redact: bool = True  # phone, ID, bank-card numbers and e-mails are masked wherever shown or stored
+    keep_audio: bool = False  # keep raw audio of reviewed calls in the store
+    retention_days: int = 90  # reviews older than this are purged by `copilot store purge`
+
+
+@dataclass(frozen=True)
+class AppConfig:
+    host: str = "127.0.0.1"  # listen on loopback unless told otherwise
+    port: int = 7860
+    auth_user: str = ""  # optional login for Review and Train
+    auth_password: str = ""
+    max_live_sessions: int = 4
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    url: str = ""  # SQLAlchemy URL; empty means SQLite under COPILOT_HOME (env COPILOT_DB overrides)
+
+
+@dataclass(frozen=True)
+class Config:
+    asr: AsrConfig = field(default_factory=AsrConfig)
+    embedder: EmbedderConfig = field(default_factory=EmbedderConfig)
+    retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
+    llm: LlmConfig = field(default_factory=LlmConfig)
+    privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
+    app: AppConfig = field(default_factory=AppConfig)
+    store: StoreConfig = field(default_factory=StoreConfig)
+    knowledge_dir: str = str(REPO_DIR / "knowledge")
+
+
+def _build(cls: type, values: dict[str, Any], where: str) -> Any:
+    """Build a dataclass from a TOML table, refusing unknown keys and wrong types."""
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = set(values) - set(known)
+    if unknown:
+        raise ConfigError(f"unknown key(s) in [{where}]: {', '.join(sorted(unknown))}")
+    defaults = cls()
+    kwargs: dict[str, Any] = {}
+    for name, value in values.items():
+        default = getattr(defaults, name)
+        if dataclasses.is_dataclass(default):
+            if not isinstance(value, dict):
+                raise ConfigError(f"[{where}.{name}] must be a table")
+            kwargs[name] = _build(type(default), value, f"{where}.{name}" if where else name)
+            continue
+        expected = type(default)
+        if expected is float and isinstance(value, int):
+            value = float(value)
+        if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
+            raise ConfigError(
+                f"{where + '.' if where else ''}{name} must be {expected.__name__}, got {value!r}"
+            )
+        kwargs[name] = value
+    return dataclasses.replace(defaults, **kwargs)
+
+
+def validate(config: Config) -> Config:
+    """One validation step for values whose type alone is not enough."""
+    if config.asr.backend not in ("faster-whisper", "openai-whisper"):
+        raise ConfigError(f"asr.backend must be faster-whisper or openai-whisper, not {config.asr.backend!r}")
+    if config.asr.agent_channel not in ("left", "right"):
+        raise ConfigError("asr.agent_channel must be 'left' or 'right'")
+    if config.asr.beam_size < 1:
+        raise ConfigError("asr.beam_size must be at least 1")
+    if config.retrieval.mode not in ("hybrid", "dense", "bm25"):
+        raise ConfigError("retrieval.mode must be hybrid, dense or bm25")
+    if config.retrieval.top_k < 1:
+        raise ConfigError("retrieval.top_k must be at least 1")
+    if not 0 < config.app.port < 65536:
+        raise ConfigError("app.port must be between 1 and 65535")
+    if bool(config.app.auth_user) != bool(config.app.auth_password):
+        raise ConfigError("app.auth_user and app.auth_password must be set together")
+    return config
+
+
+def load_config(path: str | os.PathLike[str] | None = None) -> Config:
+    """Defaults, overridden by ``path`` (or ``$COPILOT_CONFIG``) when given."""
+    chosen = path if path is not None else os.environ.get(CONFIG_ENV)
+    if not chosen:
+        return validate(Config())
+    file = Path(chosen)
+    try:
+        data = tomllib.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError as e:
+        raise ConfigError(f"config file not found: {file}") from e
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(f"config file {file} is not valid TOML: {e}") from e
+    return validate(_build(Config, data, ""))

@@ -1,0 +1,117 @@
+"""Typed values that cross stage boundaries.
+
+Times are float seconds from the start of the call. Roles are the speaker of a channel: contact-centre
+recorders put the agent and the customer on separate channels; mono audio has speaker ``unknown``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+Role = Literal["agent", "customer", "unknown"]
+ROLES: tuple[Role, ...] = ("agent", "customer", "unknown")
+
+Severity = Literal["info", "minor", "major", "critical"]
+
+
+@dataclass(frozen=True)
+class Word:
+    """One recognised token with its time span."""
+
+    text: str
+    start: float
+    end: float
+    probability: float = 1.0
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A committed piece of one speaker's speech."""
+
+    speaker: Role
+    start: float
+    end: float
+    text: str
+    words: tuple[Word, ...] = ()
+
+    @property
+    def duration(self) -> float:
+        return max(0.0, self.end - self.start)
+
+
+@dataclass(frozen=True)
+class Transcript:
+    """A whole call (or recording) as committed segments, ordered by start time."""
+
+    source: str
+    duration: float
+    segments: tuple[Segment, ...]
+
+
+@dataclass(frozen=True)
+class Clause:
+    """The place in a handbook that a guideline, rule or suggestion rests on."""
+
+    document: str
+    section: str
+    quote: str
+    passage_id: str = ""
+
+
+@dataclass(frozen=True)
+class Passage:
+    """A retrievable unit of handbook text with a stable id."""
+
+    id: str
+    source: str
+    section: str
+    text: str
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    passage: Passage
+    score: float
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """Where in the call a finding was seen."""
+
+    start: float
+    end: float
+    speaker: Role
+    text: str
+
+
+@dataclass(frozen=True)
+class Flag:
+    """One deviation from the handbook, found in a single utterance or across the call."""
+
+    rule: str
+    kind: str
+    severity: Severity
+    message: str
+    evidence: tuple[Evidence, ...]
+    clause: Clause
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """The outcome of one scorecard check over a whole call."""
+
+    id: str
+    passed: bool
+    evidence: tuple[Evidence, ...]
+    clause: Clause
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class ToneLabel:
+    """An emotion or tone label with the evidence it was read from."""
+
+    label: str
+    score: float
+    evidence: tuple[str, ...] = field(default_factory=tuple)
