@@ -156,13 +156,15 @@ def test_tiny_whisper_converts_into_a_loadable_openai_checkpoint(tmp_path: Path)
     sd = checkpoint["model_state_dict"]
     fused = v["decoder/layer_1/self_attention/linear_0/weight"]
     np.testing.assert_array_equal(sd["decoder.blocks.1.attn.key.weight"].numpy(), fused[8:16])
-    np.testing.assert_array_equal(sd["decoder.blocks.1.attn.value.bias"].numpy(), v[
-        "decoder/layer_1/self_attention/linear_0/bias"
-    ][16:])
+    np.testing.assert_array_equal(
+        sd["decoder.blocks.1.attn.value.bias"].numpy(), v["decoder/layer_1/self_attention/linear_0/bias"][16:]
+    )
     kv = v["decoder/layer_0/attention/linear_1/weight"]
     np.testing.assert_array_equal(sd["decoder.blocks.0.cross_attn.value.weight"].numpy(), kv[8:])
     np.testing.assert_array_equal(sd["encoder.ln_post.weight"].numpy(), v["encoder/layer_norm/gamma"])
-    np.testing.assert_array_equal(sd["encoder.blocks.0.mlp.2.bias"].numpy(), v["encoder/layer_0/ffn/linear_1/bias"])
+    np.testing.assert_array_equal(
+        sd["encoder.blocks.0.mlp.2.bias"].numpy(), v["encoder/layer_0/ffn/linear_1/bias"]
+    )
 
 
 def test_non_whisper_spec_is_refused(tmp_path: Path) -> None:
@@ -194,7 +196,8 @@ def test_packaged_whisper_base_converts_and_transcribes(tmp_path: Path) -> None:
     assert model.dims.n_audio_state == 512 and model.dims.n_text_layer == 6
 
     refs = dict(
-        line.split("\t")[:2] for line in (SHARED / "audio" / "refs.tsv").read_text(encoding="utf-8").splitlines()
+        line.split("\t")[:2]
+        for line in (SHARED / "audio" / "refs.tsv").read_text(encoding="utf-8").splitlines()
     )
     name = "firered_BAC009S0764W0121.wav"
     audio = decode_audio(str(SHARED / "audio" / name), sampling_rate=16000)

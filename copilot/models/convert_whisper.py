@@ -95,7 +95,9 @@ def read_ct2(path: Path) -> Ct2Model:
             try:
                 variables[name] = tensor.reshape(shape)
             except RuntimeError as e:
-                raise ModelError(f"{path}: variable {name} has {tensor.numel()} values for shape {shape}") from e
+                raise ModelError(
+                    f"{path}: variable {name} has {tensor.numel()} values for shape {shape}"
+                ) from e
         aliases = {}
         for _ in range(reader.number("I")):
             alias = reader.string()
