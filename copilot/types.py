@@ -115,3 +115,25 @@ class ToneLabel:
     label: str
     score: float
     evidence: tuple[str, ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True)
+class TentativeText:
+    """Streaming: what one speaker seems to be saying right now; replaced by later events.
+
+    An empty ``text`` clears the line (the utterance ended with nothing to commit).
+    """
+
+    speaker: Role
+    start: float
+    text: str
+
+
+@dataclass(frozen=True)
+class Committed:
+    """Streaming: a finished utterance of one speaker; never revised."""
+
+    segment: Segment
+
+
+StreamEvent = TentativeText | Committed
