@@ -1,0 +1,1 @@
+"""Next-reply suggestions: the handbook script at once, a local LLM's adaptation after, always guarded."""

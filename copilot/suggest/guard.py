@@ -1,0 +1,114 @@
+"""The guard between the LLM and the agent's screen.
+
+An LLM rewrite is shown only if it (1) passes the same rules that check the agent, (2) promises nothing —
+money, a time, a refund — that is not already in the call or the cited handbook text, and (3) stays close to
+the script and passages it was given. Otherwise the script is shown and the reason recorded.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+# Commitments a customer could hold the company to. Numbers with a unit, and commitment words.
+_NUMBER = r"(?:\d+(?:\.\d+)?|[零一二两三四五六七八九十百千万半]+)"
+PROMISE_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("money", re.compile(_NUMBER + r"\s*(?:元|块钱|块|万元|%|折)")),
+    (
+        "time",
+        re.compile(_NUMBER + r"\s*(?:个)?(?:小时|分钟|天|日|周|个工作日|工作日|月|年)(?:内|之内|以内)?"),
+    ),
+    ("clock", re.compile(r"(?:今天|明天|后天|今晚|明早|上午|下午|晚上)?" + _NUMBER + r"\s*(?:点|点钟|号)")),
+    ("day", re.compile(r"今天|明天|后天|马上|立刻|立即|当天")),
+)
+PROMISE_WORDS = (
+    "退款",
+    "赔偿",
+    "补偿",
+    "退货",
+    "换新",
+    "换货",
+    "免费",
+    "保证",
+    "承诺",
+    "报销",
+    "返现",
+    "包退",
+    "包换",
+)
+
+MAX_SENTENCES = 2
+MAX_CHARS = 90  # two short spoken sentences; longer text is not read out on a live call
+MIN_OVERLAP = 0.25  # share of the rewrite's character bigrams found in the script + passages
+
+
+@dataclass(frozen=True)
+class GuardVerdict:
+    ok: bool
+    reason: str = ""
+
+
+def promises(text: str) -> list[str]:
+    """Every commitment phrase in ``text`` (numbers with units, dates, refund words)."""
+    found: list[str] = []
+    for _kind, pattern in PROMISE_PATTERNS:
+        found.extend(match.group(0) for match in pattern.finditer(text))
+    found.extend(word for word in PROMISE_WORDS if word in text)
+    return found
+
+
+def unsupported_promises(text: str, context: Sequence[str]) -> list[str]:
+    """Commitments in ``text`` that appear nowhere in the context (call so far, script, passages)."""
+    joined = "".join(context)
+    return [p for p in promises(text) if p not in joined]
+
+
+def _bigrams(text: str) -> set[str]:
+    chars = [c for c in text if "\u4e00" <= c <= "\u9fff" or c.isalnum()]
+    return {chars[i] + chars[i + 1] for i in range(len(chars) - 1)}
+
+
+def overlap(text: str, sources: Sequence[str]) -> float:
+    """Share of the text's character bigrams that also occur in the sources (0..1)."""
+    grams = _bigrams(text)
+    if not grams:
+        return 0.0
+    source = set().union(*(_bigrams(s) for s in sources)) if sources else set()
+    return len(grams & source) / len(grams)
+
+
+def sentence_count(text: str) -> int:
+    return len([part for part in re.split(r"[。！？!?]+", text) if part.strip()])
+
+
+def check_rewrite(
+    text: str,
+    *,
+    script: str,
+    passages: Sequence[str],
+    call_context: Sequence[str],
+    rule_violations: Callable[[str], Sequence[str]],
+    min_overlap: float = MIN_OVERLAP,
+) -> GuardVerdict:
+    """Decide whether the LLM's rewrite may replace the script. ``rule_violations`` returns rule ids."""
+    stripped = text.strip()
+    if not stripped:
+        return GuardVerdict(False, "empty rewrite")
+    cjk = sum(1 for c in stripped if "\u4e00" <= c <= "\u9fff")
+    if cjk < 0.6 * len([c for c in stripped if not c.isspace() and c not in "，。！？、：；,.!?"]):
+        return GuardVerdict(False, "not Chinese")
+    if len(stripped) > MAX_CHARS or sentence_count(stripped) > MAX_SENTENCES:
+        return GuardVerdict(False, f"too long ({len(stripped)} chars, {sentence_count(stripped)} sentences)")
+    violated = list(rule_violations(stripped))
+    if violated:
+        return GuardVerdict(False, "breaks rule(s): " + ", ".join(violated))
+    invented = unsupported_promises(stripped, [script, *passages, *call_context])
+    if invented:
+        return GuardVerdict(False, "promise not in the handbook or the call: " + "、".join(invented))
+    score = overlap(stripped, [script, *passages])
+    if score < min_overlap:
+        return GuardVerdict(
+            False, f"strays from the cited passages (overlap {score:.2f} < {min_overlap:.2f})"
+        )
+    return GuardVerdict(True)

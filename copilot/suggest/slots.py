@@ -1,0 +1,109 @@
+"""Simple slot filling for handbook scripts: the customer's surname and the product named.
+
+Pure functions over the call's text; no model. The surname is only used with an honorific the customer
+gave themselves (先生/女士) or with the neutral 您, because guessing a gender is worse than not using one.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from copilot.types import Segment
+
+# Common single-character surnames; a closed list keeps "我姓名不方便说" from giving the surname 名.
+COMMON_SURNAMES = set(
+    "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈"
+    "姚卢姜崔钟谭陆汪范金石廖贾夏韦付方白邹孟熊秦邱江尹薛闫段雷侯龙史陶黎贺顾毛郝龚邵万钱严覃武戴莫孔向汤"
+)
+SURNAME_PATTERNS = (
+    re.compile(r"(?:我|免贵|本人)姓([\u4e00-\u9fff])"),
+    re.compile(r"我是([\u4e00-\u9fff])(先生|女士|小姐)"),
+    re.compile(r"叫我([\u4e00-\u9fff])(先生|女士|小姐|工)"),
+)
+HONORIFIC_PATTERN = re.compile(r"([\u4e00-\u9fff])(先生|女士|小姐)")
+
+# Products an after-sales line hears about; the knowledge base's vocabulary extends this list.
+PRODUCTS = (
+    "洗衣机",
+    "烘干机",
+    "冰箱",
+    "冰柜",
+    "空调",
+    "热水器",
+    "油烟机",
+    "抽油烟机",
+    "燃气灶",
+    "消毒柜",
+    "洗碗机",
+    "微波炉",
+    "烤箱",
+    "电饭煲",
+    "电磁炉",
+    "净水器",
+    "电视",
+    "扫地机器人",
+    "吸尘器",
+    "电风扇",
+    "空气净化器",
+)
+
+
+@dataclass(frozen=True)
+class CallSlots:
+    surname: str = ""
+    honorific: str = ""  # 先生 / 女士 / 小姐 when the customer said it, else ""
+    product: str = ""
+
+    @property
+    def address(self) -> str:
+        """How to address the customer: 王先生, or 您 when nothing reliable is known."""
+        if self.surname and self.honorific:
+            return self.surname + self.honorific
+        return "您"
+
+
+def extract_slots(segments: Sequence[Segment], products: Iterable[str] = PRODUCTS) -> CallSlots:
+    """Read surname and product from what the customer said (latest mention wins)."""
+    surname = honorific = product = ""
+    catalogue = sorted(set(products), key=len, reverse=True)  # 抽油烟机 before 油烟机
+    for segment in segments:
+        if segment.speaker == "agent":
+            continue
+        text = segment.text
+        for pattern in SURNAME_PATTERNS:
+            match = pattern.search(text)
+            if match and match.group(1) in COMMON_SURNAMES:
+                surname = match.group(1)
+                if match.lastindex and match.lastindex >= 2:
+                    honorific = match.group(2)
+        for name in catalogue:
+            if name in text:
+                product = name
+                break
+    # An honorific the agent used back to the customer ("好的王先生") confirms the gender.
+    if surname and not honorific:
+        for segment in segments:
+            if segment.speaker == "agent":
+                for match in HONORIFIC_PATTERN.finditer(segment.text):
+                    if match.group(1) == surname:
+                        honorific = match.group(2)
+    return CallSlots(surname=surname, honorific=honorific, product=product)
+
+
+def fill_script(script: str, slots: CallSlots) -> str:
+    """Personalise a handbook script: address the customer by name, name the product.
+
+    Scripts may carry explicit slots ``{address}`` / ``{product}``; otherwise the first 您 of a greeting-like
+    address ("您好"/"先生") is left alone and only generic product words are replaced.
+    """
+    text = script.replace("{address}", slots.address).replace("{product}", slots.product or "产品")
+    if slots.product:
+        for generic in ("您的产品", "该产品", "您的机器", "您的设备"):
+            if generic in text:
+                text = text.replace(generic, f"您的{slots.product}", 1)
+                break
+    if slots.surname and slots.honorific and text.startswith("您好"):
+        text = f"{slots.address}，" + text
+    return text

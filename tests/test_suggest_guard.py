@@ -1,0 +1,103 @@
+from __future__ import annotations
+
+import pytest
+
+from copilot.suggest.guard import check_rewrite, overlap, promises, unsupported_promises
+from copilot.suggest.slots import CallSlots, extract_slots, fill_script
+from copilot.types import Segment
+
+SCRIPT = "非常抱歉给您带来不便，我马上为您登记报修，请您保持电话畅通。"
+PASSAGE = "对于在保修期内的产品，客服应为用户登记报修，并在两小时内回电确认上门时间。"
+
+
+def no_rules(_text: str) -> list[str]:
+    return []
+
+
+def test_promises_finds_money_times_and_refund_words() -> None:
+    found = promises("我们今天下午三点上门，给您退款两百元，三个工作日内到账。")
+    assert "两百元" in found
+    assert "退款" in found
+    assert any("三个工作日" in p for p in found)
+    assert any("三点" in p for p in found)
+
+
+def test_promise_in_the_handbook_is_supported_but_invented_one_is_not() -> None:
+    assert unsupported_promises("我们会在两小时内回电。", [PASSAGE]) == []
+    assert unsupported_promises("我们会在24小时内给您退款。", [PASSAGE]) == ["24小时内", "退款"]
+
+
+def test_faithful_rewrite_is_kept() -> None:
+    verdict = check_rewrite(
+        "非常抱歉给您带来不便，我这就为您登记报修，请保持电话畅通。",
+        script=SCRIPT,
+        passages=[PASSAGE],
+        call_context=["我的洗衣机不能脱水了"],
+        rule_violations=no_rules,
+    )
+    assert verdict.ok, verdict.reason
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("", "empty"),
+        ("Sorry for the trouble, we will fix it soon.", "not Chinese"),
+        ("非常抱歉，我们给您补偿五百元。", "promise"),
+        ("天气不错，股票行情也很好，祝您投资顺利。", "strays"),
+        ("非常抱歉。" * 3, "too long"),
+    ],
+)
+def test_bad_rewrites_are_replaced_with_a_reason(text: str, reason: str) -> None:
+    verdict = check_rewrite(
+        text, script=SCRIPT, passages=[PASSAGE], call_context=[], rule_violations=no_rules
+    )
+    assert not verdict.ok
+    assert reason in verdict.reason
+
+
+def test_rule_violation_blocks_the_rewrite() -> None:
+    verdict = check_rewrite(
+        "您别激动，我马上为您登记报修。",
+        script=SCRIPT,
+        passages=[PASSAGE],
+        call_context=[],
+        rule_violations=lambda text: ["forbidden"] if "别激动" in text else [],
+    )
+    assert not verdict.ok and "forbidden" in verdict.reason
+
+
+def test_overlap_is_a_share_of_bigrams() -> None:
+    assert overlap("登记报修", ["为您登记报修"]) == 1.0
+    assert overlap("天气晴朗", ["为您登记报修"]) == 0.0
+
+
+def seg(speaker: str, text: str) -> Segment:
+    return Segment(speaker=speaker, start=0.0, end=1.0, text=text)  # type: ignore[arg-type]
+
+
+def test_slots_from_the_customer_and_confirmed_by_the_agent() -> None:
+    slots = extract_slots(
+        [
+            seg("customer", "我家的洗衣机不能脱水了"),
+            seg("customer", "我姓王，去年八月份买的"),
+            seg("agent", "好的王先生，我帮您查询一下"),
+        ]
+    )
+    assert slots == CallSlots(surname="王", honorific="先生", product="洗衣机")
+    assert slots.address == "王先生"
+
+
+def test_no_gender_guess_without_an_honorific() -> None:
+    slots = extract_slots([seg("customer", "免贵姓李，抽油烟机坏了")])
+    assert slots.surname == "李" and slots.product == "抽油烟机"
+    assert slots.address == "您"
+
+
+def test_fill_script_uses_slots() -> None:
+    slots = CallSlots(surname="王", honorific="先生", product="洗衣机")
+    assert (
+        fill_script("{address}，关于{product}的问题我来帮您处理。", slots)
+        == "王先生，关于洗衣机的问题我来帮您处理。"
+    )
+    assert "您的洗衣机" in fill_script("请问您的产品购买多久了？", slots)
