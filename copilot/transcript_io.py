@@ -1,0 +1,103 @@
+"""Read and write JSON transcripts in the shape of ``../shared/calls/*.json``.
+
+The file is an object with ``segments``: a list of ``{role, start, end, text}`` (times in seconds),
+plus optional ``name`` and ``duration``. Everything else is ignored on reading.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from copilot.errors import TranscriptError
+from copilot.redact import redact
+from copilot.types import ROLES, Role, Segment, Transcript
+
+
+def _number(value: Any, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TranscriptError(f"{where} must be a number of seconds, got {value!r}")
+    if value < 0:
+        raise TranscriptError(f"{where} must not be negative, got {value!r}")
+    return float(value)
+
+
+def _segment(item: Any, index: int, source: str) -> Segment:
+    where = f"{source}: segments[{index}]"
+    if not isinstance(item, dict):
+        raise TranscriptError(f"{where} must be an object, got {type(item).__name__}")
+    missing = [key for key in ("role", "start", "end", "text") if key not in item]
+    if missing:
+        raise TranscriptError(f"{where} is missing {', '.join(missing)}")
+    role = item["role"]
+    if role not in ROLES:
+        raise TranscriptError(f"{where}.role must be one of {', '.join(ROLES)}, got {role!r}")
+    text = item["text"]
+    if not isinstance(text, str):
+        raise TranscriptError(f"{where}.text must be a string, got {type(text).__name__}")
+    start = _number(item["start"], f"{where}.start")
+    end = _number(item["end"], f"{where}.end")
+    if end < start:
+        raise TranscriptError(f"{where} ends ({end}) before it starts ({start})")
+    speaker: Role = role
+    return Segment(speaker=speaker, start=start, end=end, text=text.strip())
+
+
+def transcript_from_dict(data: Any, source: str) -> Transcript:
+    """Validate a decoded JSON document and build a :class:`Transcript` (segments sorted by start)."""
+    if not isinstance(data, dict):
+        raise TranscriptError(f"{source}: a transcript must be a JSON object with 'segments'")
+    if "segments" not in data:
+        raise TranscriptError(f"{source}: missing 'segments'")
+    items = data["segments"]
+    if not isinstance(items, list):
+        raise TranscriptError(f"{source}: 'segments' must be a list")
+    segments = tuple(
+        sorted((_segment(item, i, source) for i, item in enumerate(items)), key=lambda s: s.start)
+    )
+    last_end = max((s.end for s in segments), default=0.0)
+    duration = _number(data["duration"], f"{source}: duration") if "duration" in data else last_end
+    name = data.get("name")
+    return Transcript(
+        source=name if isinstance(name, str) and name else source,
+        duration=max(duration, last_end),
+        segments=segments,
+    )
+
+
+def read_transcript(path: str | os.PathLike[str]) -> Transcript:
+    """Load a JSON transcript; :class:`TranscriptError` names the file and the bad field."""
+    file = Path(path)
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError as e:
+        raise TranscriptError(f"transcript not found: {file}") from e
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise TranscriptError(f"{file} is not a JSON transcript: {e}") from e
+    transcript = transcript_from_dict(data, file.stem)
+    return transcript
+
+
+def transcript_to_dict(transcript: Transcript, *, redacted: bool = True) -> dict[str, Any]:
+    """The JSON shape of a transcript; personal numbers are masked unless ``redacted`` is False."""
+    clean = redact if redacted else (lambda text: text)
+    return {
+        "name": transcript.source,
+        "duration": round(transcript.duration, 3),
+        "segments": [
+            {"role": s.speaker, "start": round(s.start, 3), "end": round(s.end, 3), "text": clean(s.text)}
+            for s in transcript.segments
+        ],
+    }
+
+
+def write_transcript(
+    transcript: Transcript, path: str | os.PathLike[str], *, redacted: bool = True
+) -> None:
+    """Write ``transcript`` as UTF-8 JSON (redacted by default: transcripts are customer data)."""
+    Path(path).write_text(
+        json.dumps(transcript_to_dict(transcript, redacted=redacted), ensure_ascii=False, indent=1) + "\n",
+        encoding="utf-8",
+    )
