@@ -1,0 +1,88 @@
+"""Fakes for the transcription path: a scripted transcriber and an energy VAD.
+
+``ScriptedTranscriber`` answers from a script of timed lines, so what it "hears" depends only on which
+absolute stretch of audio it is given: a decode that covers a scripted line's midpoint returns that line.
+It records every call, so tests can check that no decode ever sees the whole call.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from copilot.audio import SAMPLE_RATE
+from copilot.types import Segment, Word
+
+ENERGY_THRESHOLD = 0.01  # RMS above which a frame counts as speech for the fake VAD
+
+
+@dataclass(frozen=True)
+class Line:
+    start: float
+    end: float
+    text: str
+
+
+@dataclass
+class ScriptedTranscriber:
+    lines: tuple[Line, ...]
+    calls: list[tuple[float, float, str]] = field(default_factory=list)  # (start, end, prompt) of each decode
+
+    def transcribe(
+        self, audio: np.ndarray, *, start_time: float = 0.0, prompt: str = ""
+    ) -> tuple[Segment, ...]:
+        end_time = start_time + len(audio) / SAMPLE_RATE
+        self.calls.append((start_time, end_time, prompt))
+        out = []
+        for line in self.lines:
+            middle = (line.start + line.end) / 2
+            if start_time <= middle <= end_time:
+                step = (line.end - line.start) / max(1, len(line.text))
+                words = tuple(
+                    Word(ch, line.start + i * step, line.start + (i + 1) * step)
+                    for i, ch in enumerate(line.text)
+                )
+                out.append(Segment("unknown", line.start, line.end, line.text, words))
+        return tuple(out)
+
+
+class EnergyVad:
+    """Speech probability 1.0 for frames whose RMS is above a threshold (stands in for Silero)."""
+
+    def __init__(self) -> None:
+        self.frames_seen = 0
+
+    def __call__(self, frames: np.ndarray) -> np.ndarray:
+        self.frames_seen += len(frames)
+        rms = np.sqrt(np.mean(np.square(frames), axis=1))
+        return (rms > ENERGY_THRESHOLD).astype(np.float32)
+
+
+def tone_track(
+    spans: list[tuple[float, float]], duration: float, freq: float = 220.0, rate: int = SAMPLE_RATE
+) -> np.ndarray:
+    """Mono float32 audio: a tone over each (start, end) span, silence elsewhere."""
+    audio = np.zeros(int(duration * rate), dtype=np.float32)
+    for start, end in spans:
+        lo, hi = int(start * rate), int(end * rate)
+        t = np.arange(hi - lo) / rate
+        audio[lo:hi] = 0.3 * np.sin(2 * np.pi * freq * t)
+    return audio
+
+
+def write_wav(path, channels: np.ndarray, rate: int = SAMPLE_RATE) -> None:
+    """Write (channels, n) float32 audio as 16-bit PCM WAV with PyAV."""
+    import av
+
+    layout = {1: "mono", 2: "stereo", 6: "5.1"}[channels.shape[0]]
+    with av.open(str(path), "w", format="wav") as container:
+        stream = container.add_stream("pcm_s16le", rate=rate, layout=layout)
+        frame = av.AudioFrame.from_ndarray(
+            np.ascontiguousarray(channels, dtype=np.float32), format="fltp", layout=layout
+        )
+        frame.rate = rate
+        for packet in stream.encode(frame):
+            container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)

@@ -1,0 +1,125 @@
+"""File transcription = a replay through the streaming path (fakes here; real models in the `real` tests)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from copilot.audio import SAMPLE_RATE
+from copilot.config import AsrConfig
+from copilot.errors import AudioError
+from copilot.streaming import StreamOptions
+from copilot.transcription import EndOfAudio, ReplayOptions, replay, transcribe_file
+from copilot.types import Committed, TentativeText
+from tests.fakes_asr import EnergyVad, Line, ScriptedTranscriber, tone_track, write_wav
+
+AGENT = (Line(0.5, 3.0, "您好欢迎致电"), Line(6.0, 8.0, "请您稍等"))
+CUSTOMER = (Line(3.5, 5.5, "洗衣机坏了"),)
+
+
+@pytest.fixture
+def stereo_call(tmp_path):
+    path = tmp_path / "call.wav"
+    left = tone_track([(x.start, x.end) for x in AGENT], 9.0)
+    right = tone_track([(x.start, x.end) for x in CUSTOMER], 9.0, freq=150.0)
+    write_wav(path, np.stack([left, right]))
+    return path
+
+
+def test_stereo_roles_follow_the_channels(stereo_call):
+    fake = ScriptedTranscriber(AGENT + CUSTOMER)  # hears everything: the channel alone sets the role
+    transcript = transcribe_file(stereo_call, AsrConfig(), fake, vad_factory=EnergyVad)
+    assert [(s.speaker, s.text) for s in transcript.segments] == [
+        ("agent", "您好欢迎致电"),
+        ("customer", "洗衣机坏了"),
+        ("agent", "请您稍等"),
+    ]
+    assert transcript.duration == pytest.approx(9.0, abs=0.01)
+    assert transcript.source == str(stereo_call)
+
+
+def test_agent_channel_right_swaps_roles(stereo_call):
+    fake = ScriptedTranscriber(AGENT + CUSTOMER)
+    config = AsrConfig(agent_channel="right")
+    transcript = transcribe_file(stereo_call, config, fake, vad_factory=EnergyVad)
+    assert [s.speaker for s in transcript.segments] == ["customer", "agent", "customer"]
+
+
+def test_mono_is_one_unknown_stream(tmp_path):
+    path = tmp_path / "mono.wav"
+    write_wav(path, tone_track([(x.start, x.end) for x in AGENT], 9.0)[None])
+    transcript = transcribe_file(path, AsrConfig(), ScriptedTranscriber(AGENT), vad_factory=EnergyVad)
+    assert [(s.speaker, s.text) for s in transcript.segments] == [("unknown", x.text) for x in AGENT]
+
+
+def test_silence_only_gives_an_empty_transcript(tmp_path):
+    path = tmp_path / "silence.wav"
+    write_wav(path, np.zeros((2, 3 * SAMPLE_RATE), np.float32))
+    fake = ScriptedTranscriber(AGENT)
+    transcript = transcribe_file(path, AsrConfig(), fake, vad_factory=EnergyVad)
+    assert transcript.segments == () and transcript.duration == pytest.approx(3.0)
+    assert fake.calls == []  # nothing decoded
+
+
+def test_bad_file_raises_audio_error(tmp_path):
+    path = tmp_path / "x.wav"
+    path.write_text("not audio", encoding="utf-8")
+    with pytest.raises(AudioError):
+        transcribe_file(path, AsrConfig(), ScriptedTranscriber(()), vad_factory=EnergyVad)
+
+
+class FakeClock:
+    """A clock that only moves when the replay sleeps (or when a decode "costs" time)."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+        self.slept = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept += seconds
+        self.now += seconds
+
+
+def test_live_replay_paces_chunks_at_speed(stereo_call):
+    clock = FakeClock()
+    options = ReplayOptions(speed=2.0, stream=StreamOptions(partial_interval=0.5))
+    events = list(
+        replay(
+            stereo_call,
+            AsrConfig(),
+            ScriptedTranscriber(AGENT + CUSTOMER),
+            options,
+            vad_factory=EnergyVad,
+            clock=clock,
+            sleep=clock.sleep,
+        )
+    )
+    assert clock.slept == pytest.approx(9.0 / 2.0, abs=0.01)  # 9 s of audio at 2x
+    kinds = [type(t.event) for t in events]
+    assert TentativeText in kinds and Committed in kinds and kinds[-1] is EndOfAudio
+    times = [t.audio_time for t in events]
+    assert times == sorted(times)
+    # a commit is emitted soon after the utterance ends in audio time (min_silence + one chunk)
+    for timed in events:
+        if isinstance(timed.event, Committed):
+            assert timed.audio_time - timed.event.segment.end <= 0.4 + 0.5 + 0.05
+
+
+def test_live_replay_skips_partials_when_behind(stereo_call):
+    clock = FakeClock()
+
+    class Slow(ScriptedTranscriber):
+        def transcribe(self, audio, *, start_time=0.0, prompt=""):
+            clock.now += 3.0  # every decode takes 3 s of wall time: the replay falls behind
+            return super().transcribe(audio, start_time=start_time, prompt=prompt)
+
+    fake = Slow(AGENT + CUSTOMER)
+    options = ReplayOptions(speed=1.0, stream=StreamOptions(partial_interval=0.5))
+    events = list(
+        replay(stereo_call, AsrConfig(), fake, options, vad_factory=EnergyVad, clock=clock, sleep=clock.sleep)
+    )
+    assert len([t for t in events if isinstance(t.event, Committed)]) == 3
+    assert len(fake.calls) < 10  # without catching up, every 0.5 s of speech would cost a partial
