@@ -137,3 +137,27 @@ class Committed:
 
 
 StreamEvent = TentativeText | Committed
+
+
+@dataclass(frozen=True)
+class ToneReading:
+    """A tone or emotion label read from one segment of a call."""
+
+    start: float
+    end: float
+    speaker: Role
+    label: ToneLabel
+
+
+@dataclass(frozen=True)
+class CallReview:
+    """The QA scorecard of one call: redacted segments, check results, flags, score and tone."""
+
+    call: str
+    duration: float
+    segments: tuple[Segment, ...]
+    checks: tuple[CheckResult, ...]
+    flags: tuple[Flag, ...]
+    score: float  # 0-100, weighted by the playbook
+    tone: tuple[ToneReading, ...] = ()
+    redacted: bool = True
