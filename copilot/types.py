@@ -161,3 +161,19 @@ class CallReview:
     score: float  # 0-100, weighted by the playbook
     tone: tuple[ToneReading, ...] = ()
     redacted: bool = True
+
+
+@dataclass(frozen=True)
+class Script:
+    """A standard phrase quoted by a handbook (or added by a person), with the moment it answers."""
+
+    id: str
+    text: str
+    situation: str  # the handbook's own words for the moment, e.g. 遇到用户讲方言无法听懂时
+    situation_key: str  # silent_line, weak_voice, dialect, angry_caller ... ("" when unknown)
+    stage: str  # opening, verification, diagnosis, hold, resolution, closing, any
+    kind: Literal["script", "forbidden"] = "script"  # forbidden: a phrase the handbook says to avoid
+    source: str = ""
+    section: str = ""
+    passage_id: str = ""
+    origin: Literal["handbook", "custom"] = "handbook"
