@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from copilot.errors import CopilotError
 
 # Order is the order of `copilot --help`.
-COMMAND_MODULES: tuple[str, ...] = ("copilot.commands.models", "copilot.commands.check", "copilot.commands.review")
+COMMAND_MODULES: tuple[str, ...] = ("copilot.commands.models", "copilot.commands.check", "copilot.commands.review", "copilot.commands.ingest", "copilot.commands.index", "copilot.commands.search", "copilot.commands.evaluate")
 
 
 def build_parser() -> argparse.ArgumentParser:
