@@ -39,7 +39,7 @@ def _clean_evidence(evidence: tuple[Evidence, ...], clean: Callable[[str], str])
 
 
 def _tone(transcript: Transcript) -> tuple[ToneReading, ...]:
-    readings = []
+    readings: list[ToneReading] = []
     for segment in transcript.segments:
         if segment.speaker == "customer":
             label = customer_emotion(segment.text)
@@ -70,7 +70,9 @@ def review_call(
         flags=tuple(dataclasses.replace(f, evidence=_clean_evidence(f.evidence, clean)) for f in flags),
         score=score,
         tone=tuple(
-            dataclasses.replace(t, label=dataclasses.replace(t.label, evidence=tuple(map(clean, t.label.evidence))))
+            dataclasses.replace(
+                t, label=dataclasses.replace(t.label, evidence=tuple(map(clean, t.label.evidence)))
+            )
             for t in tone
         ),
         redacted=options.redact,
@@ -103,7 +105,12 @@ def _t(seconds: float) -> float:
 
 
 def evidence_dict(evidence: Evidence) -> dict[str, Any]:
-    return {"start": _t(evidence.start), "end": _t(evidence.end), "speaker": evidence.speaker, "text": evidence.text}
+    return {
+        "start": _t(evidence.start),
+        "end": _t(evidence.end),
+        "speaker": evidence.speaker,
+        "text": evidence.text,
+    }
 
 
 def clause_dict(clause: Clause) -> dict[str, Any]:
@@ -140,7 +147,8 @@ def review_dict(review: CallReview) -> dict[str, Any]:
         "call": review.call,
         "duration": _t(review.duration),
         "segments": [
-            {"speaker": s.speaker, "start": _t(s.start), "end": _t(s.end), "text": s.text} for s in review.segments
+            {"speaker": s.speaker, "start": _t(s.start), "end": _t(s.end), "text": s.text}
+            for s in review.segments
         ],
         "checks": [check_dict(c) for c in review.checks],
         "flags": [flag_dict(f) for f in review.flags],

@@ -53,7 +53,7 @@ _SATISFIED = [
 _SATISFIED_NEGATED = re.compile(r"不(太)?(满意|可以|错过)|谢谢你们(啊|了)?[!！]|没问题[?？]|不是很满意")
 
 _IMPATIENT = [
-    r"(说|讲|告诉您|告诉你)了(几|多少|好几|N)(遍|次)", r"快(点|些)说", r"(听|看)不懂(吗|啊|么)?",
+    r"(说|讲|告诉您|告诉你)了[几多少好一二两三四五六七八九十0-9]+(遍|次)", r"快(点|些)说", r"(听|看)不懂(吗|啊|么)?",
     r"有完没完", r"烦不烦", r"到底(要|想)不(要|想)", r"我(很|这)?忙", r"别(再)?问了", r"行了行了",
     r"还有事吗[?？]?$",
 ]  # fmt: skip
@@ -204,7 +204,7 @@ def customer_emotion(
         positive = _snownlp_positive(text)
         if positive is not None:
             if positive < 0.2 and (angry or anxious):
-                top = "angry" if scores["angry"] >= scores["anxious"] else "anxious"
+                top: CustomerEmotion = "angry" if scores["angry"] >= scores["anxious"] else "anxious"
                 scores[top] += 0.3
                 evidence[top].append(f"snownlp 正面概率 {positive:.2f}")
             elif positive > 0.8 and satisfied:
@@ -241,5 +241,7 @@ def agent_tone(text: str) -> list[ToneLabel]:
     ):
         found = [m.group() for p in patterns if (m := re.search(p, text))]
         if found:
-            labels.append(ToneLabel(label=name, score=min(1.0, 0.5 * len(found) + 0.3), evidence=tuple(found)))
+            labels.append(
+                ToneLabel(label=name, score=min(1.0, 0.5 * len(found) + 0.3), evidence=tuple(found))
+            )
     return labels

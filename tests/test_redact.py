@@ -9,7 +9,18 @@ from hypothesis import strategies as st
 
 from copilot.redact import MASKS, find_pii, redact
 
-SPOKEN = {"0": "零", "1": "幺", "2": "二", "3": "三", "4": "四", "5": "五", "6": "六", "7": "七", "8": "八", "9": "九"}
+SPOKEN = {
+    "0": "零",
+    "1": "幺",
+    "2": "二",
+    "3": "三",
+    "4": "四",
+    "5": "五",
+    "6": "六",
+    "7": "七",
+    "8": "八",
+    "9": "九",
+}
 
 
 def test_mobile_written_and_spoken_forms_are_masked() -> None:
@@ -64,7 +75,11 @@ def _spell(number: str, style: str) -> str:
 
 
 @settings(max_examples=200)
-@given(mobiles, st.sampled_from(["plain", "spoken", "dashed", "spaced"]), st.sampled_from(["我的号码是", "打", ""]))
+@given(
+    mobiles,
+    st.sampled_from(["plain", "spoken", "dashed", "spaced"]),
+    st.sampled_from(["我的号码是", "打", ""]),
+)
 def test_generated_mobiles_never_survive(number: str, style: str, prefix: str) -> None:
     out = redact(f"{prefix}{_spell(number, style)}，谢谢")
     assert number not in "".join(c for c in out if c.isdigit())
@@ -91,5 +106,7 @@ def test_generated_card_and_id_numbers_are_masked(body: str, id_with_x: bool) ->
     st.sampled_from(["XQB", "BCD-", "KFR-", "JSQ"]),
 )
 def test_prices_dates_and_models_untouched(price: int, year: int, month: int, day: int, model: str) -> None:
-    text = f"型号{model}{price}，价格{price}元，{year}年{month}月{day}日购买，{year}-{month:02d}-{day:02d}安装。"
+    text = (
+        f"型号{model}{price}，价格{price}元，{year}年{month}月{day}日购买，{year}-{month:02d}-{day:02d}安装。"
+    )
     assert redact(text) == text

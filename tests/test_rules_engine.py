@@ -13,7 +13,17 @@ from copilot.transcript_io import read_transcript
 from copilot.types import Segment, Transcript
 from tests.fakes_embedding import HashEmbedder
 
-CHECK_IDS = ["greeting", "recap", "hold", "apology", "closing", "forbidden", "speech_rate", "interruption", "silence"]
+CHECK_IDS = [
+    "greeting",
+    "recap",
+    "hold",
+    "apology",
+    "closing",
+    "forbidden",
+    "speech_rate",
+    "interruption",
+    "silence",
+]
 
 
 def agent(start: float, end: float, text: str) -> Segment:
@@ -143,7 +153,9 @@ def test_apology_must_follow_anger_within_two_agent_turns() -> None:
         agent(6.0, 8.0, "请问购买日期是哪天？"),
         agent(9.0, 11.0, "非常抱歉给您带来不便。"),
     )
-    timely = call(angry, agent(3.5, 5.0, "请问您的订单号是多少？"), agent(6.0, 8.0, "我非常理解您的心情，非常抱歉。"))
+    timely = call(
+        angry, agent(3.5, 5.0, "请问您的订单号是多少？"), agent(6.0, 8.0, "我非常理解您的心情，非常抱歉。")
+    )
     assert not results(late)["apology"]
     assert results(timely)["apology"]
     flags = default_engine().call_flags(late)

@@ -168,18 +168,18 @@ class RuleEngine:
         """Raised on the agent turn that used up the allowance without the required response."""
         flags = []
         for trigger in self._triggers(params, [*history, segment]):
-            if not trigger.answered and trigger.replies and trigger.replies[-1] is segment:
-                if len(trigger.replies) == params.within_agent_turns:
-                    flags.append(
-                        Flag(
-                            rule=check.id,
-                            kind="missing_response",
-                            severity=check.severity,
-                            message=check.message,
-                            evidence=(evidence_of(trigger.segment), *map(evidence_of, trigger.replies)),
-                            clause=check.clause,
-                        )
+            due = bool(trigger.replies) and trigger.replies[-1] is segment
+            if not trigger.answered and due and len(trigger.replies) == params.within_agent_turns:
+                flags.append(
+                    Flag(
+                        rule=check.id,
+                        kind="missing_response",
+                        severity=check.severity,
+                        message=check.message,
+                        evidence=(evidence_of(trigger.segment), *map(evidence_of, trigger.replies)),
+                        clause=check.clause,
                     )
+                )
         return flags
 
     # --- whole call -----------------------------------------------------------------------------
@@ -226,7 +226,9 @@ class RuleEngine:
     def _result_from_flags(check: Check, flags: Sequence[Flag]) -> CheckResult:
         evidence = tuple(dict.fromkeys(e for f in flags for e in f.evidence))
         message = "；".join(f.message for f in flags) if flags else ""
-        return CheckResult(id=check.id, passed=not flags, evidence=evidence, clause=check.clause, message=message)
+        return CheckResult(
+            id=check.id, passed=not flags, evidence=evidence, clause=check.clause, message=message
+        )
 
     def _stage(self, check: Check, params: StageParams, agent: Sequence[Segment]) -> CheckResult:
         if params.where == "first_agent_turn":
@@ -238,11 +240,13 @@ class RuleEngine:
         if params.where == "any_agent_turn":
             hit = next((s for s in window if all(matches(c, s.text) for c in params.require)), None)
             passed = hit is not None
-            evidence = (evidence_of(hit),) if hit else ()
+            evidence: tuple[Evidence, ...] = (evidence_of(hit),) if hit else ()
         else:
             missing = [c.name for c in params.require if not any(matches(c, s.text) for s in window)]
             passed = bool(window) and not missing
-            evidence = tuple(evidence_of(s) for s in window if any(matches(c, s.text) for c in params.require))
+            evidence = tuple(
+                evidence_of(s) for s in window if any(matches(c, s.text) for c in params.require)
+            )
             if not passed:
                 evidence = tuple(evidence_of(s) for s in window)
         return CheckResult(check.id, passed, evidence, check.clause, "" if passed else check.message)
@@ -255,9 +259,9 @@ class RuleEngine:
             cue = params.trigger_cues is not None and matches(params.trigger_cues, segment.text)
             if not cue and self._emotion(segment.text) not in params.trigger_emotions:
                 continue
-            replies = tuple(
-                s for s in segments if s.speaker == "agent" and s.start > segment.start
-            )[: params.within_agent_turns]
+            replies = tuple(s for s in segments if s.speaker == "agent" and s.start > segment.start)[
+                : params.within_agent_turns
+            ]
             answered = any(matches(params.response, s.text) for s in replies)
             triggers.append(_Trigger(segment, replies, answered))
         return triggers
@@ -267,10 +271,14 @@ class RuleEngine:
         failed = [t for t in triggers if not t.answered]
         if failed:
             evidence = tuple(
-                dict.fromkeys(e for t in failed for e in (evidence_of(t.segment), *map(evidence_of, t.replies)))
+                dict.fromkeys(
+                    e for t in failed for e in (evidence_of(t.segment), *map(evidence_of, t.replies))
+                )
             )
             return CheckResult(check.id, False, evidence, check.clause, check.message)
-        evidence = tuple(evidence_of(s) for t in triggers for s in t.replies if matches(params.response, s.text))
+        evidence = tuple(
+            evidence_of(s) for t in triggers for s in t.replies if matches(params.response, s.text)
+        )
         return CheckResult(check.id, True, evidence, check.clause)
 
     @staticmethod
@@ -307,11 +315,17 @@ class RuleEngine:
 
     def _silence(self, check: Check, params: SilenceParams, segments: Sequence[Segment]) -> CheckResult:
         dead = [
-            g for g in gaps(segments, params.max_gap_s) if self._announcement(g, segments, params.announce) is None
+            g
+            for g in gaps(segments, params.max_gap_s)
+            if self._announcement(g, segments, params.announce) is None
         ]
         message = "；".join(f"冷场 {g.seconds:.1f} 秒" for g in dead)
         return CheckResult(
-            check.id, not dead, tuple(map(_gap_evidence, dead)), check.clause, message and f"{message}：{check.message}"
+            check.id,
+            not dead,
+            tuple(map(_gap_evidence, dead)),
+            check.clause,
+            message and f"{message}：{check.message}",
         )
 
     def _speech_rate(self, check: Check, params: SpeechRateParams, agent: Sequence[Segment]) -> CheckResult:
@@ -336,9 +350,10 @@ class RuleEngine:
             if isinstance(params, StageParams):
                 if not self._stage(check, params, agent).passed:
                     missing.append(check.id)
-            elif isinstance(params, SequenceParams):
-                if any(not t.answered for t in self._triggers(params, segments)):
-                    missing.append(check.id)
+            elif isinstance(params, SequenceParams) and any(
+                not t.answered for t in self._triggers(params, segments)
+            ):
+                missing.append(check.id)
         return missing
 
     def score(self, results: Sequence[CheckResult]) -> float:

@@ -22,7 +22,7 @@ _SPOKEN_CHAR = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fffA-Za-z0-9]")
 class TextEmbedder(Protocol):
     """The part of ``copilot.embedding.Embedder`` the semantic operator needs."""
 
-    def embed(self, texts: Sequence[str], *, kind: Literal["query", "passage"] = "query") -> np.ndarray: ...
+    def embed(self, texts: Sequence[str], *, kind: Literal["query", "passage"]) -> np.ndarray: ...
 
 
 @dataclass(frozen=True)

@@ -244,7 +244,8 @@ def _params(kind: str, table: dict[str, Any], cues: Mapping[str, CueSet], where:
         require = tuple(_ref(cues, r, f"{where}.require") for r in _strings(table.get("require"), where))
         if not require:
             raise PlaybookError(f"{where}.require must name at least one cue set")
-        return StageParams(stage_where, require, int(_float(table, "last_n", where, 3)))
+        chosen: StageWhere = stage_where  # type: ignore[assignment]  # checked against StageWhere above
+        return StageParams(chosen, require, int(_float(table, "last_n", where, 3)))
     if kind == "phrases":
         items = []
         for i, raw in enumerate(table.get("items") or []):
@@ -310,7 +311,9 @@ def _params(kind: str, table: dict[str, Any], cues: Mapping[str, CueSet], where:
         return params
     if kind == "overlap":
         return OverlapParams(min_overlap_s=_float(table, "min_overlap_s", where, 0.5))
-    raise PlaybookError(f"{where}: unknown check kind {kind!r} (expected one of {', '.join(get_args(CheckKind))})")
+    raise PlaybookError(
+        f"{where}: unknown check kind {kind!r} (expected one of {', '.join(get_args(CheckKind))})"
+    )
 
 
 def parse_playbook(data: Any, source: str = "") -> Playbook:

@@ -1,0 +1,66 @@
+"""Customer emotion and agent tone from words, and voice features from audio."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from copilot.tone import SAMPLE_RATE, VoiceFeatures, agent_tone, customer_emotion, voice_features
+from tests.fakes_embedding import HashEmbedder
+
+
+@pytest.mark.parametrize(
+    ("text", "label"),
+    [
+        ("我上个月买的冰箱不制冷了，里面的东西全坏了，你们这是什么质量！", "angry"),
+        ("什么叫没什么大不了？我要投诉你们！", "angry"),
+        ("家里漏水了，师傅能不能尽快来？我很着急。", "anxious"),
+        ("可以，谢谢。", "satisfied"),
+        ("那什么时候能来修？", "neutral"),  # snownlp alone calls this negative
+        ("对，就是这样。", "neutral"),
+        ("我对这次维修很不满意。", "angry"),
+    ],
+)
+def test_customer_emotion_from_words(text: str, label: str) -> None:
+    reading = customer_emotion(text)
+    assert reading.label == label
+    assert label == "neutral" or reading.evidence
+
+
+def test_agent_tone_labels_with_evidence() -> None:
+    labels = {t.label: t for t in agent_tone("随便你，我都说了三遍了，你怎么用也不会？")}
+    assert set(labels) == {"dismissive", "impatient", "aggressive"}
+    assert all(t.evidence for t in labels.values())
+    assert agent_tone("好的，我马上帮您登记，请您稍等。") == []
+
+
+def _tone(freq: float, amplitude: float, seconds: float = 1.0) -> np.ndarray:
+    t = np.arange(int(seconds * SAMPLE_RATE)) / SAMPLE_RATE
+    return (amplitude * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+
+
+def test_voice_features_measure_pitch_and_energy() -> None:
+    low = voice_features(_tone(120.0, 0.05))
+    high = voice_features(_tone(220.0, 0.4))
+    assert low.pitch_hz == pytest.approx(120.0, rel=0.05)
+    assert high.pitch_hz == pytest.approx(220.0, rel=0.05)
+    assert high.rms_db - low.rms_db == pytest.approx(18.1, abs=0.5)
+    assert voice_features(np.zeros(SAMPLE_RATE, dtype=np.float32)).pitch_hz == 0.0
+
+
+def test_raised_voice_strengthens_anger_but_never_invents_satisfaction() -> None:
+    baseline = VoiceFeatures(rms_db=-30.0, pitch_hz=150.0, voiced_ratio=0.8)
+    raised = VoiceFeatures(rms_db=-20.0, pitch_hz=190.0, voiced_ratio=0.8)
+    words_only = customer_emotion("你们怎么回事，我要投诉")
+    with_voice = customer_emotion("你们怎么回事，我要投诉", voice=raised, baseline=baseline)
+    assert with_voice.label == "angry" and with_voice.score > words_only.score
+    assert any("dB" in e for e in with_voice.evidence)
+    assert customer_emotion("那什么时候能来修", voice=raised, baseline=baseline).label == "anxious"
+    assert customer_emotion("那什么时候能来修", voice=baseline, baseline=baseline).label == "neutral"
+
+
+def test_prototypes_decide_lines_without_cues() -> None:
+    reading = customer_emotion("师傅修得很好，我很满意啊", embedder=HashEmbedder())  # cue: 满意
+    assert reading.label == "satisfied"
+    plain = customer_emotion("请问维修需要带发票吗？", embedder=HashEmbedder())
+    assert plain.label == "neutral"
