@@ -93,9 +93,7 @@ def transcript_to_dict(transcript: Transcript, *, redacted: bool = True) -> dict
     }
 
 
-def write_transcript(
-    transcript: Transcript, path: str | os.PathLike[str], *, redacted: bool = True
-) -> None:
+def write_transcript(transcript: Transcript, path: str | os.PathLike[str], *, redacted: bool = True) -> None:
     """Write ``transcript`` as UTF-8 JSON (redacted by default: transcripts are customer data)."""
     Path(path).write_text(
         json.dumps(transcript_to_dict(transcript, redacted=redacted), ensure_ascii=False, indent=1) + "\n",

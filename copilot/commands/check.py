@@ -23,8 +23,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "(--file). Every flag cites the handbook clause it rests on. Text in the output is redacted.",
     )
     parser.add_argument("texts", nargs="*", metavar="TEXT", help="utterances to check")
-    parser.add_argument("--file", dest="list_file", help="one utterance per line ('-': stdin); JSONL with --json")
-    parser.add_argument("--role", choices=("agent", "customer"), default="agent", help="who said it (default agent)")
+    parser.add_argument(
+        "--file", dest="list_file", help="one utterance per line ('-': stdin); JSONL with --json"
+    )
+    parser.add_argument(
+        "--role", choices=("agent", "customer"), default="agent", help="who said it (default agent)"
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object per utterance")
     parser.add_argument("--playbook", help="playbook YAML (default: knowledge/playbook.yaml)")
     parser.add_argument(
