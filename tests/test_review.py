@@ -9,7 +9,7 @@ import pytest
 
 from copilot.cli import main
 from copilot.errors import AudioError
-from copilot.review import review_call, review_dict, review_file
+from copilot.review import ReviewOptions, review_call, review_dict, review_file
 from copilot.transcript_io import transcript_from_dict
 
 PHONE = "13912345678"
@@ -47,7 +47,7 @@ def test_review_redacts_everything_it_returns() -> None:
     )
     out = json.dumps(review_dict(review_call(transcript)), ensure_ascii=False)
     assert PHONE not in out and "五六七八" not in out and "[手机号]" in out
-    raw = review_call(transcript, options=__import__("copilot.review").review.ReviewOptions(redact=False))
+    raw = review_call(transcript, options=ReviewOptions(redact=False))
     assert PHONE in raw.segments[1].text
 
 
