@@ -1,0 +1,631 @@
+"""Review many calls into the database and a report folder: resumable, atomic per call, interruptible.
+
+``run()`` is the library function; ``add_batch_arguments()`` and ``run_batch()`` let ``copilot review``
+grow a batch mode (``--out DIR``). The review itself is injected: ``review_one(path) -> review`` where the
+review has the attributes of :class:`copilot.store.ReviewLike` (``copilot.types.CallReview`` does).
+
+Guarantees:
+- resumable: a call whose content hash and configuration hash are stored already is skipped (its report
+  is rewritten from the database if missing) unless ``force``;
+- one bad file is reported (what, why) and the batch goes on; the exit status says whether any failed;
+- nothing half-written: one database transaction per call, report files renamed into place;
+- SIGTERM / Ctrl-C: the call under way is finished and stored, then the batch stops (a second signal
+  aborts it at once; its transaction rolls back) and exits non-zero.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import glob
+import importlib
+import json
+import signal
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from copilot.config import Config
+from copilot.errors import ConfigError, CopilotError
+from copilot.metadata import DEFAULT_NAME_PATTERN, CallMetadata, MetadataSource, load_metadata
+from copilot.store import Provenance, ReviewLike, Store, StoredCall, content_hash, provenance
+
+Engine = Literal["local", "ray"]
+ReviewOne = Callable[[Path], ReviewLike]
+
+AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".m4a", ".ogg", ".opus", ".aac", ".wma", ".amr", ".webm", ".mp4")
+CALL_SUFFIXES = (".json", *AUDIO_SUFFIXES)  # what a folder given as input is searched for
+SIDECAR_MARK = ".meta."  # NAME.meta.json is metadata, not a call
+EXIT_FAILED = 1  # some input could not be reviewed
+EXIT_SIGNAL_BASE = 128  # shell convention: 128 + signal number
+SECONDS_PER_MINUTE = 60.0
+CALLS_DIR = "calls"
+SUMMARY_FILE = "batch.json"
+DASHBOARD_FILE = "index.html"
+CSV_FILE = "reviews.csv"
+JSON_FILE = "reviews.json"
+
+
+class BatchAborted(BaseException):
+    """A second signal: stop at once (BaseException so that per-call error handling lets it through)."""
+
+
+@dataclass(frozen=True)
+class BatchOptions:
+    out_dir: Path
+    force: bool = False  # review again even what is stored for this content and configuration
+    engine: Engine = "local"
+    address: str = ""  # Ray cluster address; "" starts a local cluster
+    workers: int = 0  # Ray workers (one model-loading actor each); 0 = all CPUs of the cluster
+    meta_file: str = ""  # sidecar CSV/JSON with agent/team/queue/date (see copilot.metadata)
+    meta_pattern: str = DEFAULT_NAME_PATTERN  # regex with named groups over the file name; "" = none
+    progress: bool = True  # tqdm bar with ETA on stderr
+    reports: bool = True  # write per-call HTML/JSON, the dashboard and exports
+    redact: bool = True  # privacy: mask personal numbers in what is stored and shown
+
+
+@dataclass(frozen=True)
+class Job:
+    """One input to review, planned by the driver."""
+
+    path: str
+    content_hash: str
+    meta: CallMetadata
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """What reviewing one job gave: a review, or an error message (one line) with its traceback."""
+
+    result: Any | None
+    error: str = ""
+    detail: str = ""  # traceback of an unexpected (non-CopilotError) exception
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class CallOutcome:
+    file: str
+    status: Literal["reviewed", "skipped", "failed"]
+    reason: str = ""  # why it failed or was skipped
+    call_id: int | None = None
+    call: str = ""
+    score: float | None = None
+    duration: float = 0.0  # seconds of call audio
+    report: str = ""  # relative path of the HTML report inside the output folder
+    seconds: float = 0.0  # wall time spent reviewing it
+
+
+@dataclass(frozen=True)
+class BatchSummary:
+    started_at: str
+    finished_at: str
+    engine: Engine
+    workers: int
+    database: str
+    config_hash: str
+    model_versions: dict[str, str]
+    inputs: int
+    reviewed: int
+    skipped: int
+    failed: int
+    interrupted: str  # "" or the name of the signal that stopped the batch
+    review_seconds: float  # wall time of the review phase
+    call_minutes_reviewed: float
+    throughput: float  # call-minutes reviewed per wall-clock minute
+    outcomes: tuple[CallOutcome, ...] = field(default_factory=tuple)
+
+    @property
+    def exit_code(self) -> int:
+        if self.interrupted:
+            return EXIT_SIGNAL_BASE + int(getattr(signal, self.interrupted, signal.SIGTERM))
+        return EXIT_FAILED if self.failed else 0
+
+
+# ---- inputs -------------------------------------------------------------------------------------
+
+
+def _is_call(path: Path) -> bool:
+    return path.is_file() and path.suffix.lower() in CALL_SUFFIXES and SIDECAR_MARK not in path.name
+
+
+def expand_inputs(patterns: Sequence[str]) -> tuple[list[Path], list[tuple[str, str]]]:
+    """Files named by paths, folders (searched recursively) and globs (``**`` allowed), de-duplicated
+    in order; plus (pattern, reason) for each argument that names nothing."""
+    files: dict[Path, None] = {}
+    missing: list[tuple[str, str]] = []
+    for pattern in patterns:
+        path = Path(pattern).expanduser()
+        if glob.has_magic(pattern):
+            found = [Path(p) for p in sorted(glob.glob(str(path), recursive=True))]
+            found = [f for f in found if _is_call(f)]
+        elif path.is_dir():
+            found = sorted(f for f in path.rglob("*") if _is_call(f))
+        elif path.exists() or path.is_symlink():
+            found = [path]  # named explicitly: reviewed (or reported) whatever its suffix
+        else:
+            missing.append((pattern, "no such file"))
+            continue
+        if not found:
+            missing.append((pattern, "matches no call files (" + ", ".join(CALL_SUFFIXES[:3]) + ", ...)"))
+        for f in found:
+            files.setdefault(f.resolve(), None)
+    return list(files), missing
+
+
+# ---- reviewing ----------------------------------------------------------------------------------
+
+
+def attempt(review_one: ReviewOne, path: Path) -> Attempt:
+    """Review one file, turning any exception into a one-line reason (the batch must go on)."""
+    started = time.perf_counter()
+    try:
+        result = review_one(path)
+    except CopilotError as e:
+        return Attempt(None, f"{type(e).__name__}: {e}", "", time.perf_counter() - started)
+    except Exception as e:  # a bug or an unexpected library error: keep its traceback for the log
+        return Attempt(
+            None, f"{type(e).__name__}: {e}", traceback.format_exc(), time.perf_counter() - started
+        )
+    return Attempt(result, "", "", time.perf_counter() - started)
+
+
+def warm(review_one: ReviewOne) -> None:
+    """Load models before the first call when the reviewer can (see :class:`PipelineReviewer`)."""
+    load = getattr(review_one, "warm", None)
+    if callable(load):
+        load()
+
+
+def local_engine(
+    jobs: Sequence[Job], review_one: ReviewOne, stop: threading.Event
+) -> Iterator[tuple[Job, Attempt]]:
+    warm(review_one)
+    for job in jobs:
+        if stop.is_set():
+            return
+        yield job, attempt(review_one, Path(job.path))
+
+
+class PipelineReviewer:
+    """``review_one`` for the real pipeline, loading the rule engine (and ASR for audio) once per process.
+
+    Picklable: it carries only the configuration, so Ray ships it to each worker, where the models are
+    loaded on first use (or by :meth:`warm`) and kept for every later call.
+    """
+
+    def __init__(self, config: Config, playbook: str | None = None) -> None:
+        self.config = config
+        self.playbook = playbook
+        self._engine: Any = None
+        self._transcribe: Any = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"config": self.config, "playbook": self.playbook, "_engine": None, "_transcribe": None}
+
+    def warm(self) -> None:
+        """Load the rule engine and, by reviewing a one-line call, the lexicons the checks load lazily."""
+        from copilot.review import ReviewOptions, review_call
+        from copilot.rules import RuleEngine, load_playbook
+        from copilot.types import Segment, Transcript
+
+        if self._engine is None:
+            engine = RuleEngine(load_playbook(self.playbook))
+            probe = Transcript("warm-up", 1.0, (Segment("customer", 0.0, 1.0, "你好"),))
+            review_call(probe, engine=engine, options=ReviewOptions())
+            # copilot.tone imports snownlp only when a cue list is undecided; that import loads its
+            # models (~10 s here), so pay it now, once per process, not inside the first call's timing.
+            with contextlib.suppress(ImportError):
+                importlib.import_module("snownlp")
+            self._engine = engine
+
+    def _transcriber(self) -> Any:
+        if self._transcribe is None:
+            from copilot.asr import load_transcriber
+            from copilot.transcription import transcribe_file
+
+            transcriber = load_transcriber(self.config.asr)
+            asr = self.config.asr
+            self._transcribe = lambda path: transcribe_file(path, asr, transcriber)
+        return self._transcribe
+
+    def __call__(self, path: Path) -> ReviewLike:
+        from copilot.review import TRANSCRIPT_SUFFIXES, ReviewOptions, review_file
+
+        self.warm()
+        audio = path.suffix.lower() not in TRANSCRIPT_SUFFIXES
+        return review_file(
+            path,
+            engine=self._engine,
+            options=ReviewOptions(redact=self.config.privacy.redact),
+            transcribe=self._transcriber() if audio else None,
+        )
+
+
+# ---- signals ------------------------------------------------------------------------------------
+
+
+class _SignalStop:
+    """First SIGTERM/SIGINT: finish the current call, then stop. Second: abort at once."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.signal_name = ""
+        self._previous: dict[int, Any] = {}
+
+    def _handle(self, signum: int, _frame: Any) -> None:
+        if self.event.is_set():
+            raise BatchAborted(signal.Signals(signum).name)
+        self.signal_name = signal.Signals(signum).name
+        self.event.set()
+        print(
+            f"\ncopilot: {self.signal_name}: finishing the call under way, then stopping "
+            "(send it again to abort now)",
+            file=sys.stderr,
+        )
+
+    def __enter__(self) -> _SignalStop:
+        if threading.current_thread() is threading.main_thread():  # handlers only install there
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+
+# ---- the batch ----------------------------------------------------------------------------------
+
+
+@dataclass
+class _Plan:
+    jobs: list[Job]
+    outcomes: dict[str, CallOutcome]  # decided before reviewing: failed inputs and skips
+    order: list[str]  # input order for the summary
+
+
+def _plan(
+    patterns: Sequence[str], store: Store, prov: Provenance, meta: MetadataSource, force: bool
+) -> tuple[_Plan, dict[str, int]]:
+    files, missing = expand_inputs(patterns)
+    outcomes: dict[str, CallOutcome] = {p: CallOutcome(p, "failed", reason) for p, reason in missing}
+    order = [p for p, _ in missing]
+    hashed: list[Job] = []
+    for path in files:
+        key = str(path)
+        order.append(key)
+        try:
+            digest = content_hash(path)
+            call_meta = meta.for_file(path)
+        except OSError as e:
+            outcomes[key] = CallOutcome(key, "failed", f"cannot read: {e.strerror or e}")
+            continue
+        except CopilotError as e:
+            outcomes[key] = CallOutcome(key, "failed", f"{type(e).__name__}: {e}")
+            continue
+        hashed.append(Job(key, digest, call_meta))
+    done = store.reviewed((j.content_hash for j in hashed), prov.config_hash)
+    jobs: list[Job] = []
+    already: dict[str, int] = {}
+    first_with: dict[str, str] = {}
+    for job in hashed:
+        if job.content_hash in first_with:
+            outcomes[job.path] = CallOutcome(
+                job.path, "skipped", f"same content as {first_with[job.content_hash]}"
+            )
+            continue
+        first_with[job.content_hash] = job.path
+        if job.content_hash in done and not force:
+            already[job.path] = done[job.content_hash]
+            continue
+        jobs.append(job)
+    return _Plan(jobs, outcomes, order), already
+
+
+class _Reports:
+    """Per-call report files under ``DIR/calls`` and the batch files at ``DIR``."""
+
+    def __init__(self, out_dir: Path, enabled: bool) -> None:
+        self.out_dir = out_dir
+        self.enabled = enabled
+
+    def call_report(self, call: StoredCall, *, rewrite: bool) -> str:
+        """Write the call's HTML and JSON (unless present and not ``rewrite``); returns the HTML's path."""
+        from copilot.report import atomic_write_text, call_json, render_call_html, report_stem
+
+        stem = report_stem(call.summary.name, call.summary.content_hash)
+        relative = f"{CALLS_DIR}/{stem}.html"
+        if not self.enabled:
+            return ""
+        html_path = self.out_dir / relative
+        if rewrite or not html_path.is_file():
+            atomic_write_text(
+                html_path.with_suffix(".json"),
+                json.dumps(call_json(call), ensure_ascii=False, indent=1) + "\n",
+            )
+            atomic_write_text(html_path, render_call_html(call))
+        return relative
+
+
+def _progress(total: int, enabled: bool) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(
+        total=total, desc="review", unit="call", file=sys.stderr, disable=not enabled, dynamic_ncols=True
+    )
+
+
+def _engine_iter(
+    jobs: Sequence[Job], review_one: ReviewOne, options: BatchOptions, stop: threading.Event
+) -> Iterator[tuple[Job, Attempt]]:
+    if options.engine == "ray":
+        from copilot.distributed import ray_engine
+
+        return ray_engine(jobs, review_one, address=options.address, workers=options.workers, stop=stop)
+    return local_engine(jobs, review_one, stop)
+
+
+def run(
+    patterns: Sequence[str],
+    review_one: ReviewOne,
+    options: BatchOptions,
+    config: Config,
+    *,
+    store: Store | None = None,
+    extra_provenance: dict[str, Any] | None = None,
+) -> BatchSummary:
+    """Review every call named by ``patterns`` into the store and ``options.out_dir``."""
+    from copilot.report import remove_partials
+
+    started_at = datetime.now(UTC).isoformat(timespec="seconds")
+    own_store = store is None
+    store = store or Store.open(config=config.store)
+    prov = provenance(config, extra_provenance)
+    meta = load_metadata(options.meta_file or None, options.meta_pattern or None)
+    out_dir = options.out_dir
+    out_dir.mkdir(parents=True, exist_ok=True)
+    remove_partials(out_dir)
+    reports = _Reports(out_dir, options.reports)
+    try:
+        plan, already = _plan(patterns, store, prov, meta, options.force)
+        outcomes = plan.outcomes
+        for path, call_id in already.items():
+            stored = store.load_call(call_id)
+            outcomes[path] = CallOutcome(
+                path,
+                "skipped",
+                "already reviewed with this configuration",
+                call_id,
+                stored.summary.name,
+                stored.summary.score,
+                stored.summary.duration,
+                reports.call_report(stored, rewrite=False),
+            )
+        review_started = time.perf_counter()
+        with _SignalStop() as stopper, _progress(len(plan.jobs), options.progress) as bar:
+            failed = 0
+            try:
+                for job, result in _engine_iter(plan.jobs, review_one, options, stopper.event):
+                    outcomes[job.path] = _record(job, result, store, prov, options, reports)
+                    if outcomes[job.path].status == "failed":
+                        failed += 1
+                        bar.set_postfix(failed=failed)
+                        tqdm_write(f"copilot: failed: {job.path}: {outcomes[job.path].reason}")
+                        if result.detail:
+                            tqdm_write(result.detail.rstrip())
+                    bar.update(1)
+            except BatchAborted:
+                pass  # the signal name is already recorded; the aborted call's transaction rolled back
+        review_seconds = time.perf_counter() - review_started
+        for job in plan.jobs:
+            outcomes.setdefault(
+                job.path, CallOutcome(job.path, "failed", "not reviewed: the batch was stopped")
+            )
+        summary = _summary(
+            plan, outcomes, started_at, options, store, prov, stopper.signal_name, review_seconds
+        )
+        if options.reports:
+            _write_batch_files(summary, store, out_dir)
+        return summary
+    finally:
+        if own_store:
+            store.close()
+
+
+def tqdm_write(message: str) -> None:
+    from tqdm import tqdm
+
+    tqdm.write(message, file=sys.stderr)
+
+
+def _record(
+    job: Job, result: Attempt, store: Store, prov: Provenance, options: BatchOptions, reports: _Reports
+) -> CallOutcome:
+    if result.result is None:
+        return CallOutcome(job.path, "failed", result.error or "no review returned", seconds=result.seconds)
+    review: ReviewLike = result.result
+    saved = store.save_review(
+        review,
+        file=job.path,
+        content_hash=job.content_hash,
+        provenance=prov,
+        meta=job.meta,
+        force=options.force,
+        redacted=options.redact,
+    )
+    stored = store.load_call(saved.call_id)
+    report = reports.call_report(stored, rewrite=True)
+    return CallOutcome(
+        job.path,
+        "reviewed",
+        "replaced an earlier review" if saved.replaced else "",
+        saved.call_id,
+        stored.summary.name,
+        stored.summary.score,
+        stored.summary.duration,
+        report,
+        result.seconds,
+    )
+
+
+def _summary(
+    plan: _Plan,
+    outcomes: dict[str, CallOutcome],
+    started_at: str,
+    options: BatchOptions,
+    store: Store,
+    prov: Provenance,
+    interrupted: str,
+    review_seconds: float,
+) -> BatchSummary:
+    ordered = tuple(outcomes[p] for p in plan.order if p in outcomes)
+    reviewed = [o for o in ordered if o.status == "reviewed"]
+    call_minutes = sum(o.duration for o in reviewed) / SECONDS_PER_MINUTE
+    return BatchSummary(
+        started_at=started_at,
+        finished_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        engine=options.engine,
+        workers=options.workers,
+        database=store.url,
+        config_hash=prov.config_hash,
+        model_versions=dict(prov.model_versions),
+        inputs=len(ordered),
+        reviewed=len(reviewed),
+        skipped=sum(o.status == "skipped" for o in ordered),
+        failed=sum(o.status == "failed" for o in ordered),
+        interrupted=interrupted,
+        review_seconds=round(review_seconds, 3),
+        call_minutes_reviewed=round(call_minutes, 3),
+        throughput=round(call_minutes / (review_seconds / SECONDS_PER_MINUTE), 3)
+        if reviewed and review_seconds > 0
+        else 0.0,
+        outcomes=ordered,
+    )
+
+
+def summary_dict(summary: BatchSummary) -> dict[str, Any]:
+    out = asdict(summary)
+    out["exit_code"] = summary.exit_code
+    return out
+
+
+def _write_batch_files(summary: BatchSummary, store: Store, out_dir: Path) -> None:
+    from copilot.report import atomic_write_text, render_dashboard_html, to_csv, to_json
+    from copilot.store import ReviewFilter
+
+    links = {o.call_id: o.report for o in summary.outcomes if o.call_id is not None and o.report}
+    ids = set(links) | {o.call_id for o in summary.outcomes if o.call_id is not None}
+    calls = [c for c in store.search(ReviewFilter(limit=max(len(ids), 1) * 2 + 1000)) if c.id in ids]
+    if len(calls) < len(ids):  # more stored calls than one page: fetch the missing ones directly
+        have = {c.id for c in calls}
+        calls += [store.load_call(i).summary for i in sorted(ids - have)]
+    failures = [(o.file, o.reason) for o in summary.outcomes if o.status == "failed"]
+    notes = [
+        f"{summary.reviewed} reviewed, {summary.skipped} skipped (already reviewed), {summary.failed} failed"
+        + (f"; stopped by {summary.interrupted}" if summary.interrupted else ""),
+        f"configuration {summary.config_hash[:12]} · models "
+        + ", ".join(f"{k}: {v}" for k, v in sorted(summary.model_versions.items())),
+    ]
+    atomic_write_text(out_dir / CSV_FILE, to_csv(calls, links))
+    atomic_write_text(out_dir / JSON_FILE, to_json(calls, links))
+    atomic_write_text(
+        out_dir / DASHBOARD_FILE,
+        render_dashboard_html(
+            calls, title=f"QA batch {summary.started_at}", links=links, failures=failures, notes=notes
+        ),
+    )
+    atomic_write_text(
+        out_dir / SUMMARY_FILE, json.dumps(summary_dict(summary), ensure_ascii=False, indent=1) + "\n"
+    )
+
+
+def format_summary(summary: BatchSummary) -> str:
+    lines = [
+        f"{summary.inputs} inputs: {summary.reviewed} reviewed, {summary.skipped} skipped, {summary.failed} failed"
+        + (f" (stopped by {summary.interrupted})" if summary.interrupted else ""),
+        f"{summary.call_minutes_reviewed:.1f} call-minutes in {summary.review_seconds:.1f} s "
+        f"= {summary.throughput:.1f} call-minutes per minute ({summary.engine})",
+    ]
+    lines += [f"  FAILED {o.file}: {o.reason}" for o in summary.outcomes if o.status == "failed"]
+    return "\n".join(lines)
+
+
+# ---- the CLI hook -------------------------------------------------------------------------------
+
+
+def add_batch_arguments(parser: argparse.ArgumentParser) -> None:
+    """The batch options of ``copilot review`` (batch mode is on when ``--out`` is given)."""
+    group = parser.add_argument_group("batch mode (with --out)")
+    group.add_argument("--out", metavar="DIR", help="review into the database and write reports to DIR")
+    group.add_argument(
+        "--force", action="store_true", help="review again calls already stored for this configuration"
+    )
+    group.add_argument(
+        "--engine", choices=("local", "ray"), default="local", help="where to review (default: local)"
+    )
+    group.add_argument("--address", default="", help="Ray cluster address (default: start a local cluster)")
+    group.add_argument(
+        "--workers", type=int, default=0, help="Ray workers, one model copy each (default: all CPUs)"
+    )
+    group.add_argument(
+        "--meta", metavar="FILE", default="", help="agent/team/queue/date per call (CSV or JSON)"
+    )
+    group.add_argument(
+        "--meta-pattern",
+        default=DEFAULT_NAME_PATTERN,
+        help="regex with named groups agent/team/queue/date over file names ('' = none)",
+    )
+    group.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def run_batch(
+    args: argparse.Namespace, review_one: ReviewOne | None = None, inputs: Sequence[str] | None = None
+) -> int:
+    """Batch mode of ``copilot review``; returns the exit status. ``inputs`` default to ``args.calls``
+    plus the lines of ``args.list_file``; ``review_one`` defaults to :class:`PipelineReviewer`."""
+    from copilot.commands._common import config_from_args, print_json, read_lines
+
+    if inputs is None:
+        inputs = list(getattr(args, "calls", []) or [])
+        if getattr(args, "list_file", None):
+            inputs += read_lines(args.list_file)
+    if not inputs:
+        raise ConfigError("no calls given (name files, folders or globs, or use --file LIST)")
+    if args.workers < 0:
+        raise ConfigError("--workers must be 0 (all CPUs) or more")
+    config = config_from_args(args)
+    playbook = getattr(args, "playbook", None)
+    extra: dict[str, Any] = {}
+    if playbook:
+        try:  # a playbook other than the configured one changes the result: it is configuration
+            extra["playbook_file_sha256"] = content_hash(Path(playbook))
+        except OSError as e:
+            raise ConfigError(f"playbook {playbook}: {e.strerror or e}") from e
+    options = BatchOptions(
+        out_dir=Path(args.out),
+        force=args.force,
+        engine=args.engine,
+        address=args.address,
+        workers=args.workers,
+        meta_file=args.meta,
+        meta_pattern=args.meta_pattern,
+        progress=not args.no_progress,
+        redact=config.privacy.redact,
+    )
+    reviewer = review_one or PipelineReviewer(config, playbook)
+    summary = run(inputs, reviewer, options, config, extra_provenance=extra)
+    if getattr(args, "json", False):
+        print_json(summary_dict(summary))
+    else:
+        print(format_summary(summary))
+        print(f"reports: {options.out_dir / DASHBOARD_FILE}")
+    with contextlib.suppress(BrokenPipeError):
+        sys.stdout.flush()
+    return summary.exit_code
