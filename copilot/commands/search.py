@@ -1,0 +1,67 @@
+"""``copilot search``: the handbook passages that answer a query (or one query per line of a file)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from copilot.commands._common import config_from_args, print_json, read_lines
+from copilot.errors import ConfigError
+from copilot.types import SearchHit
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "search",
+        help="find the handbook passages for a query (hybrid dense + BM25)",
+        description="Search the knowledge base. With --json prints a JSON list of {id, source, section, text, "
+        "score}; with --file, one such list per input line (JSONL), loading the models once. A missing "
+        "or stale index is rebuilt first, with a notice on stderr (or refused with --no-rebuild).",
+    )
+    parser.add_argument("query", nargs="?", help="the query text")
+    parser.add_argument("--file", help="UTF-8 file with one query per line ('-' for stdin)")
+    parser.add_argument("-k", "--top-k", type=int, dest="k", help="passages per query (default: config)")
+    parser.add_argument("--mode", choices=("hybrid", "dense", "bm25"), help="ranking (default: config)")
+    parser.add_argument(
+        "--no-rebuild", action="store_true", help="refuse a stale index instead of rebuilding"
+    )
+    parser.add_argument("--json", action="store_true", help="print JSON (JSONL with --file)")
+    parser.set_defaults(func=_run)
+
+
+def hit_dict(hit: SearchHit) -> dict[str, object]:
+    p = hit.passage
+    return {
+        "id": p.id,
+        "source": p.source,
+        "section": p.section,
+        "text": p.text,
+        "score": round(hit.score, 6),
+    }
+
+
+def _run(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from copilot.retrieval import open_retriever
+
+    if (args.query is None) == (args.file is None):
+        raise ConfigError("give either a QUERY or --file FILE")
+    if args.k is not None and args.k < 1:
+        raise ConfigError("-k must be at least 1")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    config = config_from_args(args)
+    if args.mode:
+        config = dataclasses.replace(config, retrieval=dataclasses.replace(config.retrieval, mode=args.mode))
+    queries = read_lines(args.file) if args.file else [args.query]
+    retriever = open_retriever(config, on_stale="refuse" if args.no_rebuild else "rebuild")
+    for query in queries:
+        hits = retriever.search(query, k=args.k)
+        if args.json:
+            print_json([hit_dict(h) for h in hits])
+            continue
+        print(f"# {query}")
+        for rank, hit in enumerate(hits, 1):
+            text = hit.passage.text.replace("\n", " ")
+            print(f"{rank}. [{hit.score:.4f}] {hit.passage.source} | {hit.passage.section}\n   {text[:160]}")
+    return 0
