@@ -19,7 +19,7 @@ from copilot.errors import AudioError
 from copilot.types import Role
 
 SAMPLE_RATE = 16000  # Hz: what Whisper and Silero VAD expect
-CHUNK_SECONDS = 0.5  # s: default chunk length pushed into the streaming path
+CHUNK_SECONDS = 0.2  # s: default chunk length pushed into the streaming path (bounds commit delay)
 MAX_CHANNELS = 2  # agent + customer; more channels have no role mapping
 MIN_DURATION = 0.01  # s: below this a file carries no usable audio
 

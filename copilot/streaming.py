@@ -51,6 +51,9 @@ class Vad(Protocol):
 class StreamOptions:
     threshold: float = 0.5  # Silero probability at which a frame becomes speech ("lazy 0.5" upstream)
     min_silence: float = 0.4  # s of silence that ends an utterance: the main latency knob
+    # s of silence after which the final decode starts speculatively, so the commit is ready when
+    # min_silence is reached; wasted if speech resumes. None: decode only at min_silence (offline).
+    early_silence: float | None = 0.15
     min_speech: float = 0.25  # s: shorter bursts (clicks, breaths) are dropped undecoded
     partial_interval: float = 1.0  # s between tentative decodes while someone speaks
     partials: bool = True  # False: commits only (offline replay does not need tentative text)
@@ -63,6 +66,8 @@ class StreamOptions:
             raise ValueError("threshold must be in (0, 1)")
         if self.min_silence <= 0 or self.partial_interval <= 0 or self.pad < 0:
             raise ValueError("min_silence and partial_interval must be positive, pad non-negative")
+        if self.early_silence is not None and not 0 < self.early_silence < self.min_silence:
+            raise ValueError("early_silence must be between 0 and min_silence")
         if self.max_utterance <= 2 * self.min_silence:
             raise ValueError("max_utterance must be well above min_silence")
         return self
@@ -74,6 +79,14 @@ class StreamOptions:
 @dataclass(frozen=True)
 class Partial:
     """Decode [start, end] quickly for tentative text."""
+
+    start: float
+    end: float
+
+
+@dataclass(frozen=True)
+class Prepare:
+    """Decode [start, end] now, in case a Finalize with the same bounds follows."""
 
     start: float
     end: float
@@ -95,7 +108,7 @@ class Discard:
     end: float
 
 
-Action = Partial | Finalize | Discard
+Action = Partial | Prepare | Finalize | Discard
 
 
 class EndpointPolicy:
@@ -113,6 +126,7 @@ class EndpointPolicy:
         self._speech = 0.0  # s of speech frames in the current utterance
         self._last_partial = 0.0
         self._pause_cut: float | None = None  # middle of the latest usable pause inside the utterance
+        self._prepared = False  # a Prepare was sent for the current pause
 
     @property
     def active_start(self) -> float | None:
@@ -132,6 +146,7 @@ class EndpointPolicy:
                 self._pause_cut = self._last_speech + gap / 2
             self._last_speech = t
             self._speech += self.frame
+            self._prepared = False
             if t - self._start >= o.max_utterance:
                 cut = self._pause_cut if self._pause_cut is not None else t
                 actions.append(Finalize(self._start, cut))
@@ -140,8 +155,17 @@ class EndpointPolicy:
                 actions.append(Partial(self._start, t))
                 self._last_partial = t
             return actions
-        if t - self._last_speech >= o.min_silence - 1e-9:
+        silence = t - self._last_speech
+        if silence >= o.min_silence - 1e-9:
             actions.append(self._close())
+        elif (
+            o.early_silence is not None
+            and not self._prepared
+            and silence >= o.early_silence - 1e-9
+            and self._speech >= o.min_speech - 1e-9
+        ):
+            actions.append(Prepare(self._start, self._last_speech))
+            self._prepared = True
         return actions
 
     def flush(self, t: float) -> list[Action]:
@@ -154,6 +178,7 @@ class EndpointPolicy:
         self._speech = t - start
         self._last_partial = t
         self._pause_cut = None
+        self._prepared = False
 
     def _close(self) -> Action:
         assert self._start is not None
@@ -237,6 +262,7 @@ class ChannelStream:
         self._vad_pos = 0  # samples of the buffer already seen by the VAD
         self._in_speech = False
         self._shown = False  # tentative text is on screen and needs clearing if nothing commits
+        self._prepared: tuple[Prepare, tuple[Segment, ...]] | None = None  # speculative final decode
 
     @property
     def time(self) -> float:
@@ -279,9 +305,14 @@ class ChannelStream:
         events: list[StreamEvent] = []
         last_partial = max((i for i, a in enumerate(actions) if isinstance(a, Partial)), default=-1)
         for i, action in enumerate(actions):
-            if isinstance(action, Finalize):
+            if isinstance(action, Prepare):
+                if not any(isinstance(a, Finalize | Discard) for a in actions[i + 1 :]):
+                    audio, begin = self._slice(action.start, action.end)
+                    self._prepared = (action, self._final.transcribe(audio, start_time=begin))
+            elif isinstance(action, Finalize):
                 events += self._commit(action)
             elif isinstance(action, Discard):
+                self._prepared = None
                 events += self._clear(action.start)
             elif (
                 allow_partial
@@ -310,8 +341,12 @@ class ChannelStream:
         return [TentativeText(self.speaker, action.start, text)]
 
     def _commit(self, action: Finalize) -> list[StreamEvent]:
-        audio, begin = self._slice(action.start, action.end)
-        segments = self._final.transcribe(audio, start_time=begin)
+        prepared, self._prepared = self._prepared, None
+        if prepared is not None and (prepared[0].start, prepared[0].end) == (action.start, action.end):
+            segments = prepared[1]  # decoded during the pause: the commit costs nothing now
+        else:
+            audio, begin = self._slice(action.start, action.end)
+            segments = self._final.transcribe(audio, start_time=begin)
         segment = utterance_segment(self.speaker, action.start, action.end, segments)
         if segment is None:
             return self._clear(action.start)

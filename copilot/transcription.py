@@ -28,7 +28,8 @@ class ReplayOptions:
     stream: StreamOptions = field(default_factory=StreamOptions)
 
 
-OFFLINE = ReplayOptions(stream=StreamOptions(partials=False))  # a file needs commits only, no tentative text
+# A file needs commits only: no tentative text, no speculative decodes (no one waits for them).
+OFFLINE = ReplayOptions(stream=StreamOptions(partials=False, early_silence=None))
 
 
 @dataclass(frozen=True)

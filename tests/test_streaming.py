@@ -13,6 +13,7 @@ from copilot.streaming import (
     EndpointPolicy,
     Finalize,
     Partial,
+    Prepare,
     StreamOptions,
     merge_segments,
     speech_decisions,
@@ -36,7 +37,14 @@ def run(policy: EndpointPolicy, pattern: str, flush: bool = False):
 
 
 def options(**kw) -> StreamOptions:
-    base = dict(min_silence=0.3, min_speech=0.2, partial_interval=0.5, max_utterance=2.0, cut_pause=0.2)
+    base = dict(
+        min_silence=0.3,
+        min_speech=0.2,
+        partial_interval=0.5,
+        max_utterance=2.0,
+        cut_pause=0.2,
+        early_silence=None,
+    )
     base.update(kw)
     return StreamOptions(**base)
 
@@ -84,6 +92,33 @@ def test_flush_commits_speech_in_progress():
     actions = run(EndpointPolicy(options(partials=False), frame=FRAME), "..####", flush=True)
     assert [a for _, a in actions] == [Finalize(pytest.approx(0.2), pytest.approx(0.6))]
     assert run(EndpointPolicy(options(), frame=FRAME), "....", flush=True) == []
+
+
+def test_prepare_once_per_pause_before_the_commit():
+    actions = run(EndpointPolicy(options(partials=False, early_silence=0.1), frame=FRAME), "###.###...")
+    assert [a for _, a in actions] == [
+        Prepare(pytest.approx(0.0), pytest.approx(0.3)),  # a pause starts: decode speculatively
+        Prepare(pytest.approx(0.0), pytest.approx(0.7)),  # speech resumed, so a new pause prepares again
+        Finalize(pytest.approx(0.0), pytest.approx(0.7)),
+    ]
+
+
+def test_stream_reuses_the_prepared_decode_when_the_pause_confirms_it():
+    fake = ScriptedTranscriber(SCRIPT)
+    audio = tone_track([(line.start, line.end) for line in SCRIPT], duration=10.0)
+    stream = ChannelStream("customer", fake, EnergyVad(), StreamOptions(partials=False, early_silence=0.1))
+    step = int(0.1 * SAMPLE_RATE)
+    prepared_at = committed_at = None
+    for lo in range(0, len(audio), step):
+        calls = len(fake.calls)
+        events = stream.push(audio[lo : lo + step], lo / SAMPLE_RATE)
+        if prepared_at is None and len(fake.calls) > calls:
+            prepared_at = lo / SAMPLE_RATE
+        if committed_at is None and events:
+            committed_at = lo / SAMPLE_RATE
+            assert len(fake.calls) == calls  # the commit itself needed no decode
+    assert prepared_at is not None and committed_at is not None and prepared_at < committed_at
+    assert len(fake.calls) == len(SCRIPT)
 
 
 def test_hysteresis_keeps_speech_through_a_dip():
