@@ -1,0 +1,216 @@
+"""Local LLM text generation: a one-method protocol and its transformers implementation.
+
+The suggestion stage asks for a short reply and shows it as it streams. A new customer turn makes the
+reply obsolete, so a generation in flight is cancelled through a ``threading.Event`` that a stopping
+criterion checks after every token: the model stops computing, not just the output.
+
+Every suggestion starts with the same system prompt, so its KV cache is computed once per distinct
+system prompt and copied for each request: only the changing dialogue is prefilled.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+from copilot.config import LlmConfig
+from copilot.errors import ModelError, install_hint
+
+ChatRole = Literal["system", "user", "assistant"]
+PREFIX_CACHE_SLOTS = 4  # distinct system prompts whose KV cache is kept (one per prompt variant in use)
+JOIN_TIMEOUT = 60.0  # seconds to wait for the generation thread after the stream ends or is abandoned
+
+
+@dataclass(frozen=True)
+class ChatMessage:
+    role: ChatRole
+    content: str
+
+
+class Generator(Protocol):
+    """Streams the assistant's reply to a chat, piece by piece."""
+
+    name: str
+
+    def stream(
+        self,
+        messages: Sequence[ChatMessage],
+        *,
+        max_new_tokens: int,
+        stop: threading.Event | None = None,
+    ) -> Iterator[str]: ...
+
+
+def _as_dicts(messages: Sequence[ChatMessage]) -> list[dict[str, str]]:
+    return [{"role": m.role, "content": m.content} for m in messages]
+
+
+def system_prefix(messages: Sequence[ChatMessage]) -> tuple[ChatMessage, ...]:
+    """The leading system message(s): the part of a prompt that repeats between requests."""
+    prefix: list[ChatMessage] = []
+    for message in messages:
+        if message.role != "system":
+            break
+        prefix.append(message)
+    return tuple(prefix)
+
+
+class _EventCriteria:
+    """A transformers StoppingCriteria that ends generation once any of its events is set."""
+
+    def __init__(self, *events: threading.Event) -> None:
+        self.events = events
+
+    def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+        import torch
+
+        done = any(event.is_set() for event in self.events)
+        return torch.full((input_ids.shape[0],), done, dtype=torch.bool, device=input_ids.device)
+
+
+class TransformersGenerator:
+    """Greedy decoding with a local transformers causal LM on CPU.
+
+    Safe to share between sessions: the model is read-only and each request works on its own copy
+    of the cached system prefix.
+    """
+
+    def __init__(self, config: LlmConfig, *, dtype: str = "auto") -> None:
+        # A packaged model is local; a hub id only loads for a user who sets HF_HUB_OFFLINE=0.
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        try:
+            import torch
+            import transformers
+        except ImportError as e:
+            raise ModelError(
+                f"the local LLM needs torch and transformers; {install_hint('transformers')}"
+            ) from e
+        from copilot.models.provision import resolve
+
+        self.name = config.model
+        self.config = config
+        location = resolve(config.model)
+        torch.set_num_threads(config.threads)
+        self.tokenizer: Any
+        self.model: Any
+        try:
+            self.tokenizer = transformers.AutoTokenizer.from_pretrained(location)
+            self.model = transformers.AutoModelForCausalLM.from_pretrained(
+                location, dtype=dtype if dtype == "auto" else getattr(torch, dtype)
+            )
+        except (OSError, ValueError) as e:
+            raise ModelError(f"cannot load the LLM {config.model!r} from {location}: {e}") from e
+        if not self.tokenizer.chat_template:
+            raise ModelError(f"the LLM {config.model!r} has no chat template: use an instruction-tuned model")
+        self.model.eval()
+        self._lock = threading.Lock()
+        self._prefix_caches: OrderedDict[tuple[int, ...], Any] = OrderedDict()
+
+    def encode(self, messages: Sequence[ChatMessage]) -> list[int]:
+        """Token ids of the chat, ending with the assistant's turn opener."""
+        text = self.tokenizer.apply_chat_template(
+            _as_dicts(messages), add_generation_prompt=True, tokenize=False
+        )
+        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def _prefix_ids(self, messages: Sequence[ChatMessage]) -> tuple[int, ...]:
+        prefix = system_prefix(messages)
+        if not prefix:
+            return ()
+        text = self.tokenizer.apply_chat_template(
+            _as_dicts(prefix), add_generation_prompt=False, tokenize=False
+        )
+        return tuple(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def _prefix_cache(self, prefix_ids: tuple[int, ...]) -> Any:
+        """The prefilled KV cache of a system prefix (computed on first use, then kept)."""
+        import torch
+        from transformers import DynamicCache
+
+        with self._lock:
+            cached = self._prefix_caches.get(prefix_ids)
+            if cached is not None:
+                self._prefix_caches.move_to_end(prefix_ids)
+                return cached
+        cache = DynamicCache(config=self.model.config)
+        with torch.inference_mode():
+            self.model(input_ids=torch.tensor([prefix_ids]), past_key_values=cache, use_cache=True)
+        with self._lock:
+            self._prefix_caches[prefix_ids] = cache
+            while len(self._prefix_caches) > PREFIX_CACHE_SLOTS:
+                self._prefix_caches.popitem(last=False)
+        return cache
+
+    def stream(
+        self,
+        messages: Sequence[ChatMessage],
+        *,
+        max_new_tokens: int,
+        stop: threading.Event | None = None,
+        reuse_prefix: bool = True,
+    ) -> Iterator[str]:
+        """Yield the reply as text pieces (about one per token) until done, capped, or ``stop`` is set."""
+        import torch
+        from transformers import StoppingCriteriaList, TextIteratorStreamer
+
+        if max_new_tokens < 1:
+            raise ValueError("max_new_tokens must be at least 1")
+        if not messages:
+            raise ValueError("a chat needs at least one message")
+        ids = self.encode(messages)
+        past = None
+        if reuse_prefix:
+            prefix_ids = self._prefix_ids(messages)
+            # Reuse only when the prefix tokenises identically inside the full prompt, and leave at least
+            # one token to prefill (generate needs a position to predict from).
+            if prefix_ids and tuple(ids[: len(prefix_ids)]) == prefix_ids and len(ids) > len(prefix_ids):
+                past = copy.deepcopy(self._prefix_cache(prefix_ids))
+
+        abandoned = threading.Event()  # set when the consumer leaves the loop early
+        events = (abandoned, stop) if stop is not None else (abandoned,)
+        streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
+        input_ids = torch.tensor([ids])
+        kwargs: dict[str, Any] = {
+            "input_ids": input_ids,
+            "attention_mask": torch.ones_like(input_ids),
+            "past_key_values": past,
+            "max_new_tokens": max_new_tokens,
+            "do_sample": False,
+            "streamer": streamer,
+            "stopping_criteria": StoppingCriteriaList([_EventCriteria(*events)]),
+        }
+        failure: list[BaseException] = []
+
+        def work() -> None:
+            try:
+                with torch.inference_mode():
+                    self.model.generate(**kwargs)
+            except Exception as e:  # surfaced in the consumer's thread below
+                failure.append(e)
+                streamer.end()
+
+        thread = threading.Thread(target=work, name="llm-generate", daemon=True)
+        thread.start()
+        try:
+            for piece in streamer:
+                if stop is not None and stop.is_set():
+                    break
+                if piece:
+                    yield piece
+        finally:
+            abandoned.set()
+            thread.join(JOIN_TIMEOUT)
+        if failure:
+            raise ModelError(f"generation with {self.name} failed: {failure[0]}") from failure[0]
+
+
+def load_generator(config: LlmConfig) -> Generator:
+    """The configured generator, loaded once (raises ModelError if disabled or unusable)."""
+    if not config.enabled:
+        raise ModelError("the LLM is disabled in the configuration (llm.enabled = false)")
+    return TransformersGenerator(config)
