@@ -12,9 +12,10 @@ Heavy libraries are imported inside the constructors; nothing is loaded at impor
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -27,7 +28,11 @@ from copilot.models.provision import resolve
 EmbedKind = Literal["query", "passage"]
 EMBED_KINDS: tuple[EmbedKind, ...] = ("query", "passage")
 
-EMBED_THREADS = 2  # CPU threads for a forward pass: the machine has 2 cores, shared with ASR and the LLM
+EMBED_THREADS = 2  # CPU threads for a batch (indexing): the machine has 2 cores
+# A live query is a sentence or two: a second thread buys nothing on such small matrices and fights ASR and
+# the LLM for the cores (measured under load: 128 ms a query on 1 thread, 419 ms on 2).
+FEW_TEXTS = 8
+FEW_TEXTS_THREADS = 1
 BATCH_SIZE = 32  # sentences per forward pass: handbook passages are short, 32 keeps padding waste low
 MIN_NORM = 1e-12  # below this a row is treated as the zero vector
 
@@ -59,11 +64,19 @@ def _check_kind(kind: str) -> None:
         raise ValueError(f"kind must be one of {EMBED_KINDS}, not {kind!r}")
 
 
-def _limit_torch_threads(threads: int) -> None:
+@contextlib.contextmanager
+def _torch_threads(threads: int) -> Iterator[None]:
+    """Run with ``threads`` intra-op threads, then restore the process setting other components rely on."""
     import torch
 
-    if torch.get_num_threads() > threads:  # never raise a limit another component has set lower
+    previous = torch.get_num_threads()
+    if previous != threads:
         torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        if previous != threads:
+            torch.set_num_threads(previous)
 
 
 class SentenceTransformerEmbedder:
@@ -78,7 +91,7 @@ class SentenceTransformerEmbedder:
             raise ModelError(
                 f"sentence-transformers is not installed; {install_hint('sentence-transformers')}"
             ) from e
-        _limit_torch_threads(threads)
+        self._threads = threads
         local = Path(location).exists()
         try:
             self._model = SentenceTransformer(location, device="cpu", local_files_only=local)
@@ -95,14 +108,16 @@ class SentenceTransformerEmbedder:
         _check_kind(kind)
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        vectors = self._model.encode(
-            list(texts),
-            prompt=self._prefixes[kind],  # explicit, so the configured prefix wins over saved prompts
-            batch_size=BATCH_SIZE,
-            convert_to_numpy=True,
-            normalize_embeddings=True,
-            show_progress_bar=False,
-        )
+        threads = FEW_TEXTS_THREADS if len(texts) <= FEW_TEXTS else self._threads
+        with _torch_threads(threads):
+            vectors = self._model.encode(
+                list(texts),
+                prompt=self._prefixes[kind],  # explicit, so the configured prefix wins over saved prompts
+                batch_size=BATCH_SIZE,
+                convert_to_numpy=True,
+                normalize_embeddings=True,
+                show_progress_bar=False,
+            )
         return normalize_rows(vectors, self.dimension)
 
 

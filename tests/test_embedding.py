@@ -75,13 +75,17 @@ class FakeSentenceTransformer:
     def __init__(self, location: str, **kwargs: Any) -> None:
         self.location, self.kwargs = location, kwargs
         self.prompts: list[str | None] = []
+        self.threads: list[int] = []
         FakeSentenceTransformer.instances.append(self)
 
     def get_embedding_dimension(self) -> int:
         return 3
 
     def encode(self, texts: list[str], *, prompt: str | None = None, **kwargs: Any) -> np.ndarray:
+        import torch
+
         self.prompts.append(prompt)
+        self.threads.append(torch.get_num_threads())
         return np.array([[len(t), 1.0, 0.0] for t in texts], dtype=np.float64)  # not normalised on purpose
 
 
@@ -105,6 +109,17 @@ def test_prefixes_follow_the_kind_and_rows_are_normalised(fake_st: Path) -> None
     assert embedder.name == "e5-small" and embedder.dimension == 3
     assert embedder.embed([], kind="query").shape == (0, 3)
     assert model.prompts == ["query: ", "passage: "]  # an empty batch never reaches the model
+
+
+def test_a_live_query_runs_on_one_thread_and_the_process_setting_is_restored(fake_st: Path) -> None:
+    import torch
+
+    embedder = SentenceTransformerEmbedder(EmbedderConfig(), threads=2)
+    before = torch.get_num_threads()
+    embedder.embed(["您好"], kind="query")
+    embedder.embed(["句子"] * (embedding.FEW_TEXTS + 1), kind="passage")
+    assert FakeSentenceTransformer.instances[-1].threads == [embedding.FEW_TEXTS_THREADS, 2]
+    assert torch.get_num_threads() == before
 
 
 def test_custom_prefixes_change_the_recorded_name(fake_st: Path) -> None:
