@@ -87,6 +87,7 @@ class Attempt:
     error: str = ""
     detail: str = ""  # traceback of an unexpected (non-CopilotError) exception
     seconds: float = 0.0
+    bad_input: bool = False  # a CopilotError: the file is at fault (retrying will not help), not the machine
 
 
 @dataclass(frozen=True)
@@ -168,7 +169,7 @@ def attempt(review_one: ReviewOne, path: Path) -> Attempt:
     try:
         result = review_one(path)
     except CopilotError as e:
-        return Attempt(None, f"{type(e).__name__}: {e}", "", time.perf_counter() - started)
+        return Attempt(None, f"{type(e).__name__}: {e}", "", time.perf_counter() - started, bad_input=True)
     except Exception as e:  # a bug or an unexpected library error: keep its traceback for the log
         return Attempt(
             None, f"{type(e).__name__}: {e}", traceback.format_exc(), time.perf_counter() - started
@@ -312,6 +313,7 @@ def _plan(
             continue
         hashed.append(Job(key, digest, call_meta))
     done = store.reviewed((j.content_hash for j in hashed), prov.config_hash)
+    failed_before = {} if force else store.failures((j.content_hash for j in hashed), prov.config_hash)
     jobs: list[Job] = []
     already: dict[str, int] = {}
     first_with: dict[str, str] = {}
@@ -324,6 +326,12 @@ def _plan(
         first_with[job.content_hash] = job.path
         if job.content_hash in done and not force:
             already[job.path] = done[job.content_hash]
+            continue
+        if job.content_hash in failed_before:  # bad content stays bad: report it, do not retry
+            reason = (
+                f"failed before with this configuration (--force retries): {failed_before[job.content_hash]}"
+            )
+            outcomes[job.path] = CallOutcome(job.path, "failed", reason)
             continue
         jobs.append(job)
     return _Plan(jobs, outcomes, order), already
@@ -449,7 +457,12 @@ def _record(
     job: Job, result: Attempt, store: Store, prov: Provenance, options: BatchOptions, reports: _Reports
 ) -> CallOutcome:
     if result.result is None:
-        return CallOutcome(job.path, "failed", result.error or "no review returned", seconds=result.seconds)
+        reason = result.error or "no review returned"
+        if result.bad_input:  # remember it: a rerun reports it without trying again
+            store.record_failure(
+                content_hash=job.content_hash, config_hash=prov.config_hash, file=job.path, reason=reason
+            )
+        return CallOutcome(job.path, "failed", reason, seconds=result.seconds)
     review: ReviewLike = result.result
     saved = store.save_review(
         review,

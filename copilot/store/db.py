@@ -208,6 +208,42 @@ class Store:
                 found.update({row.content_hash: int(row.id) for row in rows})
         return found
 
+    def record_failure(self, *, content_hash: str, config_hash: str, file: str, reason: str) -> None:
+        """Remember that this content could not be reviewed with this configuration (latest reason wins)."""
+        table = self._t["failures"]
+        with self._tx() as conn:
+            self._forget_failure(conn, content_hash, config_hash)
+            conn.execute(
+                table.insert().values(
+                    content_hash=content_hash,
+                    config_hash=config_hash,
+                    file=file,
+                    reason=reason,
+                    created_at=_now(),
+                )
+            )
+
+    def _forget_failure(self, conn: sa.Connection, content_hash: str, config_hash: str) -> None:
+        table = self._t["failures"]
+        conn.execute(
+            table.delete().where(table.c.content_hash == content_hash, table.c.config_hash == config_hash)
+        )
+
+    def failures(self, content_hashes: Iterable[str], config_hash: str) -> dict[str, str]:
+        """Of ``content_hashes``, those that failed with ``config_hash`` -> the reason."""
+        table = self._t["failures"]
+        wanted = sorted(set(content_hashes))
+        found: dict[str, str] = {}
+        with self._tx() as conn:
+            for i in range(0, len(wanted), IN_CHUNK):
+                rows = conn.execute(
+                    sa.select(table.c.content_hash, table.c.reason).where(
+                        table.c.config_hash == config_hash, table.c.content_hash.in_(wanted[i : i + IN_CHUNK])
+                    )
+                )
+                found.update({row.content_hash: row.reason for row in rows})
+        return found
+
     def save_review(
         self,
         review: ReviewLike,
@@ -238,6 +274,7 @@ class Store:
                 return SaveOutcome(call_id=int(existing), replaced=False)
             if existing is not None:
                 self._delete(conn, int(existing))
+            self._forget_failure(conn, content_hash, provenance.config_hash)
             now = _now()
             call_id = _inserted_id(
                 conn,

@@ -177,6 +177,24 @@ def m002_call_indexes(conn: sa.Connection) -> None:
         sa.Index(f"ix_calls_{column}", calls.c[column]).create(conn)
 
 
+@migration
+def m003_failures(conn: sa.Connection) -> None:
+    """Inputs that could not be reviewed (bad content): a rerun reports them without trying again."""
+    md = sa.MetaData()
+    sa.Table(
+        "failures",
+        md,
+        _id(),
+        sa.Column("content_hash", sa.String(HASH_CHARS), nullable=False),
+        sa.Column("config_hash", sa.String(HASH_CHARS), nullable=False),
+        sa.Column("file", sa.Text, nullable=False),
+        sa.Column("reason", sa.Text, nullable=False),
+        _created(),
+        sa.UniqueConstraint("content_hash", "config_hash", name="uq_failures_content_config"),
+    )
+    md.create_all(conn)
+
+
 def _version_table(md: sa.MetaData) -> sa.Table:
     return sa.Table(
         VERSION_TABLE,
