@@ -96,6 +96,13 @@ def _t2s(text: str) -> str:
     return str(opencc.OpenCC("t2s").convert(text))
 
 
+def _gap(match: re.Match[str]) -> str:
+    """What replaces cut-out furniture: nothing inside a Chinese sentence, else a separating space."""
+    text, start, end = match.string, match.start(), match.end()
+    inside = start > 0 and end < len(text) and is_han(text[start - 1]) and is_han(text[end])
+    return "" if inside else " "
+
+
 def _strip_sentences(line: str, line_res: Sequence[re.Pattern[str]], drops: list[Drop]) -> str:
     """In a long line of real text, drop only the sentences that match a boilerplate pattern."""
     sentences = re.split(r"(?<=[。!?!?])", line)
@@ -118,7 +125,7 @@ def _strip_boilerplate(lines: Sequence[str], rules: CleanRules, drops: list[Drop
             for match in pattern.finditer(line):
                 kind = "url" if re.search(r"://|\.(net|com|cn|org)", match.group(0)) else "boilerplate"
                 drops.append(Drop(kind, match.group(0)))
-            line = pattern.sub(" ", line).strip()
+            line = pattern.sub(_gap, line).strip()
         line = line.lstrip("-*• ").strip() if line.startswith(("- ", "* ", "• ")) else line
         if not line:
             continue

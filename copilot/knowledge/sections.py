@@ -70,8 +70,8 @@ def _heading(line: str, is_title_line: bool) -> _Heading | None:
         if not title:
             continue
         marker = re.sub("[::]$", "、" if style == "cn" else "", match.group(0).strip())
-        if style == "markdown":
-            return _Heading(style, title)
+        if style == "markdown":  # each depth of # is its own style, so ## nests under #
+            return _Heading(f"markdown{match.group(0).count('#')}", rest.strip()[:MAX_HEADING_TITLE_CHARS])
         return _Heading(style, f"{marker}{' ' if style in ('part', 'article') else ''}{title}")
     if is_title_line:
         return _Heading(TITLE_STYLE, line)

@@ -1,0 +1,154 @@
+"""Knowledge base: noise removal, boilerplate, sections, passages, scripts (no model needed)."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+
+from copilot.knowledge.charlm import default_model, noise_spans
+from copilot.knowledge.clean import clean_document
+from copilot.knowledge.passages import passage_id
+from copilot.knowledge.scripts import extract_scripts, merge_custom
+from copilot.knowledge.sections import split_sections
+
+REPO = Path(__file__).resolve().parent.parent
+RAW = REPO / "knowledge" / "raw"
+NOISY = RAW / "004_bbfade7ac7a8e3da.txt"
+# GB2312 level-1 characters, as in the web-preview noise (a sample, so the test is independent of 004).
+COMMON_CHARS = (
+    "颓码凸瞬怨疙蝴鹃硬弹端升娜澡寝探赘剔堤儒劫茨宪咀耿耳谨枪瑶剖矗椰甭扳贸湖瘁掸拍枷镶膘敞襟兹衷溉厄膨讥沁滦"
+)
+
+
+@pytest.fixture(scope="module")
+def cleaned_004():
+    return clean_document(NOISY.name, NOISY.read_text(encoding="utf-8"), model=default_model())
+
+
+def test_noise_run_between_real_sentences_is_found_and_real_text_kept():
+    rng = random.Random(7)
+    noise = "".join(rng.choice(COMMON_CHARS) for _ in range(60))
+    before, after = "客户投诉时要耐心倾听,不要打断。", "处理完毕后要及时回访客户。"
+    spans = noise_spans(before + noise + after, min_chars=12)
+    assert len(spans) == 1
+    found = (before + noise + after)[spans[0].start : spans[0].end]
+    assert abs(len(found) - len(noise)) <= 3  # boundaries within a character or two
+    assert before[:-3] not in found and after[3:] not in found
+
+
+def test_clean_handbooks_have_no_noise():
+    for path in sorted(RAW.glob("00[0-3]_*.txt")):
+        document = clean_document(path.name, path.read_text(encoding="utf-8"))
+        assert document.noise_chars == 0, path.name
+
+
+def test_004_noise_removed_and_real_sentences_survive(cleaned_004):
+    noise = [d.text for d in cleaned_004.drops if d.kind == "noise" and len(d.text) >= 100]
+    assert len(noise) >= 3
+    kept = "\n".join(cleaned_004.lines)
+    for run in noise:
+        for start in range(0, len(run) - 12, 12):
+            assert run[start : start + 12] not in kept
+    for sentence in (
+        "售后服务工作是一个综合技能要求相当高的工作",
+        "认真仔细,耐心地听申诉者说话,并边听边记录",
+        "顾客的愤怒就像充气的气球一样",
+        "7、办法多一点",
+    ):
+        assert sentence in kept
+
+
+def test_committed_passages_hold_no_noise(cleaned_004):
+    passages = [json.loads(line) for line in (REPO / "knowledge" / "passages.jsonl").read_text().splitlines()]
+    assert len(passages) > 100
+    runs = [d.text for d in cleaned_004.drops if d.kind == "noise" and len(d.text) >= 100]
+    for passage in passages:
+        for run in runs:
+            assert run[:10] not in passage["text"] and run[-10:] not in passage["text"]
+        assert "VIP" not in passage["text"] and "http" not in passage["text"]
+
+
+def test_boilerplate_urls_and_truncation_are_dropped_and_reported():
+    text = (
+        "- 1、该文档为VIP文档,如果想要下载,成为VIP会员后,下载免费。\n"
+        "售后服务手册\n一、接听规范\n电话响两声内接起,没有http://doc.example.net/a.html关系。\n"
+        "要建立信息管理机制,仅授权"
+    )
+    document = clean_document("x.txt", text)
+    kinds = {d.kind for d in document.drops}
+    assert {"boilerplate", "url", "truncated"} <= kinds
+    assert document.title == "售后服务手册"
+    assert "电话响两声内接起,没有关系。" in document.lines
+
+
+def test_sections_follow_the_documents_own_headings():
+    lines = [
+        "手册",
+        "第一部分 礼仪规范 第一条:仪表端庄 头发要整洁。",
+        "一、接听",
+        "1.问候",
+        "先问候客户。",
+        "二、结束",
+        "说再见。",
+    ]
+    sections = split_sections(lines)
+    paths = [s.path for s in sections]
+    assert ("第一部分 礼仪规范", "第一条 仪表端庄") in paths
+    assert any(p[-2:] == ("一、接听", "1.问候") for p in paths)
+    assert any(p[-1] == "二、结束" and "1.问候" not in p for p in paths)
+
+
+def test_passage_ids_are_stable_and_content_derived():
+    assert passage_id("a.txt", "一、x", "text") == passage_id("a.txt", "一、x", "text")
+    assert passage_id("a.txt", "一、x", "text") != passage_id("a.txt", "一、x", "text2")
+
+
+def test_scripts_extracted_with_situation_and_forbidden_phrases(tmp_path):
+    from copilot.knowledge.passages import PassageRecord
+
+    records = [
+        PassageRecord(
+            "p1",
+            "d.txt",
+            "t",
+            "规范 > 4、遇到用户讲方言无法听懂时",
+            "4、遇到用户讲方言无法听懂时“非常抱歉,您能够说普通话吗?”",
+        ),
+        PassageRecord("p2", "d.txt", "t", "共情", "避免使用“您别激动”等否定性语言。"),
+    ]
+    scripts = extract_scripts(records)
+    by_text = {s.text: s for s in scripts}
+    assert by_text["非常抱歉,您能够说普通话吗?"].situation_key == "dialect"
+    assert by_text["非常抱歉,您能够说普通话吗?"].kind == "script"
+    assert by_text["您别激动"].kind == "forbidden"
+    custom = tmp_path / "scripts_custom.yaml"
+    custom.write_text(
+        f"- disable: {by_text['您别激动'].id}\n- text: 请您稍等,我帮您查一下。\n  situation: 需要查询时\n",
+        encoding="utf-8",
+    )
+    merged = merge_custom(scripts, custom)
+    assert "您别激动" not in {s.text for s in merged}
+    added = next(s for s in merged if s.origin == "custom")
+    assert added.stage == "hold"
+
+
+def test_ingest_round_trip_on_a_small_knowledge_folder(tmp_path):
+    from copilot.knowledge import domain_vocabulary, ingest, load_passages, load_scripts
+
+    (tmp_path / "raw").mkdir()
+    (tmp_path / "raw" / "a.md").write_text(
+        "# 电话礼仪\n## 接听\n### 开头\n电话响两声内接起,先说“您好,这里是售后服务中心,请问有什么可以帮您?”\n",
+        encoding="utf-8",
+    )
+    (tmp_path / "guidelines_custom.md").write_text("# 保修\n油烟机保修期内免费上门维修。\n", encoding="utf-8")
+    (tmp_path / "vocabulary_custom.txt").write_text("油烟机\n", encoding="utf-8")
+    result = ingest(tmp_path, log=lambda _m: None)
+    passages = load_passages(tmp_path)
+    assert {p.source for p in passages} == {"a.md", "guidelines_custom.md"}
+    assert any(p.section == "接听 > 开头" for p in passages)  # the first line is the document title
+    assert any(s.text.startswith("您好,这里是售后服务中心") for s in load_scripts(tmp_path))
+    assert domain_vocabulary(tmp_path)[0] == "油烟机"
+    assert "# Ingestion report" in result.report and (tmp_path / "ingest_report.md").is_file()
