@@ -1,0 +1,246 @@
+"""ASR: homophone correction, hallucination guard, clean-up (fast), and both real backends (real)."""
+
+from __future__ import annotations
+
+import unicodedata
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from copilot.asr import (
+    DecodedSegment,
+    FasterWhisperTranscriber,
+    OpenAIWhisperTranscriber,
+    Transcriber,
+    Vocabulary,
+    build_prompt,
+    clean_segment,
+    collapse_repetitions,
+    is_silence_hallucination,
+    load_transcriber,
+    to_segments,
+    to_simplified,
+)
+from copilot.asr_correct import correct_homophones, correction_map
+from copilot.config import AsrConfig
+from copilot.errors import AudioError, ConfigError
+from copilot.types import Word
+
+DOMAIN = ["客服", "致电", "售后", "油烟机", "保修", "保修期", "报修", "维修", "上门"]
+
+
+# ---------------------------------------------------------------- correct_homophones
+
+
+@pytest.mark.parametrize(
+    ("heard", "meant"),
+    [
+        ("您好，克服中心，请问有什么可以帮您？", "您好，客服中心，请问有什么可以帮您？"),
+        ("感谢您制电", "感谢您致电"),
+        ("我的游腌机坏了", "我的油烟机坏了"),
+        ("还在宝修期内吗", "还在保修期内吗"),
+        ("这是收获服务中心", "这是售后服务中心"),
+        ("我帮您转到收获", "我帮您转到售后"),
+    ],
+)
+def test_mishearings_of_domain_words_are_corrected(heard: str, meant: str) -> None:
+    assert correct_homophones(heard, DOMAIN) == meant
+
+
+@pytest.mark.parametrize(
+    "real",
+    [
+        "我们一起克服困难",  # 克服 is a real word: no service cue next to it
+        "今年的收获很大",  # 收获 = harvest
+        "我想报修一下",  # 报修 = report a fault, a real after-sales word
+        "已经收货了",  # 收货 = goods received
+        "我是客户",  # 客户 sounds nothing like 客服 but shares 客
+        "保修期是一年",  # already right
+        "请问您贵姓",  # nothing to do
+        "",
+    ],
+)
+def test_real_words_are_not_over_corrected(real: str) -> None:
+    assert correct_homophones(real, DOMAIN) == real
+
+
+def test_correction_keeps_length_and_reports_positions() -> None:
+    text = "克服中心，游腌机宝修"
+    found = correction_map(text, DOMAIN)
+    expected = [(0, "克服", "客服"), (5, "游腌机", "油烟机"), (8, "宝修", "保修")]
+    assert found == expected
+    assert len(correct_homophones(text, DOMAIN)) == len(text)
+
+
+def test_empty_vocabulary_changes_nothing() -> None:
+    assert correct_homophones("克服中心游腌机", []) == "克服中心游腌机"
+
+
+def test_non_chinese_windows_are_left_alone() -> None:
+    assert correct_homophones("ke fu 中心 KF", ["客服"]) == "ke fu 中心 KF"
+
+
+# ---------------------------------------------------------------- hallucination guard
+
+
+@pytest.mark.parametrize(
+    "credit",
+    [
+        "字幕由Amara.org社区提供",
+        "请不吝点赞 订阅 转发 打赏支持明镜与点点栏目",
+        "明镜与点点栏目",
+        "中文字幕志愿者 李宗盛",
+    ],
+)
+def test_subtitle_credits_are_silence_hallucinations(credit: str) -> None:
+    assert is_silence_hallucination(credit, no_speech_prob=0.05, avg_logprob=-0.2)
+
+
+def test_weak_outro_is_dropped_only_when_the_decoder_was_unsure() -> None:
+    assert is_silence_hallucination("谢谢观看。", no_speech_prob=0.5, avg_logprob=-0.3)
+    assert not is_silence_hallucination("谢谢观看。", no_speech_prob=0.01, avg_logprob=-0.1)
+
+
+def test_real_service_speech_is_kept_even_when_unsure() -> None:
+    assert not is_silence_hallucination("我的油烟机坏了", no_speech_prob=0.4, avg_logprob=-0.9)
+    assert not is_silence_hallucination("请帮我订阅一下维修提醒", no_speech_prob=0.0, avg_logprob=-0.3)
+    assert is_silence_hallucination("嗯", no_speech_prob=0.9, avg_logprob=-1.5)  # whisper's own rule
+    assert is_silence_hallucination("。", no_speech_prob=0.0, avg_logprob=0.0)  # nothing but punctuation
+
+
+def test_repetition_loops_are_collapsed_but_speech_repeats_stay() -> None:
+    assert collapse_repetitions("我的油烟机坏了坏了坏了坏了坏了坏了坏了") == "我的油烟机坏了"
+    assert collapse_repetitions("好的" * 9 + "谢谢") == "好的谢谢"
+    assert collapse_repetitions("啊" * 20) == "啊"
+    assert collapse_repetitions("对对对，好的好的") == "对对对，好的好的"
+    assert collapse_repetitions("谢谢谢谢") == "谢谢谢谢"
+
+
+# ---------------------------------------------------------------- clean-up and timing
+
+
+def _words(*pieces: tuple[str, float, float]) -> tuple[Word, ...]:
+    return tuple(Word(text, start, end, 0.9) for text, start, end in pieces)
+
+
+def test_clean_segment_simplifies_corrects_and_keeps_words_aligned() -> None:
+    decoded = DecodedSegment(
+        0.0,
+        2.0,
+        "您好克服中心",
+        _words(("您好", 0.0, 0.5), ("克", 0.5, 0.8), ("服", 0.8, 1.0), ("中心", 1.0, 1.5), ("。", 1.5, 1.5)),
+    )
+    cleaned = clean_segment(decoded, Vocabulary(words=("客服",)))
+    assert cleaned is not None
+    assert cleaned.text == "您好客服中心。"
+    assert [w.text for w in cleaned.words] == ["您好", "客", "服", "中心", "。"]
+    assert cleaned.words[1].start == 0.5
+
+
+def test_clean_segment_converts_traditional_and_drops_loop_words() -> None:
+    loop = tuple(Word("壞了", 1.0 + i / 10, 1.05 + i / 10) for i in range(8))
+    decoded = DecodedSegment(0.0, 2.0, "", (Word("機器", 0.0, 1.0), *loop))
+    cleaned = clean_segment(decoded)
+    assert cleaned is not None
+    assert cleaned.text == "机器坏了"
+    assert len(cleaned.words) == 2
+
+
+def test_clean_segment_drops_credits_and_keeps_text_without_words() -> None:
+    assert clean_segment(DecodedSegment(0.0, 3.0, "字幕由Amara.org社区提供")) is None
+    kept = clean_segment(DecodedSegment(0.0, 3.0, "這是售後服務"))
+    assert kept is not None and kept.text == "这是售后服务"
+
+
+def test_correction_is_off_when_asked() -> None:
+    decoded = DecodedSegment(0.0, 1.0, "克服中心")
+    cleaned = clean_segment(decoded, Vocabulary(words=("客服",), correct=False))
+    assert cleaned is not None and cleaned.text == "克服中心"
+
+
+def test_to_segments_puts_times_on_the_call_clock_and_clips_to_the_audio() -> None:
+    decoded = [
+        DecodedSegment(0.2, 1.4, "你好", _words(("你", 0.2, 0.6), ("好", 0.6, 1.45))),
+        DecodedSegment(1.5, 1.6, "字幕由某某提供", _words(("字幕由某某提供", 1.5, 1.6))),
+    ]
+    segments = to_segments(decoded, start_time=30.0, duration=1.42)
+    assert len(segments) == 1
+    (segment,) = segments
+    assert segment.speaker == "unknown"
+    assert segment.start == pytest.approx(30.2) and segment.end == pytest.approx(31.4)
+    assert segment.words[-1].end == pytest.approx(31.42)  # clipped to the end of the audio
+    assert all(isinstance(w.start, float) for w in segment.words)
+
+
+def test_build_prompt_orders_config_vocabulary_then_recent_context() -> None:
+    vocab = Vocabulary(words=("客服", "保修"), in_prompt=True)
+    prompt = build_prompt("以下是普通话的句子。", vocab, "前文" * 200)
+    assert prompt.startswith("以下是普通话的句子。常用词：客服、保修。")
+    assert prompt.endswith("前文") and len(prompt) < 200
+    assert build_prompt("以下是普通话的句子。", Vocabulary(words=("客服",)), "") == "以下是普通话的句子。"
+
+
+def test_to_simplified() -> None:
+    assert to_simplified("這台油煙機還在保修期內") == "这台油烟机还在保修期内"
+
+
+def test_unknown_backend_is_a_config_error() -> None:
+    with pytest.raises(ConfigError):
+        load_transcriber(AsrConfig(backend="kaldi"))  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------- real models on real audio
+
+CLIP = "firered_BAC009S0764W0121.wav"
+
+
+def _bare(text: str) -> str:
+    return "".join(c for c in to_simplified(text) if not unicodedata.category(c).startswith(("P", "Z", "S")))
+
+
+def _reference(shared: Path, name: str) -> str:
+    for line in (shared / "audio" / "refs.tsv").read_text(encoding="utf-8").splitlines():
+        fields = line.split("\t")
+        if fields[0] == name:
+            return fields[1]
+    raise AssertionError(f"{name} has no reference")
+
+
+def _is_simplified(text: str) -> bool:
+    return to_simplified(text) == text
+
+
+def _check_real(transcriber: Transcriber, shared: Path) -> None:
+    import jiwer
+
+    from copilot.audio import read_all
+
+    audio, duration = read_all(shared / "audio" / CLIP)
+    start = 12.5  # pretend the clip sits 12.5 s into a call
+    segments = transcriber.transcribe(audio[0], start_time=start)
+    text = "".join(s.text for s in segments)
+    cer = jiwer.cer(_bare(_reference(shared, CLIP)), _bare(text))
+    assert cer < 0.3, (cer, text)
+    assert _is_simplified(text)
+    words = [w for s in segments for w in s.words]
+    assert words, "word timestamps are missing"
+    for w in words:
+        assert start <= w.start <= w.end <= start + duration + 1e-6, w
+    assert {s.speaker for s in segments} == {"unknown"}
+
+
+@pytest.mark.real
+def test_faster_whisper_transcribes_real_speech(whisper_ct2_dir: Path, shared_dir: Path) -> None:
+    transcriber = FasterWhisperTranscriber(AsrConfig(model=str(whisper_ct2_dir)))
+    _check_real(transcriber, shared_dir)
+    with pytest.raises(AudioError):
+        transcriber.transcribe(np.zeros((2, 16000), dtype=np.float32))
+
+
+@pytest.mark.real
+def test_openai_whisper_transcribes_real_speech(whisper_openai_pt: Path, shared_dir: Path) -> None:
+    config = AsrConfig(backend="openai-whisper", model=str(whisper_openai_pt), beam_size=1)
+    transcriber = load_transcriber(config)
+    assert isinstance(transcriber, OpenAIWhisperTranscriber)
+    _check_real(transcriber, shared_dir)
