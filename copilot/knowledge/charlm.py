@@ -13,6 +13,7 @@ import math
 from collections import Counter
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import pairwise
 from pathlib import Path
 
 # GB2312 level 1 holds the 3755 common characters; the noise runs seen in web previews are drawn
@@ -61,7 +62,7 @@ class CharBigramModel:
         for word, count in words.items():
             for char in word:
                 unigrams[char] += count
-            for a, b in zip(word, word[1:], strict=False):
+            for a, b in pairwise(word):
                 bigrams[a + b] += count
         return cls(unigrams, bigrams)
 

@@ -172,12 +172,16 @@ def _join_pages(lines: list[str], drops: list[Drop]) -> list[str]:
     """Remove web-preview page numbers and glue each page to the one before it."""
     numbered = [(i, m) for i, line in enumerate(lines) if (m := PAGE_MARKER.match(line))]
     run: list[int] = []
+    last_page = 0
     for i, match in numbered:
-        expected = int(run and PAGE_MARKER.match(lines[run[-1]]).group(1)) + 1 if run else 1  # type: ignore[union-attr]
-        if int(match.group(1)) == expected and (not run or i == run[-1] + 1):
+        page = int(match.group(1))
+        if run and page == last_page + 1 and i == run[-1] + 1:
             run.append(i)
-        elif int(match.group(1)) == 1:
+        elif page == 1:
             run = [i]
+        else:
+            continue
+        last_page = page
     if len(run) < PAGE_MIN_LINES or sum(len(lines[i]) for i in run) / len(run) < PAGE_MIN_CHARS:
         return lines
     first, last = run[0], run[-1]
@@ -314,10 +318,10 @@ def _drop_repeats(lines: list[str], title: str, drops: list[Drop]) -> list[str]:
     texts = [line for line in kept if line != SECTION_BREAK]
     result = []
     for line in kept:
-        if line != SECTION_BREAK and len(line) >= MIN_CONTAINED_CHARS:
-            if any(line != other and line in other for other in texts):
-                drops.append(Drop("duplicate", line, "contained in a longer line of the same document"))
-                continue
+        long_enough = line != SECTION_BREAK and len(line) >= MIN_CONTAINED_CHARS
+        if long_enough and any(line != other and line in other for other in texts):
+            drops.append(Drop("duplicate", line, "contained in a longer line of the same document"))
+            continue
         result.append(line)
     return result
 

@@ -61,7 +61,7 @@ def chunk_lines(lines: Sequence[str]) -> list[str]:
     chunks: list[str] = []
     current: list[str] = []
     size = 0
-    for line in (piece for line in lines for piece in _split_long(line)):
+    for line in (piece for whole in lines for piece in _split_long(whole)):
         if current and (
             size + len(line) > MAX_PASSAGE_CHARS or (size >= ALONE_CHARS and len(line) >= ALONE_CHARS)
         ):
@@ -80,9 +80,9 @@ def build_passages(source: str, title: str, sections: Iterable[Section]) -> list
     for section in sections:
         path = SECTION_SEPARATOR.join(section.path)
         for text in chunk_lines(section.lines):
-            if len(section.lines) == 1 and section.path and len(text) <= BARE_HEADING_CHARS:
-                if not re.search("[。!?;]", text):
-                    continue  # a heading without a body: its children carry it in their section path
+            bare = len(section.lines) == 1 and section.path and len(text) <= BARE_HEADING_CHARS
+            if bare and not re.search("[。!?;]", text):
+                continue  # a heading without a body: its children carry it in their section path
             pid = passage_id(source, path, text)
             if pid in seen:
                 continue

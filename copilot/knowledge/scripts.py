@@ -95,9 +95,8 @@ def _situation_text(before: str, section: str) -> str:
     """The handbook's words for the moment: the clause just before the quotation."""
     clause = re.split(r"[。;;!?!?\n”’]", before)[-1]
     clause = HEADING_MARKER.sub("", clause)
-    clause = re.sub(r"(例如|如|比如|可以说|则说|应说|可告知|解释为|时说)?[::,,]?\s*$", "", clause).strip(
-        " ,,::"
-    )
+    clause = re.sub(r"(例如|如|比如|可以说|则说|应说|可告知|解释为|时说)?[::,,]?\s*$", "", clause)
+    clause = re.sub(r"^[\s,,::]+|[\s,,::]+$", "", clause)
     if len(clause) < 2:
         clause = section.split(" > ")[-1] if section else ""
         clause = HEADING_MARKER.sub("", clause)
