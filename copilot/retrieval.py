@@ -38,9 +38,85 @@ DENSE_FILE = "dense.faiss"
 FUSION_DEPTH = 50  # candidates taken from each ranking before reciprocal-rank fusion
 # Tokens that carry no topic: particles, pronouns and filler words callers use all the time.
 STOPWORDS = frozenset(
-    "的 了 是 我 你 您 他 她 它 们 我们 你们 吗 呢 吧 啊 呀 哦 嗯 喂 哎 就 都 也 还 又 在 和 与 及 或 "
-    "这 那 这个 那个 一个 一下 有 没 没有 给 对 把 被 让 说 要 会 能 可以 什么 怎么 怎么办 为什么 "
-    "请问 一 个 下 上 很 太 啦 嘛 么 吗 着 过 到 去 来 从 还是 就是 但是 可是 然后 如果".split()
+    [
+        "的",
+        "了",
+        "是",
+        "我",
+        "你",
+        "您",
+        "他",
+        "她",
+        "它",
+        "们",
+        "我们",
+        "你们",
+        "吗",
+        "呢",
+        "吧",
+        "啊",
+        "呀",
+        "哦",
+        "嗯",
+        "喂",
+        "哎",
+        "就",
+        "都",
+        "也",
+        "还",
+        "又",
+        "在",
+        "和",
+        "与",
+        "及",
+        "或",
+        "这",
+        "那",
+        "这个",
+        "那个",
+        "一个",
+        "一下",
+        "有",
+        "没",
+        "没有",
+        "给",
+        "对",
+        "把",
+        "被",
+        "让",
+        "说",
+        "要",
+        "会",
+        "能",
+        "可以",
+        "什么",
+        "怎么",
+        "怎么办",
+        "为什么",
+        "请问",
+        "一",
+        "个",
+        "下",
+        "上",
+        "很",
+        "太",
+        "啦",
+        "嘛",
+        "么",
+        "吗",
+        "着",
+        "过",
+        "到",
+        "去",
+        "来",
+        "从",
+        "还是",
+        "就是",
+        "但是",
+        "可是",
+        "然后",
+        "如果",
+    ]
 )
 
 
@@ -161,8 +237,12 @@ class Retriever:
         embedder: Embedder | None = None,
         dense_index: Any = None,
     ) -> None:
-        import bm25s
+        import logging
 
+        import bm25s
+        import jieba
+
+        jieba.setLogLevel(logging.WARNING)  # its dictionary-loading chatter is not a CLI message
         if not passages:
             raise KnowledgeError("the knowledge base has no passages; run: copilot ingest")
         self.passages = tuple(passages)
