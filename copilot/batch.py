@@ -100,7 +100,8 @@ class CallOutcome:
     score: float | None = None
     duration: float = 0.0  # seconds of call audio
     report: str = ""  # relative path of the HTML report inside the output folder
-    seconds: float = 0.0  # wall time spent reviewing it
+    seconds: float = 0.0  # wall time spent reviewing it (on a worker, for Ray)
+    write_seconds: float = 0.0  # driver time to store it and write its report
 
 
 @dataclass(frozen=True)
@@ -464,6 +465,7 @@ def _record(
             )
         return CallOutcome(job.path, "failed", reason, seconds=result.seconds)
     review: ReviewLike = result.result
+    started = time.perf_counter()
     saved = store.save_review(
         review,
         file=job.path,
@@ -485,6 +487,7 @@ def _record(
         stored.summary.duration,
         report,
         result.seconds,
+        time.perf_counter() - started,
     )
 
 
@@ -596,6 +599,11 @@ def add_batch_arguments(parser: argparse.ArgumentParser) -> None:
         help="regex with named groups agent/team/queue/date over file names ('' = none)",
     )
     group.add_argument("--no-progress", action="store_true", help="no progress bar")
+    group.add_argument(
+        "--no-reports",
+        action="store_true",
+        help="store reviews only (report rendering is the driver's main cost)",
+    )
 
 
 def run_batch(
@@ -630,6 +638,7 @@ def run_batch(
         meta_file=args.meta,
         meta_pattern=args.meta_pattern,
         progress=not args.no_progress,
+        reports=not args.no_reports,
         redact=config.privacy.redact,
     )
     reviewer = review_one or PipelineReviewer(config, playbook)
