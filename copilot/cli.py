@@ -15,7 +15,16 @@ from collections.abc import Sequence
 from copilot.errors import CopilotError
 
 # Order is the order of `copilot --help`.
-COMMAND_MODULES: tuple[str, ...] = ("copilot.commands.models", "copilot.commands.check", "copilot.commands.review", "copilot.commands.ingest", "copilot.commands.index", "copilot.commands.search", "copilot.commands.evaluate")
+COMMAND_MODULES: tuple[str, ...] = (
+    "copilot.commands.models",
+    "copilot.commands.check",
+    "copilot.commands.review",
+    "copilot.commands.ingest",
+    "copilot.commands.index",
+    "copilot.commands.search",
+    "copilot.commands.evaluate",
+    "copilot.commands.transcribe",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -54,7 +54,7 @@ def replay(
     options: ReplayOptions = ReplayOptions(),
     *,
     partial_transcriber: Transcriber | None = None,
-    vad_factory: Callable[[], Vad] = SileroVad,
+    vad_factory: Callable[[], Vad] | None = None,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
 ) -> Iterator[TimedEvent]:
@@ -64,6 +64,7 @@ def replay(
     """
     if options.speed is not None and options.speed <= 0:
         raise ValueError("speed must be positive")
+    make_vad = vad_factory or SileroVad  # looked up at call time: one VAD state per channel
     streams: list[ChannelStream] = []
     started = clock()
     audio_time = 0.0
@@ -72,7 +73,7 @@ def replay(
             roles = channel_roles(chunk.channels, config.agent_channel)
             streams = [
                 ChannelStream(
-                    role, transcriber, vad_factory(), options.stream, partial_transcriber=partial_transcriber
+                    role, transcriber, make_vad(), options.stream, partial_transcriber=partial_transcriber
                 )
                 for role in roles
             ]
@@ -99,7 +100,7 @@ def transcribe_file(
     transcriber: Transcriber,
     *,
     options: ReplayOptions = OFFLINE,
-    vad_factory: Callable[[], Vad] = SileroVad,
+    vad_factory: Callable[[], Vad] | None = None,
 ) -> Transcript:
     """The committed segments of a whole file (simulated clock, no tentative decodes), ordered by time."""
     options = replace(options, speed=None)

@@ -123,3 +123,78 @@ def test_live_replay_skips_partials_when_behind(stereo_call):
     )
     assert len([t for t in events if isinstance(t.event, Committed)]) == 3
     assert len(fake.calls) < 10  # without catching up, every 0.5 s of speech would cost a partial
+
+
+# --- the CLI, with a scripted backend in place of copilot.asr -----------------------------------------
+
+
+@pytest.fixture
+def fake_backend(monkeypatch):
+    """`copilot.asr.load_transcriber` replaced by one returning a scripted transcriber and the energy VAD."""
+    import copilot.asr
+    import copilot.transcription
+
+    loaded = []
+
+    def load(config, *args, **kwargs):
+        loaded.append(config)
+        return ScriptedTranscriber(AGENT + CUSTOMER)
+
+    monkeypatch.setattr(copilot.asr, "load_transcriber", load)
+    monkeypatch.setattr(copilot.transcription, "SileroVad", EnergyVad)
+    return loaded
+
+
+def test_cli_jsonl_one_object_per_file_and_bad_file_reported(stereo_call, tmp_path, capsys, fake_backend):
+    import json
+
+    from copilot.cli import main
+
+    bad = tmp_path / "bad.wav"
+    bad.write_text("not audio", encoding="utf-8")
+    code = main(
+        ["transcribe", str(stereo_call), str(bad), str(stereo_call), "--json", "--backend", "openai-whisper"]
+    )
+    out, err = capsys.readouterr()
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert code == AudioError.exit_code
+    assert len(rows) == 2 and all(r["file"] == str(stereo_call) for r in rows)
+    assert [s["speaker"] for s in rows[0]["segments"]] == ["agent", "customer", "agent"]
+    assert set(rows[0]["segments"][0]) == {"speaker", "start", "end", "text"}
+    assert rows[0]["duration"] == pytest.approx(9.0, abs=0.01)
+    assert err.count("\n") == 1 and "bad.wav" in err
+    assert len(fake_backend) == 1 and fake_backend[0].backend == "openai-whisper"  # loaded once
+
+
+def test_cli_live_prints_events(stereo_call, capsys, fake_backend):
+    import json
+
+    from copilot.cli import main
+
+    assert main(["transcribe", str(stereo_call), "--live", "--speed", "5", "--json"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    kinds = {r["type"] for r in rows}
+    assert kinds == {"tentative", "committed", "end"}
+    assert [r["speaker"] for r in rows if r["type"] == "committed"] == ["agent", "customer", "agent"]
+
+
+def test_cli_redacts_numbers(tmp_path, capsys, monkeypatch, fake_backend):
+    import json
+
+    import copilot.asr
+    from copilot.cli import main
+
+    phone = (Line(0.5, 3.0, "我的电话是13812345678"),)
+    monkeypatch.setattr(copilot.asr, "load_transcriber", lambda config, *a, **k: ScriptedTranscriber(phone))
+    path = tmp_path / "m.wav"
+    write_wav(path, tone_track([(0.5, 3.0)], 4.0)[None])
+    assert main(["transcribe", str(path), "--json"]) == 0
+    text = json.loads(capsys.readouterr().out)["segments"][0]["text"]
+    assert "13812345678" not in text and text.startswith("我的电话是")
+
+
+def test_cli_needs_files(capsys):
+    from copilot.cli import main
+
+    assert main(["transcribe"]) != 0
+    assert "no audio files" in capsys.readouterr().err
