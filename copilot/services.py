@@ -1,0 +1,97 @@
+"""The shared, read-only engines of one process, loaded once and lazily.
+
+The app, the CLI and the evaluation harness all get their models here, so a model is never loaded twice in
+one process and a command that needs no LLM never pays for loading one.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from copilot.config import Config
+
+if TYPE_CHECKING:
+    from copilot.embedding import Embedder
+    from copilot.llm import Generator
+    from copilot.retrieval import Retriever
+    from copilot.rules import RuleEngine
+    from copilot.streaming import Transcriber
+    from copilot.suggest.engine import Suggester
+    from copilot.types import Script
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # packaged models only unless the user names a hub id
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+class Services:
+    """Lazily loaded engines for one configuration. Thread-safe loading; the engines are read-only."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self._lock = threading.RLock()
+
+    @cached_property
+    def embedder(self) -> Embedder:
+        from copilot.embedding import load_embedder
+
+        with self._lock:
+            return load_embedder(self.config.embedder)
+
+    @cached_property
+    def retriever(self) -> Retriever:
+        from copilot.retrieval import open_retriever
+
+        with self._lock:
+            embedder = None if self.config.retrieval.mode == "bm25" else self.embedder
+            return open_retriever(self.config, embedder=embedder)
+
+    @cached_property
+    def scripts(self) -> list[Script]:
+        from copilot.knowledge import load_scripts
+
+        return load_scripts(Path(self.config.knowledge_dir))
+
+    @cached_property
+    def vocabulary(self) -> list[str]:
+        from copilot.knowledge import domain_vocabulary
+
+        return domain_vocabulary(Path(self.config.knowledge_dir))
+
+    @cached_property
+    def rules(self) -> RuleEngine:
+        from copilot.rules import RuleEngine, load_playbook
+
+        return RuleEngine(load_playbook(Path(self.config.knowledge_dir) / "playbook.yaml"))
+
+    @cached_property
+    def generator(self) -> Generator | None:
+        if not self.config.llm.enabled:
+            return None
+        from copilot.llm import load_generator
+
+        with self._lock:
+            return load_generator(self.config.llm)
+
+    @cached_property
+    def transcriber(self) -> Transcriber:
+        from copilot.asr import Vocabulary, load_transcriber
+
+        with self._lock:
+            return load_transcriber(self.config.asr, Vocabulary(words=tuple(self.vocabulary)))
+
+    @cached_property
+    def suggester(self) -> Suggester:
+        from copilot.suggest.engine import Suggester
+
+        with self._lock:
+            return Suggester(
+                self.retriever,
+                self.scripts,
+                embedder=None if self.config.retrieval.mode == "bm25" else self.embedder,
+                generator=self.generator,
+                rules=self.rules,
+            )

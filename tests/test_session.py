@@ -1,0 +1,84 @@
+"""A call session over scripted input: flags as they happen, suggestions per customer turn, redaction."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from copilot.config import RetrievalConfig
+from copilot.knowledge import load_passages, load_scripts
+from copilot.retrieval import Retriever
+from copilot.rules import RuleEngine, default_engine
+from copilot.session import CallSession, SessionOptions
+from copilot.suggest.engine import Suggester
+from copilot.transcript_io import read_transcript
+from copilot.types import Committed, Segment, TentativeText
+from tests.fakes_llm import ScriptedGenerator
+
+
+@dataclass
+class FakeEngines:
+    suggester: Suggester
+    rules: RuleEngine
+
+
+@pytest.fixture(scope="module")
+def engines() -> FakeEngines:
+    retriever = Retriever(load_passages(), RetrievalConfig(mode="bm25"))
+    generator = ScriptedGenerator(["好的，我马上为您处理。"])
+    return FakeEngines(
+        Suggester(retriever, load_scripts(), generator=generator, rules=default_engine()), default_engine()
+    )
+
+
+def replay(engines: FakeEngines, call: Path, **options: object) -> CallSession:
+    session = CallSession(engines, SessionOptions(background=False, **options))  # type: ignore[arg-type]
+    for segment in read_transcript(call).segments:
+        session.handle(TentativeText(segment.speaker, segment.start, segment.text[:3]))
+        session.handle(Committed(segment))
+    session.finish()
+    return session
+
+
+def test_good_call_raises_no_flags_and_suggests_after_every_customer_turn(
+    engines: FakeEngines, shared_dir: Path
+) -> None:
+    session = replay(engines, shared_dir / "calls" / "good_call.json")
+    state = session.state()
+    assert state.flags == ()
+    assert state.missing_steps == ()
+    customer_turns = [s for s in state.segments if s.speaker == "customer"]
+    assert len(session.records) == len(customer_turns)
+    assert all(r.suggestion.final and r.suggestion.cites for r in session.records)
+    assert state.tentative == ()  # every tentative line was replaced by its commit
+    assert state.agent_pace is not None and 150 < state.agent_pace < 250
+
+
+def test_bad_call_flags_appear_with_their_clauses(engines: FakeEngines, shared_dir: Path) -> None:
+    session = replay(engines, shared_dir / "calls" / "bad_call.json")
+    state = session.state()
+    rules = {f.rule for f in state.flags}
+    assert {"greeting", "forbidden", "interruption"} <= rules
+    assert all(f.clause.quote for f in state.flags)
+    assert "closing" in state.missing_steps and "apology" in state.missing_steps
+    assert state.mood is not None and state.mood.label == "angry"
+
+
+def test_panel_shows_redacted_text(engines: FakeEngines) -> None:
+    session = CallSession(engines, SessionOptions(background=False, use_llm=False))
+    session.add_segment(Segment("customer", 0.0, 3.0, "我的手机号是13812345678，洗衣机坏了"))
+    state = session.state()
+    assert "13812345678" not in state.segments[0].text
+    assert state.suggestion is not None and "13812345678" not in state.suggestion.text
+
+
+def test_a_new_customer_turn_supersedes_the_suggestion(engines: FakeEngines) -> None:
+    session = CallSession(engines, SessionOptions(background=True, use_llm=True))
+    session.add_segment(Segment("customer", 0.0, 2.0, "我等了半天了，你们怎么这么慢"))
+    session.add_segment(Segment("customer", 2.5, 4.0, "我家洗衣机不脱水了"))
+    session.finish()
+    state = session.state()
+    assert state.suggestion is not None and state.suggestion.final
+    assert session.records[-1].customer.text == "我家洗衣机不脱水了"
