@@ -19,7 +19,7 @@ $(PY):
 $(STAMP): pyproject.toml | $(PY)
 	$(PIP) install --quiet --upgrade pip==25.3
 	$(PIP) install --quiet torch==2.13.0
-	$(PIP) install --quiet -e '.[models,dev]'
+	$(PIP) install --quiet -e '.[models,dev,ray]'
 	$(PIP) install --quiet --no-deps openai-whisper==20250625
 	touch $(STAMP)
 

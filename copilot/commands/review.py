@@ -29,6 +29,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--file", dest="list_file", help="one call path per line ('-': stdin)")
     parser.add_argument("--json", action="store_true", help="print one JSON object per call (JSONL)")
     parser.add_argument("--playbook", help="playbook YAML (default: knowledge/playbook.yaml)")
+    from copilot.batch import add_batch_arguments
+
+    add_batch_arguments(parser)  # --out DIR turns the command into a stored, resumable batch
     parser.set_defaults(func=_run)
 
 
@@ -62,6 +65,10 @@ def _run(args: argparse.Namespace) -> int:
         calls += read_lines(args.list_file)
     if not calls:
         raise ConfigError("no calls given (name transcript or audio files, or use --file LIST)")
+    if args.out:
+        from copilot.batch import run_batch
+
+        return run_batch(args, inputs=calls)
     config = config_from_args(args)
     engine = RuleEngine(load_playbook(args.playbook))
     options = ReviewOptions(redact=config.privacy.redact)
