@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -198,3 +201,61 @@ def test_cli_needs_files(capsys):
 
     assert main(["transcribe"]) != 0
     assert "no audio files" in capsys.readouterr().err
+
+
+# --- real packaged Whisper base on real input (tolerant assertions) -------------------------------------
+
+SHARED = Path(__file__).resolve().parent.parent.parent / "shared"
+EXCERPT_END = 16.5  # s: the agent's greeting (0.8-10.0) and the customer's first turn (10.6-16.16)
+
+
+def _cer(ref: str, hyp: str) -> float:
+    import unicodedata
+
+    import jiwer
+    from opencc import OpenCC
+
+    def norm(text: str) -> str:
+        text = OpenCC("t2s").convert(text)
+        return "".join(ch for ch in text if unicodedata.category(ch)[0] in "LN")
+
+    return float(jiwer.cer(norm(ref), norm(hyp) or "∅"))
+
+
+@pytest.fixture(scope="module")
+def good_call_excerpt(tmp_path_factory):
+    from copilot.audio import read_all
+
+    audio, _ = read_all(SHARED / "calls" / "good_call.wav")
+    path = tmp_path_factory.mktemp("excerpt") / "good_call_excerpt.wav"
+    write_wav(path, audio[:, : int(EXCERPT_END * SAMPLE_RATE)])
+    return path
+
+
+@pytest.mark.real
+def test_real_stereo_call_roles_by_channel(whisper_ct2_dir, good_call_excerpt):
+    from copilot.asr import load_transcriber
+
+    config = AsrConfig(backend="faster-whisper")
+    transcript = transcribe_file(good_call_excerpt, config, load_transcriber(config))
+    lines = json.loads((SHARED / "calls" / "good_call.json").read_text(encoding="utf-8"))["segments"][:2]
+    agent = [s for s in transcript.segments if s.speaker == "agent"]
+    customer = [s for s in transcript.segments if s.speaker == "customer"]
+    assert agent and customer
+    # the left channel holds only the agent's greeting, the right only the customer's turn
+    assert all(lines[0]["start"] - 0.5 <= s.start and s.end <= lines[0]["end"] + 0.5 for s in agent)
+    assert all(lines[1]["start"] - 0.5 <= s.start and s.end <= lines[1]["end"] + 0.5 for s in customer)
+    assert _cer(lines[0]["text"], "".join(s.text for s in agent)) < 0.35
+    assert _cer(lines[1]["text"], "".join(s.text for s in customer)) < 0.35
+    assert all(s.words for s in transcript.segments)
+
+
+@pytest.mark.real
+def test_real_openai_backend_on_a_real_recording(whisper_openai_pt):
+    from copilot.asr import load_transcriber
+
+    config = AsrConfig(backend="openai-whisper")
+    path = SHARED / "audio" / "firered_BAC009S0764W0121.wav"
+    transcript = transcribe_file(path, config, load_transcriber(config))
+    assert {s.speaker for s in transcript.segments} == {"unknown"}
+    assert _cer("甚至出现交易几乎停滞的情况", "".join(s.text for s in transcript.segments)) < 0.4

@@ -40,6 +40,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--speed", type=float, default=1.0, help="with --live: N times faster than real time")
     parser.add_argument("--words", action="store_true", help="include word timings in JSON segments")
+    parser.add_argument(
+        "--vocabulary",
+        action="store_true",
+        help="bias recognition towards the knowledge base's domain words (hotwords + homophone correction)",
+    )
     parser.set_defaults(func=_run)
 
 
@@ -102,10 +107,19 @@ def _run(args: argparse.Namespace) -> int:
     asr = _asr_config(args, config)
     redact = _redactor(config)
 
-    from copilot.asr import load_transcriber
+    from copilot.asr import Vocabulary, load_transcriber
 
-    transcriber = load_transcriber(asr)  # loaded once for every file
-    partial = load_transcriber(dataclasses.replace(asr, beam_size=PARTIAL_BEAM)) if args.live else None
+    vocabulary = Vocabulary()
+    if args.vocabulary:
+        from pathlib import Path
+
+        from copilot.knowledge import domain_vocabulary
+
+        vocabulary = Vocabulary(words=tuple(domain_vocabulary(Path(config.knowledge_dir))))
+    transcriber = load_transcriber(asr, vocabulary)  # loaded once for every file
+    partial = None
+    if args.live:  # greedy partials: tentative text is replaced by the beam-search commit anyway
+        partial = load_transcriber(dataclasses.replace(asr, beam_size=PARTIAL_BEAM), vocabulary)
     worst = 0
     for file in files:
         try:
