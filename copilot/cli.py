@@ -24,6 +24,9 @@ COMMAND_MODULES: tuple[str, ...] = (
     "copilot.commands.search",
     "copilot.commands.evaluate",
     "copilot.commands.transcribe",
+    "copilot.commands.suggest",
+    "copilot.commands.summarize",
+    "copilot.commands.replay",
 )
 
 

@@ -37,13 +37,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _audio_transcriber(config: Config) -> Transcribe:
     """Load the ASR model once and return a function that transcribes one file with it."""
-    from copilot.asr import load_transcriber
-    from copilot.transcription import transcribe_file
+    from copilot.pipeline import load_call
+    from copilot.services import Services
 
-    transcriber = load_transcriber(config.asr)
+    services = Services(config)  # ASR with the knowledge base's domain vocabulary, loaded once
 
     def transcribe(path: Path) -> Transcript:
-        return transcribe_file(path, config.asr, transcriber)
+        return load_call(path, services)
 
     return transcribe
 

@@ -250,3 +250,20 @@ def run_to_end(stream: Iterator[Suggestion]) -> Suggestion:
 
 
 SuggestFn = Callable[[Sequence[Segment]], Iterator[Suggestion]]
+
+
+def suggestion_dict(suggestion: Suggestion) -> dict[str, object]:
+    """The JSON shape of ``copilot suggest`` (and of stored suggestions)."""
+    timing = suggestion.latency_ms
+    return {
+        "script": suggestion.script,
+        "text": suggestion.text,
+        "cites": [
+            {"id": c.id, "text": c.text, "source": c.source, "section": c.section} for c in suggestion.cites
+        ],
+        "fallback": suggestion.fallback,
+        "reason": suggestion.reason,
+        "latency_ms": {"script": timing.script, "first_token": timing.first_token, "done": timing.done},
+        "script_id": suggestion.script_id,
+        "situation": suggestion.situation,
+    }
