@@ -16,7 +16,11 @@ from typing import Any
 from copilot.config import Config
 
 # Modules that call register_suite() on import, in the order `copilot eval --help` lists them.
-SUITE_MODULES: tuple[str, ...] = ("copilot.retrieval_eval", "copilot.rules.eval_suite")
+SUITE_MODULES: tuple[str, ...] = (
+    "copilot.retrieval_eval",
+    "copilot.rules.eval_suite",
+    "copilot.suggest.evaluate",
+)
 
 
 @dataclass(frozen=True)

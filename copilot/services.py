@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # packaged models only unless the user names a hub id
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # CLI output is JSON; no progress bars on load
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 
 class Services:
