@@ -28,6 +28,7 @@ system:
 
 setup: system $(STAMP)
 	$(COPILOT) models install
+	$(COPILOT) index
 
 
 run: setup
