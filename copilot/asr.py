@@ -37,6 +37,9 @@ VOCABULARY_PROMPT_LABEL = "常用词："  # "common words:" before the vocabular
 # Whisper's own silence rule (openai transcribe.py): both must hold to call a segment silence.
 NO_SPEECH_MAX = 0.6
 LOGPROB_SILENCE = -1.0
+# Below this mean token log-probability the decoder barely believes its own words (often the
+# temperature-fallback text it writes over a trailing pause): dropped whatever it says.
+LOGPROB_VERY_LOW = -1.5
 # A weak credit phrase (谢谢观看 ...) is dropped only when the decoder was this unsure.
 WEAK_NO_SPEECH = 0.3
 WEAK_LOGPROB = -0.8
@@ -121,6 +124,8 @@ def is_silence_hallucination(text: str, no_speech_prob: float, avg_logprob: floa
         return True
     unsure = no_speech_prob >= WEAK_NO_SPEECH or avg_logprob <= WEAK_LOGPROB
     if bare in WEAK_PHRASES and unsure:
+        return True
+    if avg_logprob < LOGPROB_VERY_LOW:
         return True
     return no_speech_prob > NO_SPEECH_MAX and avg_logprob < LOGPROB_SILENCE
 

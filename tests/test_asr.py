@@ -107,6 +107,8 @@ def test_real_service_speech_is_kept_even_when_unsure() -> None:
     assert not is_silence_hallucination("请帮我订阅一下维修提醒", no_speech_prob=0.0, avg_logprob=-0.3)
     assert is_silence_hallucination("嗯", no_speech_prob=0.9, avg_logprob=-1.5)  # whisper's own rule
     assert is_silence_hallucination("。", no_speech_prob=0.0, avg_logprob=0.0)  # nothing but punctuation
+    # faster-whisper's temperature-1.0 text over the trailing pause of firered_IT0011W0001.wav:
+    assert is_silence_hallucination("我认识一下", no_speech_prob=0.54, avg_logprob=-1.55)
 
 
 def test_repetition_loops_are_collapsed_but_speech_repeats_stay() -> None:
