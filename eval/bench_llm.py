@@ -97,7 +97,7 @@ def main() -> int:
     prompt_tokens = len(generator.encode([SYSTEM, USER]))
     prefix_tokens = len(generator._prefix_ids([SYSTEM, USER]))
     print(f"model {args.model}  dtype {generator.model.dtype}  threads {args.threads}")
-    print(f"load {load:.1f} s  RSS {rss_mb():.0f} MB")
+    print(f"load {load:.1f} s  RSS {rss_mb():.0f} MB (safetensors are mapped lazily: see RSS after the runs)")
     print(f"prompt {prompt_tokens} tokens (system prefix {prefix_tokens}), cap {MAX_NEW_TOKENS} new tokens")
 
     run_once(generator, reuse=False)  # warm-up: first-call allocations and kernel selection
