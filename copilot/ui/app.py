@@ -1,36 +1,670 @@
-"""Assemble the Gradio Blocks app from its three views and launch it."""
+"""Assemble the Gradio Blocks app from its three views and launch it.
+
+Thin over the library: the engines are loaded once per process (one :class:`~copilot.services.Services`
+shared read-only through :class:`~copilot.ui.context.AppContext`); every call's state lives in a
+``gr.State`` of its browser session; what the live panel shows comes from the pure
+:func:`copilot.ui.panel.render_panel`. Errors reach the user as ``gr.Error`` messages, never tracebacks.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import functools
+import logging
+import shutil
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
 
-from copilot.config import Config
+import gradio as gr
 
-if TYPE_CHECKING:
-    import gradio as gr
+from copilot.audio import probe
+from copilot.config import REPO_DIR, Config
+from copilot.errors import CopilotError
+from copilot.review import TRANSCRIPT_SUFFIXES
+from copilot.services import Services
+from copilot.session import CallSession, SessionOptions
+from copilot.store import Store
+from copilot.streaming import SileroVad
+from copilot.transcript_io import read_transcript
+from copilot.transcription import ReplayOptions, replay
+from copilot.types import Role
+from copilot.ui import review as rv
+from copilot.ui import train as tr
+from copilot.ui.context import AppContext
+from copilot.ui.live import (
+    SPEEDS,
+    CallInfo,
+    LiveCall,
+    busy_message,
+    changed_parts,
+    source_label,
+    transcript_events,
+)
+from copilot.ui.panel import EMPTY_STATE, PanelView, render_panel
+
+log = logging.getLogger(__name__)
 
 TITLE = "售后通话助手 · Mandarin service-call copilot"
+TICK_SECONDS = 0.3  # s between panel refreshes while a call runs
+MAX_SPEED = (
+    1000.0  # "max" for recordings: as fast as the decoder goes (tentative decodes skipped when behind)
+)
+MIC_STREAM_EVERY = 0.5  # s of microphone audio per chunk sent by the browser
+MIC_TIME_LIMIT = 4 * 3600  # s: the longest microphone call
+DEFAULT_CALLS_DIR = REPO_DIR.parent / "shared" / "calls"
+CALL_SUFFIXES = (".wav", ".flac", ".mp3", ".m4a", ".ogg", ".json")
+PANEL_FIELDS = (
+    "status",
+    "transcript",
+    "guideline",
+    "suggestion",
+    "flags",
+    "mood",
+    "pace",
+    "checklist",
+    "errors",
+)
+
+CSS = """
+.cp-live{max-width:560px}
+.cp-seg{padding:3px 6px;margin:2px 0;border-radius:4px;line-height:1.45}
+.cp-agent{background:#eef4ff;border-left:3px solid #3b6fd8;margin-right:12%}
+.cp-customer{background:#fff4e5;border-left:3px solid #e08a00;margin-left:12%}
+.cp-unknown{background:#f3f3f3;border-left:3px solid #999}
+.cp-tentative{color:#8a8a8a;font-style:italic;background:#fafafa}
+.cp-time{color:#777;font-size:.85em}.cp-meta{color:#666;font-size:.85em}
+.cp-transcript{max-height:340px;overflow-y:auto}.cp-flags{max-height:300px;overflow-y:auto}
+.cp-empty{color:#888}
+.cp-tag{display:inline-block;background:#444;color:#fff;border-radius:3px;padding:0 5px;margin-right:6px;font-size:.8em}
+.cp-say{font-size:1.15em;font-weight:600;margin:4px 0}
+.cp-script{color:#333;margin:4px 0}.cp-streaming{color:#1b5e20}.cp-cursor{animation:cpblink 1s step-start infinite}
+@keyframes cpblink{50%{opacity:0}}
+.cp-reason{color:#a15c00;font-size:.9em}.cp-cites{color:#555;font-size:.85em}
+.cp-guideline .cp-where{font-weight:600}.cp-quote{color:#444;font-style:italic}
+.cp-id{color:#888;font-weight:normal;font-size:.85em}
+.cp-flag{border-left:4px solid #b3261e;background:#fdecea;padding:4px 6px;margin:4px 0;border-radius:3px}
+.cp-sev-minor,.cp-sev-info{border-left-color:#a15c00;background:#fff8e1}
+.cp-badge{background:#b3261e;color:#fff;border-radius:3px;padding:0 4px;font-size:.8em}
+.cp-clause{font-size:.85em;color:#555}.cp-evidence{font-size:.9em}
+.cp-mood-angry b{color:#b3261e}.cp-mood-anxious b{color:#a15c00}.cp-mood-satisfied b{color:#176f2c}
+.cp-gauge{position:relative;height:10px;background:#eee;border-radius:5px;margin-top:4px}
+.cp-band{position:absolute;top:0;height:10px;background:#a5d6a7;border-radius:5px}
+.cp-marker{position:absolute;top:-3px;width:4px;height:16px;background:#222;border-radius:2px}
+.cp-pace-fast b,.cp-pace-slow b{color:#b3261e}
+.cp-checklist ul{list-style:none;padding-left:4px;margin:4px 0}
+.cp-done{color:#176f2c}.cp-ok{color:#4a7c59}.cp-missing{color:#b3261e;font-weight:600}
+.cp-checklist[data-complete=true] .cp-head{color:#176f2c;font-weight:600}
+.cp-errors{color:#b3261e}.cp-message{color:#b3261e;font-weight:600}
+.cp-status{font-weight:600}
+.cp-scorecard table,.cp-review-transcript table{border-collapse:collapse;width:100%}
+.cp-scorecard td,.cp-scorecard th,.cp-review-transcript td,.cp-review-transcript th{border:1px solid #ddd;padding:3px 5px;vertical-align:top}
+.cp-fail td:nth-child(2){color:#b3261e;font-weight:600}.cp-pass td:nth-child(2){color:#176f2c}
+.cp-score{background:#333;color:#fff;border-radius:4px;padding:0 6px}
+"""
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
-def build_app(config: Config) -> gr.Blocks:
-    import gradio as gr
+def friendly(fn: F) -> F:
+    """Turn library errors into readable ``gr.Error`` messages, and anything else into one line too."""
 
-    with gr.Blocks(title=TITLE) as demo:
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except gr.Error:
+            raise
+        except CopilotError as e:
+            raise gr.Error(str(e), print_exception=False) from e
+        except Exception as e:
+            log.exception("%s failed", fn.__name__)
+            raise gr.Error(f"{fn.__name__} failed: {type(e).__name__}: {e}", print_exception=False) from e
+
+    return wrapper  # type: ignore[return-value]
+
+
+def shared_calls(folder: Path | None) -> dict[str, str]:
+    """The example calls beside the repository (``../shared/calls``): label -> path."""
+    if folder is None or not folder.is_dir():
+        return {}
+    found: dict[str, str] = {}
+    for path in sorted(folder.iterdir()):
+        if path.suffix.lower() not in CALL_SUFFIXES or not path.is_file():
+            continue
+        if path.suffix.lower() == ".json":
+            kind = "transcript"
+        else:
+            try:
+                kind = "stereo recording" if probe(path).channels == 2 else "mono recording"
+            except CopilotError:
+                continue
+        found[f"{path.name} ({kind})"] = str(path)
+    return found
+
+
+def _message(text: str) -> str:
+    return f'<div class="cp-message">{rv.esc(text)}</div>' if text else ""
+
+
+def _panel_values(view: PanelView) -> list[str]:
+    return [getattr(view, f) for f in PANEL_FIELDS]
+
+
+class LiveHandlers:
+    """The Live view's event handlers (closures over the app context only, never over a call)."""
+
+    def __init__(self, ctx: AppContext, calls: dict[str, str]) -> None:
+        self.ctx = ctx
+        self.calls = calls
+
+    def idle_view(self) -> PanelView:
+        import dataclasses
+
+        state = dataclasses.replace(
+            EMPTY_STATE, missing_steps=tuple(s.id for s in self.ctx.steps if not s.conditional)
+        )
+        return render_panel(state, steps=self.ctx.steps, pace_target=self.ctx.pace_target)
+
+    def _new_call(self, old: LiveCall | None, use_llm: bool, source: str) -> LiveCall | None:
+        if old is not None:
+            old.stop()  # a new call resets the panel: the old session is closed and its place freed
+        slot = self.ctx.slots.acquire()
+        if slot is None:
+            return None
+        options = SessionOptions(
+            redact=self.ctx.config.privacy.redact, use_llm=use_llm, blocked=self.ctx.blocked()
+        )
+        session = CallSession(self.ctx.services, options)
+        return LiveCall(session, CallInfo(source, self.ctx.steps, self.ctx.pace_target), slot)
+
+    def _busy(self) -> list[Any]:
+        return [
+            None,
+            gr.Timer(active=False),
+            _message(busy_message(self.ctx.slots.limit)),
+            *_panel_values(self.idle_view()),
+        ]
+
+    def start_replay(
+        self, choice: str | None, upload: str | None, speed: str, use_llm: bool, call: LiveCall | None
+    ) -> list[Any]:
+        path = Path(upload) if upload else (Path(self.calls[choice]) if choice in self.calls else None)
+        if path is None:
+            raise gr.Error("Choose an example call or upload a recording / JSON transcript first.")
+        if speed not in SPEEDS:
+            raise gr.Error(f"unknown speed {speed!r}")
+        pace = SPEEDS[speed]
+        config = self.ctx.config
+        if path.suffix.lower() in TRANSCRIPT_SUFFIXES:
+            transcript = read_transcript(path)  # a bad file fails here, before any call starts
+
+            def events(stop: threading.Event) -> Any:
+                return transcript_events(transcript, pace, stop)
+        else:
+            probe(path)  # a bad recording fails here with a readable message
+            transcriber = self.ctx.services.transcriber
+
+            def events(stop: threading.Event) -> Any:
+                def pause(seconds: float) -> None:
+                    stop.wait(seconds)  # a stopped call does not sleep out its pacing
+
+                options = ReplayOptions(speed=pace or MAX_SPEED)
+                return replay(path, config.asr, transcriber, options, sleep=pause)
+
+        new = self._new_call(call, use_llm, source_label(path, speed))
+        if new is None:
+            return self._busy()
+        new.start(events)
+        view = new.view()
+        new.last_view = view
+        return [new, gr.Timer(active=True), "", *_panel_values(view)]
+
+    def stop(self, call: LiveCall | None) -> list[Any]:
+        if call is None:
+            return [None, gr.Timer(active=False), "", *_panel_values(self.idle_view())]
+        call.stop()
+        view = call.view()
+        call.last_view = view
+        return [call, gr.Timer(active=False), _message("通话已停止 (call stopped)"), *_panel_values(view)]
+
+    def tick(self, call: LiveCall | None) -> list[Any]:
+        if call is None:
+            return [gr.Timer(active=False), *[gr.skip() for _ in PANEL_FIELDS]]
+        view = call.view()
+        parts = changed_parts(view, call.last_view, PANEL_FIELDS)
+        call.last_view = view
+        timer = gr.Timer(active=not view.finished)
+        return [timer, *[gr.skip() if p is None else p for p in parts]]
+
+    def mic_chunk(self, chunk: Any, role: Role, use_llm: bool, call: LiveCall | None) -> list[Any]:
+        if chunk is None:
+            return [gr.skip(), gr.skip(), gr.skip()]
+        started: list[Any] = [gr.skip(), gr.skip(), gr.skip()]
+        if call is None or not call.is_microphone or not call.running:
+            new = self._new_call(call, use_llm, f"microphone ({role})")
+            if new is None:
+                return [None, gr.skip(), _message(busy_message(self.ctx.slots.limit))]
+            new.start_microphone(role, self.ctx.services.transcriber, SileroVad())
+            call = new
+            started = [new, gr.Timer(active=True), ""]
+        rate, samples = chunk
+        call.push_audio(int(rate), samples)
+        return started
+
+    def mic_stop(self, call: LiveCall | None) -> None:
+        if call is not None and call.is_microphone:
+            call.end_audio()
+
+
+def _release_call(call: Any) -> None:
+    """``gr.State`` delete callback: the browser session is gone, so is its call."""
+    if isinstance(call, LiveCall):
+        call.stop()
+
+
+def _build_live(ctx: AppContext, calls: dict[str, str]) -> None:
+    h = LiveHandlers(ctx, calls)
+    call_state = gr.State(None, delete_callback=_release_call)
+    timer = gr.Timer(TICK_SECONDS, active=False)
+    with gr.Column(elem_classes="cp-live"):
+        with gr.Accordion("通话来源 Call source", open=True):
+            choices = list(calls)
+            example = gr.Dropdown(
+                choices=choices,
+                value=next(
+                    (c for c in choices if c.startswith("good_call.wav")), choices[0] if choices else None
+                ),
+                label="Replay an example call as live",
+                elem_id="live-example",
+            )
+            upload = gr.File(
+                label="…or upload a stereo recording (left = agent) or a JSON transcript",
+                file_types=list(CALL_SUFFIXES),
+                type="filepath",
+                elem_id="live-upload",
+            )
+            with gr.Row():
+                speed = gr.Radio(list(SPEEDS), value="8x", label="Speed", elem_id="live-speed")
+                use_llm = gr.Checkbox(value=True, label="LLM rewrite", elem_id="live-llm")
+            with gr.Row():
+                start = gr.Button("开始 Start replay", variant="primary", elem_id="live-start")
+                stop = gr.Button("停止 Stop", elem_id="live-stop")
+            mic_role = gr.Radio(
+                [("我是坐席 the mic is the agent", "agent"), ("客户 the mic is the customer", "customer")],
+                value="agent",
+                label="Microphone speaker",
+                elem_id="live-mic-role",
+            )
+            mic = gr.Audio(
+                sources=["microphone"],
+                streaming=True,
+                type="numpy",
+                label="Microphone (live call)",
+                elem_id="live-mic",
+            )
+        idle = h.idle_view()
+        message = gr.HTML("", elem_id="live-message")
+        status = gr.HTML(idle.status, elem_id="live-status")
+        errors = gr.HTML(idle.errors, elem_id="live-errors")
+        gr.Markdown("**建议 Suggestion**")
+        suggestion = gr.HTML(idle.suggestion, elem_id="live-suggestion")
+        gr.Markdown("**本环节规范 Guideline**")
+        guideline = gr.HTML(idle.guideline, elem_id="live-guideline")
+        gr.Markdown("**提醒 Flags**")
+        flags = gr.HTML(idle.flags, elem_id="live-flags")
+        mood = gr.HTML(idle.mood, elem_id="live-mood")
+        pace = gr.HTML(idle.pace, elem_id="live-pace")
+        gr.Markdown("**流程清单 Checklist**")
+        checklist = gr.HTML(idle.checklist, elem_id="live-checklist")
+        gr.Markdown("**通话记录 Transcript**")
+        transcript = gr.HTML(idle.transcript, elem_id="live-transcript", autoscroll=True)
+    by_field = {
+        "status": status,
+        "transcript": transcript,
+        "guideline": guideline,
+        "suggestion": suggestion,
+        "flags": flags,
+        "mood": mood,
+        "pace": pace,
+        "checklist": checklist,
+        "errors": errors,
+    }
+    panel = [by_field[f] for f in PANEL_FIELDS]
+    start.click(
+        friendly(h.start_replay),
+        [example, upload, speed, use_llm, call_state],
+        [call_state, timer, message, *panel],
+        concurrency_limit=None,
+    )
+    stop.click(friendly(h.stop), [call_state], [call_state, timer, message, *panel], concurrency_limit=None)
+    timer.tick(
+        friendly(h.tick), [call_state], [timer, *panel], concurrency_limit=None, show_progress="hidden"
+    )
+    mic.stream(
+        friendly(h.mic_chunk),
+        [mic, mic_role, use_llm, call_state],
+        [call_state, timer, message],
+        stream_every=MIC_STREAM_EVERY,
+        time_limit=MIC_TIME_LIMIT,
+        concurrency_limit=None,
+    )
+    mic.stop_recording(friendly(h.mic_stop), [call_state], None)
+
+
+def _remove_folder(folder: Any) -> None:
+    """``gr.State`` delete callback: a session's report downloads go when the session does."""
+    if folder:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _build_review(ctx: AppContext) -> list[Any]:
+    reviewed = gr.State(())
+    evidence_rows = gr.State([])
+    listing_ids = gr.State([])
+    downloads_dir = gr.State(None, delete_callback=_remove_folder)
+
+    gr.Markdown("Upload one or many recordings (stereo: left = agent) or JSON transcripts.")
+    with gr.Row():
+        files = gr.File(
+            file_count="multiple",
+            file_types=list(CALL_SUFFIXES),
+            type="filepath",
+            label="Calls to review",
+            elem_id="review-files",
+        )
+        with gr.Column():
+            agent = gr.Textbox(label="Agent id for these calls (optional)", elem_id="review-agent")
+            go = gr.Button("审核 Review", variant="primary", elem_id="review-go")
+    message = gr.HTML("", elem_id="review-message")
+    scorecards = gr.HTML("", elem_id="review-scorecards")
+    gr.Markdown("**Evidence** — click a row to hear that moment of the recording")
+    evidence = gr.Dataframe(
+        headers=rv.EVIDENCE_HEADERS, interactive=False, wrap=True, elem_id="review-evidence"
+    )
+    clip_note = gr.HTML("", elem_id="review-clip-note")
+    clip = gr.Audio(label="Evidence audio", interactive=False, autoplay=True, elem_id="review-clip")
+    transcripts = gr.HTML("", elem_id="review-transcripts")
+    downloads = gr.File(
+        label="Downloads (HTML / JSON / CSV)",
+        file_count="multiple",
+        interactive=False,
+        elem_id="review-downloads",
+    )
+    with gr.Accordion("Earlier reviews (from the database)", open=True):
+        with gr.Row():
+            f_agent = gr.Textbox(label="Agent", elem_id="search-agent")
+            f_text = gr.Textbox(label="Text in transcript", elem_id="search-text")
+            f_failed = gr.Dropdown(
+                ["", *ctx.check_ids], value="", label="Failed check", elem_id="search-failed"
+            )
+            search = gr.Button("Search", elem_id="search-go")
+        listing = gr.Dataframe(headers=rv.LISTING_HEADERS, interactive=False, elem_id="review-listing")
+
+    def show(calls: tuple[rv.ReviewedCall, ...], errors: tuple[str, ...], old_dir: str | None) -> list[Any]:
+        if old_dir:
+            shutil.rmtree(old_dir, ignore_errors=True)
+        rows = rv.evidence_rows(calls)
+        names = [c.name for c in calls]
+        files_out = rv.write_downloads(calls) if calls else []
+        new_dir = str(Path(files_out[0]).parent) if files_out else None
+        note = "; ".join(errors)
+        return [
+            calls,
+            rows,
+            new_dir,
+            _message(f"Could not review: {note}" if note else ""),
+            "".join(rv.scorecard_html(c) for c in calls),
+            [r.cells(names[r.call_index]) for r in rows] or None,
+            "".join(rv.transcript_html(c) for c in calls),
+            files_out or None,
+            None,
+            "",
+        ]
+
+    outputs = [
+        reviewed,
+        evidence_rows,
+        downloads_dir,
+        message,
+        scorecards,
+        evidence,
+        transcripts,
+        downloads,
+        clip,
+        clip_note,
+    ]
+
+    def run_review(
+        paths: list[str] | None, agent_id: str, old_dir: str | None, progress: gr.Progress = gr.Progress()
+    ) -> list[Any]:  # noqa: B008
+        if not paths:
+            raise gr.Error("Upload at least one recording or JSON transcript.")
+        result = rv.review_uploads(
+            paths,
+            ctx,
+            agent=agent_id.strip(),
+            progress=lambda done, total, name: progress((done, total), desc=f"reviewing {name}"),
+        )
+        return [*show(result.calls, result.errors, old_dir), *listing_values()]
+
+    def listing_values(agent_id: str = "", text: str = "", failed: str = "") -> list[Any]:
+        found = rv.search_reviews(ctx, agent=agent_id, text=text, failed_check=failed or "")
+        return [rv.listing_rows(found) or None, [c.id for c in found]]
+
+    def open_earlier(ids: list[int], old_dir: str | None, evt: gr.SelectData) -> list[Any]:
+        row = evt.index[0] if isinstance(evt.index, list | tuple) else evt.index
+        if not isinstance(row, int) or not 0 <= row < len(ids):
+            return [gr.skip() for _ in outputs]
+        return show((rv.open_stored(ctx, ids[row]),), (), old_dir)
+
+    def play(rows: list[rv.EvidenceRow], calls: tuple[rv.ReviewedCall, ...], evt: gr.SelectData) -> list[Any]:
+        row = evt.index[0] if isinstance(evt.index, list | tuple) else evt.index
+        if not isinstance(row, int) or not 0 <= row < len(rows):
+            return [gr.skip(), gr.skip()]
+        item = rows[row]
+        call = calls[item.call_index]
+        where = f"{call.name} · {item.item} · {rv.mmss(item.start)}–{rv.mmss(item.end)} · “{item.quote}”"
+        if call.audio is None:
+            return [None, _message(f"{where}: no recording for this call (a transcript, or audio not kept)")]
+        return [rv.clip(call.audio, item.start, item.end), f'<div class="cp-meta">▶ {rv.esc(where)}</div>']
+
+    go.click(
+        friendly(run_review),
+        [files, agent, downloads_dir],
+        [*outputs, listing, listing_ids],
+        concurrency_limit=ctx.config.app.max_live_sessions,
+    )
+    search.click(friendly(listing_values), [f_agent, f_text, f_failed], [listing, listing_ids])
+    listing.select(friendly(open_earlier), [listing_ids, downloads_dir], outputs)
+    evidence.select(friendly(play), [evidence_rows, reviewed], [clip, clip_note])
+    return [listing, listing_ids]
+
+
+def _build_train(ctx: AppContext, calls: dict[str, str]) -> list[Any]:
+    turns = gr.State([])
+    selected = gr.State(None)
+
+    gr.Markdown("### Evaluation suites")
+    with gr.Row():
+        suite = gr.Dropdown(tr.suite_names(), label="Suite", elem_id="train-suite")
+        run = gr.Button("Run suite", elem_id="train-run")
+    suite_text = gr.Code(label="Result", language=None, elem_id="train-suite-text")
+    metrics = gr.Dataframe(headers=["metric", "value"], interactive=False, elem_id="train-metrics")
+    history = gr.Dataframe(
+        headers=["run", "suite", "when", "note"],
+        interactive=False,
+        label="Earlier runs",
+        elem_id="train-history",
+    )
+
+    gr.Markdown("### Replay a recorded call: what the copilot suggested vs what the agent said")
+    with gr.Row():
+        choices = list(calls)
+        example = gr.Dropdown(
+            choices,
+            value=next((c for c in choices if c.endswith("(transcript)")), None),
+            label="Example call",
+            elem_id="train-example",
+        )
+        upload = gr.File(
+            label="…or upload a JSON transcript / recording",
+            file_types=list(CALL_SUFFIXES),
+            type="filepath",
+            elem_id="train-upload",
+        )
+        with gr.Column():
+            use_llm = gr.Checkbox(value=True, label="LLM rewrite", elem_id="train-llm")
+            go = gr.Button("Replay call", variant="primary", elem_id="train-go")
+    message = gr.HTML("", elem_id="train-message")
+    table = gr.Dataframe(headers=tr.TURN_HEADERS, interactive=False, wrap=True, elem_id="train-turns")
+    gr.Markdown(
+        "Click a turn, then rate its suggestion or block it (a blocked text is never suggested again)."
+    )
+    detail = gr.HTML("", elem_id="train-detail")
+    with gr.Row():
+        rating = gr.Radio(
+            [("👍 good", "good"), ("👎 bad", "bad")], value="good", label="Rating", elem_id="train-rating"
+        )
+        comment = gr.Textbox(label="Comment", elem_id="train-comment")
+    with gr.Row():
+        save = gr.Button("Save rating", elem_id="train-save")
+        block = gr.Button("Block this suggestion", variant="stop", elem_id="train-block")
+    rate_message = gr.HTML("", elem_id="train-rate-message")
+    ratings = gr.Dataframe(
+        headers=["id", "rating", "suggestion", "comment", "rater", "when"],
+        interactive=False,
+        wrap=True,
+        label="Ratings",
+        elem_id="train-ratings",
+    )
+    blocked = gr.Dataframe(
+        headers=["blocked suggestion"], interactive=False, label="Block list", elem_id="train-blocklist"
+    )
+
+    def run_suite(name: str | None) -> list[Any]:
+        if not name:
+            raise gr.Error("Choose a suite.")
+        outcome = tr.run_suite(name, ctx.config)
+        tr.record_run(ctx, name, outcome)
+        return [outcome.text, tr.flat_metrics(outcome.data) or None, tr.eval_history_rows(ctx) or None]
+
+    def replay_call(choice: str | None, path: str | None, llm: bool) -> list[Any]:
+        chosen = path or calls.get(choice or "")
+        if not chosen:
+            raise gr.Error("Choose an example call or upload one.")
+        transcript = tr.load_call(chosen, ctx)
+        views = tr.compare_turns(transcript, ctx, use_llm=llm, blocked=ctx.blocked())
+        note = "" if views else _message("No customer turns in this call.")
+        first = tr.turn_detail_html(views[0]) if views else ""
+        return [views, 0 if views else None, [v.cells() for v in views] or None, first, note]
+
+    def pick(views: list[tr.TurnView], evt: gr.SelectData) -> list[Any]:
+        row = evt.index[0] if isinstance(evt.index, list | tuple) else evt.index
+        if not isinstance(row, int) or not 0 <= row < len(views):
+            return [gr.skip(), gr.skip()]
+        return [row, tr.turn_detail_html(views[row])]
+
+    def chosen_text(views: list[tr.TurnView], index: int | None) -> str:
+        if index is None or not 0 <= index < len(views):
+            raise gr.Error("Replay a call and click a turn first.")
+        return views[index].suggestion
+
+    def save_rating(
+        views: list[tr.TurnView], index: int | None, value: str, note: str, request: gr.Request
+    ) -> list[Any]:
+        text = chosen_text(views, index)
+        rating_id = tr.rate(ctx, text, value, note, rater=getattr(request, "username", None) or "")
+        return [_ok(f"Rating #{rating_id} saved ({value})."), tr.ratings_rows(ctx) or None]
+
+    def block_it(views: list[tr.TurnView], index: int | None, note: str) -> list[Any]:
+        text = chosen_text(views, index)
+        tr.block(ctx, text, note)
+        return [_ok("Blocked: it will not be suggested again."), tr.blocklist_rows(ctx) or None]
+
+    run.click(friendly(run_suite), [suite], [suite_text, metrics, history], concurrency_limit=1)
+    go.click(
+        friendly(replay_call),
+        [example, upload, use_llm],
+        [turns, selected, table, detail, message],
+        concurrency_limit=ctx.config.app.max_live_sessions,
+    )
+    table.select(friendly(pick), [turns], [selected, detail])
+    save.click(friendly(save_rating), [turns, selected, rating, comment], [rate_message, ratings])
+    block.click(friendly(block_it), [turns, selected, comment], [rate_message, blocked])
+    return [ratings, blocked, history]
+
+
+def _ok(text: str) -> str:
+    return f'<div class="cp-ok-message">{rv.esc(text)}</div>'
+
+
+def build_app(
+    config: Config,
+    services: Services | None = None,
+    *,
+    store: Store | None = None,
+    calls_dir: Path | None = DEFAULT_CALLS_DIR,
+) -> gr.Blocks:
+    """The app: Live (agents' side panel), Review (QA), Train (trainers). Loads no model by itself."""
+    ctx = AppContext(config, services, store)
+    calls = shared_calls(calls_dir)
+    with gr.Blocks(title=TITLE, delete_cache=(3600, 3600)) as demo:
         gr.Markdown(f"## {TITLE}")
-        with gr.Tab("Live", id="live"):
-            gr.Markdown("Live side panel: transcript, guideline, suggestion, flags.")
-        with gr.Tab("Review", id="review"):
-            gr.Markdown("QA review of recorded calls.")
-        with gr.Tab("Train", id="train"):
-            gr.Markdown("Trainers' workbench.")
+        with gr.Tabs():
+            with gr.Tab("实时 Live", id="live", elem_id="tab-live"):
+                _build_live(ctx, calls)
+            with gr.Tab("质检 Review", id="review", elem_id="tab-review"):
+                review_tables = _build_review(ctx)
+            with gr.Tab("培训 Train", id="train", elem_id="tab-train"):
+                train_tables = _build_train(ctx, calls)
+
+        def on_load() -> list[Any]:
+            return [*_review_listing(ctx), *_train_tables(ctx)]
+
+        # Listings come from the database each time a page opens (not frozen at build time).
+        demo.load(friendly(on_load), None, [*review_tables, *train_tables])
+    demo.copilot_context = ctx
     return demo
 
 
-def launch(demo: gr.Blocks, config: Config, *, host: str | None = None, port: int | None = None) -> None:
+def _review_listing(ctx: AppContext) -> list[Any]:
+    found = rv.search_reviews(ctx)
+    return [rv.listing_rows(found) or None, [c.id for c in found]]
+
+
+def _train_tables(ctx: AppContext) -> list[Any]:
+    return [tr.ratings_rows(ctx) or None, tr.blocklist_rows(ctx) or None, tr.eval_history_rows(ctx) or None]
+
+
+def launch(
+    demo: gr.Blocks,
+    config: Config,
+    *,
+    host: str | None = None,
+    port: int | None = None,
+    block: bool = True,
+) -> None:
+    """Serve on 127.0.0.1 unless told otherwise. Gradio's login is app-wide: with ``auth_user`` set in the
+    configuration every view (Live too) asks for it."""
     auth = (config.app.auth_user, config.app.auth_password) if config.app.auth_user else None
+    ctx: AppContext | None = getattr(demo, "copilot_context", None)
+    if ctx is not None:
+        threading.Thread(target=_warm, args=(ctx,), name="warm-up", daemon=True).start()
     demo.queue(default_concurrency_limit=config.app.max_live_sessions).launch(
         server_name=host or config.app.host,
         server_port=port or config.app.port,
         auth=auth,
+        auth_message="售后通话助手 · sign in" if auth else None,
         show_error=False,
+        css=CSS,
+        prevent_thread_lock=not block,
+        footer_links=[],
     )
+
+
+def _warm(ctx: AppContext) -> None:
+    try:
+        ctx.warm_up()
+    except Exception:  # the first call will report the same problem to its user
+        log.exception("warm-up failed")

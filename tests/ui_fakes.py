@@ -1,0 +1,72 @@
+"""Fast engines for the app's tests: BM25 retrieval over the real handbooks, the real rules, a scripted LLM.
+
+Only the models are fakes (the LLM is scripted, the transcriber answers from a script); retrieval, the
+suggestion guard, the rules and the store are the real ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from copilot.config import Config, RetrievalConfig
+from copilot.knowledge import load_passages, load_scripts
+from copilot.llm import ChatMessage
+from copilot.retrieval import Retriever
+from copilot.rules import RuleEngine, default_engine
+from copilot.store import Store
+from copilot.suggest.engine import Suggester
+from copilot.ui.context import AppContext
+from tests.fakes_llm import ScriptedGenerator
+
+BM25 = RetrievalConfig(mode="bm25")
+
+
+@dataclass
+class FakeServices:
+    """What :class:`copilot.services.Services` offers the app, without loading a model."""
+
+    suggester: Suggester
+    rules: RuleEngine
+    transcriber: Any = None
+    embedder: Any = None
+
+
+class FailingGenerator:
+    """An LLM that breaks after its first piece: a failed suggestion must not stop the call."""
+
+    name = "failing"
+
+    def stream(
+        self, messages: Sequence[ChatMessage], *, max_new_tokens: int, stop: Any = None
+    ) -> Iterator[str]:
+        yield "好的"
+        raise RuntimeError("the model crashed")
+
+
+@dataclass
+class Engines:
+    generator: Any = field(default_factory=lambda: ScriptedGenerator(["好的，我马上为您处理。"]))
+    transcriber: Any = None
+
+    def services(self) -> FakeServices:
+        rules = default_engine()
+        retriever = Retriever(load_passages(), BM25)
+        suggester = Suggester(retriever, load_scripts(), generator=self.generator, rules=rules)
+        return FakeServices(suggester, rules, self.transcriber)
+
+
+def app_config(**app: Any) -> Config:
+    import dataclasses
+
+    config = Config(retrieval=BM25)
+    if app:
+        config = dataclasses.replace(config, app=dataclasses.replace(config.app, **app))
+    return config
+
+
+def context(tmp_path: Path, services: FakeServices, **app: Any) -> AppContext:
+    store = Store.open(f"sqlite:///{tmp_path / 'copilot.db'}")
+    return AppContext(app_config(**app), services, store)  # type: ignore[arg-type]
