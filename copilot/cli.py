@@ -1,14 +1,15 @@
 """The ``copilot`` command: a thin shell over the library.
 
 Each sub-command lives in ``copilot/commands/<name>.py`` and exposes ``register(subparsers)``.
-Errors raised as :class:`~copilot.errors.CopilotError` become a one-line message and an exit code;
-nothing else is caught here, so a real bug still shows its traceback.
+Errors raised as :class:`~copilot.errors.CopilotError` become a one-line message and an exit code.
+Anything else is a bug: the user still gets one line (exit 70), and ``COPILOT_DEBUG=1`` shows the traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -56,6 +57,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except MemoryError:
+        print("copilot: error: out of memory", file=sys.stderr)
+        return 71
+    except Exception as e:
+        if os.environ.get("COPILOT_DEBUG"):
+            raise
+        print(f"copilot: internal error: {type(e).__name__}: {e} (COPILOT_DEBUG=1 shows details)", file=sys.stderr)
+        return 70
 
 
 if __name__ == "__main__":
