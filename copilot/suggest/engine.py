@@ -131,6 +131,13 @@ class Suggester:
             best = ScriptChoice(GENERIC_SCRIPT, GENERIC_SCRIPT.text, hits, 0.0)
         return best
 
+    def warm(self) -> None:
+        """Pay the first suggestion's one-off costs now (jieba, query embedding, the LLM's system-prefix
+        KV cache), so the first customer turn of a call is as fast as the rest."""
+        context = (Segment("customer", 0.0, 0.0, "你好，我的洗衣机坏了"),)
+        for _ in self.suggest(context, options=SuggestOptions(max_new_tokens=1)):
+            pass
+
     def rule_violations(self, text: str) -> list[str]:
         if self.rules is None:
             return []
