@@ -39,6 +39,7 @@ class ModeResult:
     mrr: float
     p50_ms: float
     p95_ms: float
+    cpu_p50_ms: float  # CPU time of the process per query: what a quiet machine's wall time would be
     misses: tuple[str, ...]  # queries whose clause was not in the top 3
 
 
@@ -79,11 +80,13 @@ def evaluate_mode(retriever: Retriever, items: Sequence[LabelledQuery], mode: Mo
     hits_at = {k: 0 for k in RECALL_AT}
     reciprocal = 0.0
     latencies: list[float] = []
+    cpu: list[float] = []
     misses = []
     for item in items:
-        started = time.perf_counter()
+        started, started_cpu = time.perf_counter(), time.process_time()
         hits = retriever.search(item.query, k=MRR_DEPTH, mode=mode)
         latencies.append((time.perf_counter() - started) * MS_PER_SECOND)
+        cpu.append((time.process_time() - started_cpu) * MS_PER_SECOND)
         rank = next((r for r, h in enumerate(hits, 1) if is_relevant(h.passage, item)), None)
         if rank is not None:
             reciprocal += 1.0 / rank
@@ -98,17 +101,28 @@ def evaluate_mode(retriever: Retriever, items: Sequence[LabelledQuery], mode: Mo
         mrr=reciprocal / n,
         p50_ms=statistics.median(latencies),
         p95_ms=percentile(latencies, 0.95),
+        cpu_p50_ms=statistics.median(cpu),
         misses=tuple(misses),
     )
 
 
+def load_average() -> str:
+    """The 1-minute load average: latency on a shared 2-core machine means little without it."""
+    try:
+        return f"{os.getloadavg()[0]:.2f}"
+    except OSError:
+        return "unknown"
+
+
 def render(results: Sequence[ModeResult], n: int, path: Path) -> str:
-    lines = [f"retrieval on {n} labelled queries ({path.name})", ""]
-    lines.append(f"{'mode':8} {'R@1':>6} {'R@3':>6} {'R@5':>6} {'MRR':>6} {'p50 ms':>8} {'p95 ms':>8}")
+    lines = [f"retrieval on {n} labelled queries ({path.name}); load average {load_average()}", ""]
+    lines.append(
+        f"{'mode':8} {'R@1':>6} {'R@3':>6} {'R@5':>6} {'MRR':>6} {'p50 ms':>8} {'p95 ms':>8} {'cpu p50':>8}"
+    )
     for r in results:
         lines.append(
             f"{r.mode:8} {r.recall[1]:6.3f} {r.recall[3]:6.3f} {r.recall[5]:6.3f} {r.mrr:6.3f} "
-            f"{r.p50_ms:8.1f} {r.p95_ms:8.1f}"
+            f"{r.p50_ms:8.1f} {r.p95_ms:8.1f} {r.cpu_p50_ms:8.1f}"
         )
     for r in results:
         if r.misses:
@@ -134,12 +148,14 @@ def run(args: argparse.Namespace, config: Config) -> EvalOutcome:
     data = {
         "set": str(path),
         "queries": len(items),
+        "load_average": load_average(),
         "modes": {
             r.mode: {
                 **{f"recall@{k}": round(v, 4) for k, v in r.recall.items()},
                 "mrr": round(r.mrr, 4),
                 "p50_ms": round(r.p50_ms, 2),
                 "p95_ms": round(r.p95_ms, 2),
+                "cpu_p50_ms": round(r.cpu_p50_ms, 2),
                 "misses_at_3": list(r.misses),
             }
             for r in results

@@ -1,4 +1,5 @@
-"""Retrieval: dense search against a brute-force oracle, BM25, fusion, manifest checks, query building."""
+"""Retrieval: multi-view dense search against a brute-force oracle, BM25, situations, fusion, manifest checks,
+incremental rebuilds, query building."""
 
 from __future__ import annotations
 
@@ -12,14 +13,19 @@ from copilot.config import Config, RetrievalConfig
 from copilot.errors import IndexMismatchError
 from copilot.query import build_query
 from copilot.retrieval import (
+    DENSE_FILE,
     Retriever,
     build_index,
     index_problem,
     index_text,
     open_retriever,
+    passage_views,
     reciprocal_rank_fusion,
+    situation_views,
     tokenize,
+    view_layout,
 )
+from copilot.situations import Situation
 from copilot.types import Passage, Segment
 from tests.fakes_embedding import HashEmbedder
 
@@ -34,48 +40,97 @@ PASSAGES = [
 ]
 
 
-def _retriever(tmp_path: Path, mode: str = "hybrid") -> Retriever:
+SITUATIONS = [
+    Situation("wrong_number", "用户打错电话", ("打错电话",), ("请问是银行吗", "你们是物业公司吧")),
+    Situation("hold_long", "查询时间较长请用户稍等", ("查询时间较长",), ("要查很久吗", "我在线等着")),
+]
+WRONG_NUMBER = "f"
+PASSAGES_WITH_SITUATIONS = [
+    *PASSAGES,
+    Passage(WRONG_NUMBER, "d.txt", "特殊沟通", "遇到用户打错电话时,告知这里是客服中心。"),
+]
+
+
+def _retriever(tmp_path: Path, mode: str = "hybrid", situations: list[Situation] | None = None) -> Retriever:
     embedder = HashEmbedder()
     config = Config(retrieval=RetrievalConfig(mode=mode))  # type: ignore[arg-type]
+    passages = PASSAGES_WITH_SITUATIONS if situations else PASSAGES
     return open_retriever(
-        config, passages=PASSAGES, embedder=embedder, index_dir=tmp_path, log=lambda _m: None
+        config,
+        passages=passages,
+        situations=situations or [],
+        embedder=embedder,
+        index_dir=tmp_path,
+        log=lambda _m: None,
     )
 
 
-def test_dense_search_matches_a_brute_force_oracle(tmp_path):
+def test_dense_search_matches_a_brute_force_oracle_over_views(tmp_path):
     retriever = _retriever(tmp_path)
     embedder = retriever.embedder
     assert embedder is not None
-    matrix = embedder.embed([index_text(p) for p in PASSAGES], kind="passage")
+    views = [(i, v) for i, p in enumerate(PASSAGES) for v in passage_views(p)]
+    matrix = embedder.embed([v for _, v in views], kind="passage")
     for query in ("客户说方言听不懂", "保修期内维修要钱吗", "热线打不通", "稍等一下"):
         vector = embedder.embed([query], kind="query")[0]
-        oracle = np.argsort(-(matrix @ vector), kind="stable")
+        oracle = np.full(len(PASSAGES), -np.inf)
+        for (owner, _), score in zip(views, matrix @ vector, strict=True):
+            oracle[owner] = max(oracle[owner], score)  # a passage scores its best view
         got = retriever.dense_ranking(query, len(PASSAGES))
-        assert [i for i, _ in got] == list(oracle) or np.allclose(
-            sorted((s for _, s in got), reverse=True), sorted(matrix @ vector, reverse=True), atol=1e-5
-        )
-        assert got[0][0] == oracle[0]
-        assert got[0][1] == pytest.approx(float(matrix[oracle[0]] @ vector), abs=1e-5)
+        assert [s for _, s in got] == pytest.approx(sorted(oracle, reverse=True), abs=1e-5)
+        assert got[0][1] == pytest.approx(oracle[got[0][0]], abs=1e-5)
 
 
-def test_bm25_finds_the_lexical_match_and_ignores_unknown_words(tmp_path):
+def test_passage_views_are_whole_headline_and_sentences():
+    passage = Passage(
+        "x", "d.txt", "结束语 > 1、向用户解释完毕后", "应确认用户是否明了。若用户不明白,应重新解释。"
+    )
+    views = passage_views(passage)
+    assert views[0] == index_text(passage)
+    assert "1、向用户解释完毕后" in views
+    assert "应确认用户是否明了。" in views and "若用户不明白,应重新解释。" in views
+
+
+def test_bm25_uses_characters_and_ignores_unknown_words(tmp_path):
     retriever = _retriever(tmp_path, "bm25")
     assert retriever.search("方言", k=1)[0].passage.id == "a"
     assert retriever.search("火星探测器", k=3) == []
-    assert "的" not in tokenize("我的冰箱坏了")
+    # A colloquial slip jieba would segment differently still shares characters with the clause.
+    assert retriever.search("讲的土话方言你听不懂", k=1)[0].passage.id == "a"
+    assert tokenize("我的QQ号") == ["我", "的", "我的", "qq", "号"]
 
 
-def test_hybrid_fuses_both_rankings(tmp_path):
+def test_hybrid_fuses_the_rankings(tmp_path):
     retriever = _retriever(tmp_path)
     hits = retriever.search("热线打了半天打不通", k=3)
     assert hits[0].passage.id == "b"
     assert len(hits) == 3 and hits[0].score >= hits[-1].score
 
 
+def test_situation_phrasings_find_a_clause_the_passage_words_do_not(tmp_path):
+    query = "物业公司吧"  # shares no character with any passage, only with a situation's phrasing
+    config = Config(retrieval=RetrievalConfig(mode="bm25"))
+    plain = open_retriever(config, passages=PASSAGES_WITH_SITUATIONS, situations=[], log=lambda _m: None)
+    assert plain.search(query, k=3) == []
+    for mode in ("bm25", "hybrid"):
+        retriever = _retriever(tmp_path / mode, mode, SITUATIONS)
+        assert retriever.search(query, k=1)[0].passage.id == WRONG_NUMBER, mode
+    dense = _retriever(tmp_path / "dense", "dense", SITUATIONS)
+    views = dense.view_scores(dense.embed_query(query))
+    assert dense.situation_ranking(views, 3)[0][0] == len(PASSAGES)  # the wrong-number clause
+    retriever = _retriever(tmp_path / "links", "hybrid", SITUATIONS)
+    assert retriever.links.passages[0] == (len(PASSAGES),)
+    assert retriever.links.passages[1] == (4,)
+
+
 def test_reciprocal_rank_fusion():
     fused = reciprocal_rank_fusion([[1, 2, 3], [3, 1]], k=60)
     assert [item for item, _ in fused] == [1, 3, 2]
     assert fused[0][1] == pytest.approx(1 / 61 + 1 / 62)
+    weighted = reciprocal_rank_fusion([[1, 2], [2, 1]], k=1, weights=[1.0, 3.0])
+    assert [item for item, _ in weighted] == [2, 1]
+    with pytest.raises(ValueError):
+        reciprocal_rank_fusion([[1]], k=1, weights=[1.0, 2.0])
 
 
 def test_stale_or_mismatched_index_is_rebuilt_with_notice_or_refused(tmp_path):
@@ -85,16 +140,55 @@ def test_stale_or_mismatched_index_is_rebuilt_with_notice_or_refused(tmp_path):
     changed = [*PASSAGES[:-1], Passage("e", "d.txt", "保持", "改过的文字。")]
     assert "changed" in index_problem(tmp_path, changed, embedder)
     assert "embedder" in index_problem(tmp_path, PASSAGES, HashEmbedder(dimension=128))
+    assert "situations" in index_problem(tmp_path, PASSAGES, embedder, SITUATIONS)
     config = Config()
     with pytest.raises(IndexMismatchError):
-        open_retriever(config, passages=changed, embedder=embedder, index_dir=tmp_path, on_stale="refuse")
+        open_retriever(
+            config, passages=changed, situations=[], embedder=embedder, index_dir=tmp_path, on_stale="refuse"
+        )
     notices: list[str] = []
     retriever = open_retriever(
-        config, passages=changed, embedder=embedder, index_dir=tmp_path, log=notices.append
+        config, passages=changed, situations=[], embedder=embedder, index_dir=tmp_path, log=notices.append
     )
     assert notices and "rebuilding" in notices[0]
     assert index_problem(tmp_path, changed, embedder) == ""
     assert retriever.search("改过的文字", k=1)[0].passage.text == "改过的文字。"
+
+
+def test_a_rebuild_embeds_only_new_views(tmp_path):
+    embedder = HashEmbedder()
+    first = build_index(PASSAGES_WITH_SITUATIONS, embedder, tmp_path, SITUATIONS)
+    assert first.views == len(view_layout(PASSAGES_WITH_SITUATIONS, SITUATIONS).passage_rows) + sum(
+        len(situation_views(s)) for s in SITUATIONS
+    )
+    embedder.calls.clear()
+    edited = [
+        SITUATIONS[0],
+        Situation("hold_long", "查询时间较长请用户稍等", ("查询时间较长",), ("新的说法",)),
+    ]
+    build_index(PASSAGES_WITH_SITUATIONS, embedder, tmp_path, edited)
+    assert embedder.calls == [(("新的说法",), "query")]
+    fresh = tmp_path / "fresh"
+    build_index(PASSAGES_WITH_SITUATIONS, HashEmbedder(), fresh, edited)
+    import faiss
+
+    reused = faiss.read_index(str(tmp_path / DENSE_FILE))
+    rebuilt = faiss.read_index(str(fresh / DENSE_FILE))
+    assert np.allclose(reused.reconstruct_n(0, reused.ntotal), rebuilt.reconstruct_n(0, rebuilt.ntotal))
+
+
+def test_unresolved_situation_quotes_are_reported(tmp_path):
+    notices: list[str] = []
+    broken = [Situation("ghost", "不存在的情形", ("没有这段条款",), ("随便说说",))]
+    retriever = open_retriever(
+        Config(retrieval=RetrievalConfig(mode="bm25")),
+        passages=PASSAGES,
+        situations=broken,
+        index_dir=tmp_path,
+        log=notices.append,
+    )
+    assert retriever.links.unresolved == ("ghost: 没有这段条款",)
+    assert notices and "ghost" in notices[0]
 
 
 def test_build_query_uses_latest_customer_turn_first_with_context():

@@ -14,9 +14,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "index",
         help="build the retrieval index of the knowledge base ($COPILOT_HOME/index)",
-        description="Embed every passage of knowledge/passages.jsonl with the configured embedder and write a "
-        "FAISS inner-product index with a manifest (embedder, dimension, corpus hash). Skipped when the "
-        "existing index still matches, unless --force.",
+        description="Embed every passage of knowledge/passages.jsonl (whole, headline, each sentence) and every "
+        "phrasing of knowledge/situations.yaml with the configured embedder and write a FAISS inner-product "
+        "index with a manifest (embedder, dimension, corpus hash, situations hash). Skipped when the "
+        "existing index still matches, unless --force. Situation quotes that match no passage are listed.",
     )
     parser.add_argument("--force", action="store_true", help="rebuild even if the index matches")
     parser.add_argument("--json", action="store_true", help="print the manifest as JSON")
@@ -27,24 +28,38 @@ def _run(args: argparse.Namespace) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from copilot.embedding import load_embedder
     from copilot.knowledge import load_passages
-    from copilot.retrieval import build_index, default_index_dir, index_problem, read_manifest
+    from copilot.retrieval import build_index, default_index_dir, index_problem, index_text, read_manifest
+    from copilot.situations import link_situations, load_situations
 
     config = config_from_args(args)
-    passages = load_passages(Path(config.knowledge_dir))
+    knowledge = Path(config.knowledge_dir)
+    passages = load_passages(knowledge)
+    situations = load_situations(knowledge)
+    unresolved = link_situations(situations, passages, [index_text(p) for p in passages]).unresolved
     embedder = load_embedder(config.embedder)
     directory = default_index_dir()
-    problem = index_problem(directory, passages, embedder)
+    problem = index_problem(directory, passages, embedder, situations)
     manifest = read_manifest(directory)
     if problem or args.force or manifest is None:
-        manifest = build_index(passages, embedder, directory)
+        manifest = build_index(passages, embedder, directory, situations)
         status = "built"
     else:
         status = "up to date"
     if args.json:
-        print_json({"status": status, "path": str(directory), **asdict(manifest)})
+        print_json(
+            {
+                "status": status,
+                "path": str(directory),
+                **asdict(manifest),
+                "unresolved_clauses": list(unresolved),
+            }
+        )
     else:
         print(
-            f"index {status}: {manifest.passages} passages, {manifest.embedder} ({manifest.dimension}-d), "
+            f"index {status}: {manifest.passages} passages, {manifest.situations} situations, "
+            f"{manifest.views} views, {manifest.embedder} ({manifest.dimension}-d), "
             f"corpus {manifest.corpus_hash[:12]} -> {directory}"
         )
+        for item in unresolved:
+            print(f"situation clause matches no passage: {item}")
     return 0

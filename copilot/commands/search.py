@@ -13,7 +13,7 @@ from copilot.types import SearchHit
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "search",
-        help="find the handbook passages for a query (hybrid dense + BM25)",
+        help="find the handbook passages for a query (situations + passage views + BM25, fused)",
         description="Search the knowledge base. With --json prints a JSON list of {id, source, section, text, "
         "score}; with --file, one such list per input line (JSONL), loading the models once. A missing "
         "or stale index is rebuilt first, with a notice on stderr (or refused with --no-rebuild).",

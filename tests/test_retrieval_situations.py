@@ -1,0 +1,97 @@
+"""The situation layer: file validation, the shipped file against the shipped passages, and honesty checks."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from copilot.errors import KnowledgeError
+from copilot.knowledge import load_passages
+from copilot.retrieval import index_text
+from copilot.situations import (
+    link_situations,
+    load_situations,
+    parse_situations,
+    read_situations,
+    situations_hash,
+)
+
+REPO = Path(__file__).resolve().parent.parent
+KNOWLEDGE = REPO / "knowledge"
+EVAL_SETS = (REPO / "eval" / "retrieval.yaml", REPO / "eval" / "retrieval_holdout.yaml")
+# Character-bigram Jaccard similarity above which a phrasing counts as a copy of an eval query
+# (the shipped file's closest pair is about 0.24; a light paraphrase of a query scores 0.5 or more).
+NEAR_COPY = 0.4
+MIN_SITUATIONS = 60  # the handbooks cover at least this many distinct call moments
+
+
+def _bigrams(text: str) -> set[str]:
+    compact = re.sub(r"[^\w]", "", text)
+    return {compact[i : i + 2] for i in range(len(compact) - 1)}
+
+
+def _similarity(a: str, b: str) -> float:
+    x, y = _bigrams(a), _bigrams(b)
+    return len(x & y) / max(1, len(x | y))
+
+
+def test_parse_validates_fields():
+    good = [{"key": "k", "title": "t", "clauses": ["q"], "examples": ["e1", "e2"]}]
+    (situation,) = parse_situations(good)
+    assert situation.clauses == ("q",) and situation.examples == ("e1", "e2")
+    assert parse_situations(None) == []
+    bad_documents = [
+        {"key": "k"},  # not a list
+        [{"key": "k", "title": "t", "clauses": [], "examples": ["e"]}],  # no clause
+        [{"key": "k", "title": "t", "clauses": ["q"], "examples": "e"}],  # not a list of examples
+        [{"key": "k", "title": "t", "clauses": ["q"], "examples": ["e"], "typo": 1}],  # unknown field
+        [{"title": "t", "clauses": ["q"], "examples": ["e"]}],  # no key
+        [*good, *good],  # duplicate key
+        [{"key": "k", "title": "t", "clauses": ["q"], "examples": ["e", ""]}],  # empty example
+    ]
+    for document in bad_documents:
+        with pytest.raises(KnowledgeError):
+            parse_situations(document)
+
+
+def test_missing_file_means_no_situations_and_bad_yaml_is_a_clear_error(tmp_path):
+    assert read_situations(tmp_path / "none.yaml") == []
+    broken = tmp_path / "situations.yaml"
+    broken.write_text("- key: [unclosed\n", encoding="utf-8")
+    with pytest.raises(KnowledgeError, match=r"situations\.yaml"):
+        read_situations(broken)
+
+
+def test_hash_changes_with_any_edit():
+    base = parse_situations([{"key": "k", "title": "t", "clauses": ["q"], "examples": ["e"]}])
+    edited = parse_situations([{"key": "k", "title": "t", "clauses": ["q"], "examples": ["e", "f"]}])
+    assert situations_hash(base) == situations_hash(list(base))
+    assert situations_hash(base) != situations_hash(edited)
+
+
+def test_shipped_situations_link_to_shipped_passages():
+    situations = load_situations(KNOWLEDGE)
+    passages = load_passages(KNOWLEDGE)
+    assert len(situations) >= MIN_SITUATIONS
+    links = link_situations(situations, passages, [index_text(p) for p in passages])
+    assert links.unresolved == ()
+    assert all(links.passages)
+    linked_sources = {passages[row].source for rows in links.passages for row in rows}
+    assert len(linked_sources) == len({p.source for p in passages})  # every handbook is covered
+
+
+def test_shipped_phrasings_are_not_copies_of_eval_queries():
+    situations = load_situations(KNOWLEDGE)
+    queries = [item["query"] for path in EVAL_SETS for item in yaml.safe_load(path.read_text("utf-8"))]
+    assert queries
+    copies = [
+        (example, query, round(_similarity(example, query), 2))
+        for situation in situations
+        for example in (situation.title, *situation.examples)
+        for query in queries
+        if _similarity(example, query) >= NEAR_COPY
+    ]
+    assert copies == []
