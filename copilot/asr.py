@@ -305,13 +305,25 @@ class FasterWhisperTranscriber:
         )
 
 
+def clip_seconds(speech: Sequence[dict[str, int]]) -> list[float]:
+    """Silero's speech spans (sample indices) as openai-whisper's flat ``clip_timestamps`` in seconds."""
+    return [float(span[key]) / SAMPLE_RATE for span in speech for key in ("start", "end")]
+
+
+def speech_clips(audio: np.ndarray) -> list[float]:
+    """Where ``audio`` has speech, by the Silero VAD bundled with faster-whisper (same defaults as there)."""
+    from faster_whisper.vad import VadOptions, get_speech_timestamps
+
+    return clip_seconds(get_speech_timestamps(audio, VadOptions(), sampling_rate=SAMPLE_RATE))
+
+
 def _openai_model_path(name: str) -> str:
     """The packaged CTranslate2 name maps to its openai-whisper conversion; anything else is kept."""
     return resolve(PACKAGED_OPENAI if name in (PACKAGED_CT2, PACKAGED_OPENAI) else name)
 
 
 class OpenAIWhisperTranscriber:
-    """openai-whisper in fp32 on CPU over the converted checkpoint; the model is loaded once here."""
+    """openai-whisper in fp32 on CPU over the converted checkpoint, with faster-whisper's Silero VAD."""
 
     def __init__(self, config: AsrConfig, vocabulary: Vocabulary = Vocabulary()) -> None:
         _offline()
@@ -337,8 +349,13 @@ class OpenAIWhisperTranscriber:
 
     def decode(self, audio: np.ndarray, prompt: str) -> list[DecodedSegment]:
         beam = self.config.beam_size
+        # openai-whisper has no VAD of its own: decode only the speech (silence is where it hallucinates).
+        clips = speech_clips(audio) if self.config.vad else []
+        if self.config.vad and not clips:
+            return []
         result = self._model.transcribe(
             audio,
+            clip_timestamps=clips or "0",
             language=self.config.language,
             task="transcribe",
             initial_prompt=prompt or None,

@@ -93,27 +93,39 @@ def _is_candidate(window: str, word: str) -> bool:
     return any(a == b for a, b in zip(window, word, strict=True)) and _same_sound(window, word)
 
 
+def _rank(window: str, word: str, order: int) -> tuple[bool, int, int]:
+    """Curated mishearings first, then more characters already right, then vocabulary order."""
+    same = sum(a == b for a, b in zip(window, word, strict=True))
+    return (window in CONFUSIONS.get(word, ()), same, -order)
+
+
 def correction_map(text: str, vocabulary: Iterable[str]) -> list[tuple[int, str, str]]:
     """``(position, heard, corrected)`` for every window that would be replaced, left to right."""
-    words = sorted({w for w in vocabulary if len(w) >= 2}, key=len, reverse=True)
+    unique = list(dict.fromkeys(w for w in vocabulary if len(w) >= 2))  # keeps the caller's order
+    order = {w: i for i, w in enumerate(unique)}
+    lengths = sorted({len(w) for w in unique}, reverse=True)  # longest first: 保修期 before 保修
     found: list[tuple[int, str, str]] = []
     i = 0
     while i < len(text):
-        step = 1
-        present = [w for w in words if text.startswith(w, i)]
+        present = [w for w in unique if text.startswith(w, i)]
         if present:  # already right: never rewrite inside a correct word
-            i += len(present[0])
+            i += max(len(w) for w in present)
             continue
-        for word in words:
-            window = text[i : i + len(word)]
-            if len(window) < len(word) or not _is_candidate(window, word):
+        best: tuple[str, str] | None = None
+        for length in lengths:
+            window = text[i : i + length]
+            if len(window) < length:
                 continue
-            if is_real_word(window) and not _has_cue(text, i, i + len(word)):
+            candidates = [w for w in unique if len(w) == length and _is_candidate(window, w)]
+            if not candidates or (is_real_word(window) and not _has_cue(text, i, i + length)):
                 continue
-            found.append((i, window, word))
-            step = len(word)
+            best = (window, max(candidates, key=lambda w: _rank(window, w, order[w])))
             break
-        i += step
+        if best is None:
+            i += 1
+            continue
+        found.append((i, best[0], best[1]))
+        i += len(best[1])
     return found
 
 

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from copilot.asr import (
     DecodedSegment,
@@ -16,6 +18,7 @@ from copilot.asr import (
     Vocabulary,
     build_prompt,
     clean_segment,
+    clip_seconds,
     collapse_repetitions,
     is_silence_hallucination,
     load_transcriber,
@@ -71,6 +74,18 @@ def test_correction_keeps_length_and_reports_positions() -> None:
     expected = [(0, "克服", "客服"), (5, "游腌机", "油烟机"), (8, "宝修", "保修")]
     assert found == expected
     assert len(correct_homophones(text, DOMAIN)) == len(text)
+
+
+def test_ambiguous_windows_prefer_the_curated_mishearing_whatever_the_order() -> None:
+    assert correct_homophones("宝修", ["报修", "保修"]) == "保修"
+    assert correct_homophones("宝修", ["保修", "报修"]) == "保修"
+
+
+@given(st.text(alphabet="克服客宝保修报游腌油烟机制致电收获售后中心困难，a ", max_size=30))
+def test_correction_never_changes_length_and_is_stable(text: str) -> None:
+    once = correct_homophones(text, DOMAIN)
+    assert len(once) == len(text)
+    assert correct_homophones(once, DOMAIN) == once
 
 
 def test_empty_vocabulary_changes_nothing() -> None:
@@ -181,6 +196,16 @@ def test_build_prompt_orders_config_vocabulary_then_recent_context() -> None:
     assert prompt.startswith("以下是普通话的句子。常用词：客服、保修。")
     assert prompt.endswith("前文") and len(prompt) < 200
     assert build_prompt("以下是普通话的句子。", Vocabulary(words=("客服",)), "") == "以下是普通话的句子。"
+
+
+def test_clip_seconds_flattens_vad_spans_for_openai_whisper() -> None:
+    assert clip_seconds([{"start": 8000, "end": 24000}, {"start": 32000, "end": 40000}]) == [
+        0.5,
+        1.5,
+        2.0,
+        2.5,
+    ]
+    assert clip_seconds([]) == []
 
 
 def test_to_simplified() -> None:
