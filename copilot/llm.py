@@ -213,4 +213,4 @@ def load_generator(config: LlmConfig) -> Generator:
     """The configured generator, loaded once (raises ModelError if disabled or unusable)."""
     if not config.enabled:
         raise ModelError("the LLM is disabled in the configuration (llm.enabled = false)")
-    return TransformersGenerator(config)
+    return TransformersGenerator(config, dtype=config.dtype)

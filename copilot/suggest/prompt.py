@@ -16,14 +16,15 @@ SYSTEM_PROMPT = (
     "要求：最多两句，简短、礼貌、口语化；只用条款和话术里的信息；"
     "不要承诺条款里没有的金额、时间、退款或赔偿；不要加解释，只输出这句话。"
 )
-MAX_PASSAGE_CHARS = 120  # per cited passage; the script carries most of the meaning
+MAX_PASSAGE_CHARS = 100  # the script carries most of the meaning; every prompt token costs prefill time
+MAX_PASSAGES = 1  # the script's own (or the best) passage
 MAX_CUSTOMER_CHARS = 80
 
 
 def suggestion_messages(
     customer_turn: str, script: str, passages: Sequence[str], address: str
 ) -> list[ChatMessage]:
-    clauses = "\n".join(f"- {text[:MAX_PASSAGE_CHARS]}" for text in passages)
+    clauses = "\n".join(f"- {text[:MAX_PASSAGE_CHARS]}" for text in passages[:MAX_PASSAGES])
     user = (
         f"客户刚说：{customer_turn[-MAX_CUSTOMER_CHARS:]}\n"
         f"手册条款：\n{clauses}\n"
