@@ -69,11 +69,11 @@ VOCABULARY = (
     "耐心等候",
     "不便",
 )
-CONDITIONS = {
-    "none": Vocabulary(words=VOCABULARY, hotwords=False, in_prompt=False, correct=False),
-    "prompt": Vocabulary(words=VOCABULARY, hotwords=False, in_prompt=True, correct=False),
-    "hotwords": Vocabulary(words=VOCABULARY, hotwords=True, in_prompt=False, correct=False),
-    "prompt+hotwords": Vocabulary(words=VOCABULARY, hotwords=True, in_prompt=True, correct=False),
+CONDITIONS = {  # correction is measured on every condition's decode, so it is off here
+    "none": Vocabulary(hotwords=False, in_prompt=False, correct=False),
+    "prompt": Vocabulary(hotwords=False, in_prompt=True, correct=False),
+    "hotwords": Vocabulary(hotwords=True, in_prompt=False, correct=False),
+    "prompt+hotwords": Vocabulary(hotwords=True, in_prompt=True, correct=False),
 }
 CHANNEL_ROLES = ("agent", "customer")  # left, right (recorder convention of ../shared/calls)
 KIB = 1024  # ru_maxrss is in KiB on Linux
@@ -96,11 +96,11 @@ def cer(refs: list[str], hyps: list[str]) -> float:
     return float(jiwer.cer([r for r, _ in pairs], [h or "-" for _, h in pairs]))
 
 
-def term_recall(refs: list[str], hyps: list[str]) -> float:
+def term_recall(refs: list[str], hyps: list[str], vocabulary: tuple[str, ...]) -> float:
     """Share of vocabulary-word occurrences in the references that the hypotheses also contain."""
     found = total = 0
     for ref, hyp in zip(refs, hyps, strict=True):
-        for word in sorted(VOCABULARY, key=len, reverse=True):
+        for word in sorted(vocabulary, key=len, reverse=True):
             wanted = ref.count(word)
             total += wanted
             found += min(wanted, hyp.count(word))
@@ -115,7 +115,7 @@ def rss_mib() -> float:
     return float("nan")
 
 
-def bench_calls(config: AsrConfig, names: list[str], conditions: list[str]) -> None:
+def bench_calls(config: AsrConfig, names: list[str], conditions: list[str], words: tuple[str, ...]) -> None:
     calls = []
     for name in names:
         script = json.loads((SHARED / "calls" / f"{name}.json").read_text(encoding="utf-8"))
@@ -131,7 +131,7 @@ def bench_calls(config: AsrConfig, names: list[str], conditions: list[str]) -> N
     print(f"{'condition':<16} {'CER':>6} {'+corr':>6} {'terms':>6} {'+corr':>6} {'RTF':>5}")
     examples: dict[str, list[tuple[str, str]]] = {}
     for condition in conditions:
-        transcriber: Transcriber = load_transcriber(config, CONDITIONS[condition])
+        transcriber: Transcriber = load_transcriber(config, replace(CONDITIONS[condition], words=words))
         refs: list[str] = []
         hyps: list[str] = []
         started = time.monotonic()
@@ -139,10 +139,10 @@ def bench_calls(config: AsrConfig, names: list[str], conditions: list[str]) -> N
             refs.append(ref)
             hyps.append("".join(s.text for s in transcriber.transcribe(audio)))
         rtf = (time.monotonic() - started) / seconds_of_audio
-        fixed = [correct_homophones(h, VOCABULARY) for h in hyps]
+        fixed = [correct_homophones(h, words) for h in hyps]
         print(
             f"{condition:<16} {cer(refs, hyps):6.3f} {cer(refs, fixed):6.3f} "
-            f"{term_recall(refs, hyps):6.3f} {term_recall(refs, fixed):6.3f} {rtf:5.2f}",
+            f"{term_recall(refs, hyps, words):6.3f} {term_recall(refs, fixed, words):6.3f} {rtf:5.2f}",
             flush=True,
         )
         examples[condition] = [(h, f) for h, f in zip(hyps, fixed, strict=True) if h != f]
@@ -188,6 +188,12 @@ def main() -> None:
     parser.add_argument("--backend", choices=("faster-whisper", "openai-whisper"), default=None)
     parser.add_argument("--beam", type=int, default=None, help="beam size (1 = greedy; default: config)")
     parser.add_argument("--calls", nargs="+", default=["good_call", "bad_call"])
+    parser.add_argument(
+        "--vocabulary",
+        choices=("script", "handbooks"),
+        default="script",
+        help="the constant list in this script, or copilot.knowledge.domain_vocabulary() from the handbooks",
+    )
     parser.add_argument("--conditions", nargs="+", choices=list(CONDITIONS), default=list(CONDITIONS))
     args = parser.parse_args()
     config = load_config().asr
@@ -198,7 +204,12 @@ def main() -> None:
     load = os.getloadavg()[0]
     print(f"# load average {load:.1f} on {os.cpu_count()} cores: timings are whole-machine figures")
     if args.suite == "calls":
-        bench_calls(config, args.calls, args.conditions)
+        words: tuple[str, ...] = VOCABULARY
+        if args.vocabulary == "handbooks":
+            from copilot.knowledge import domain_vocabulary
+
+            words = tuple(domain_vocabulary())
+        bench_calls(config, args.calls, args.conditions, words)
     else:
         bench_audio(config)
 
