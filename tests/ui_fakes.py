@@ -6,6 +6,7 @@ suggestion guard, the rules and the store are the real ones.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +33,7 @@ class FakeServices:
     rules: RuleEngine
     transcriber: Any = None
     embedder: Any = None
+    config: Config = field(default_factory=lambda: app_config())
 
 
 class FailingGenerator:
@@ -44,6 +46,18 @@ class FailingGenerator:
     ) -> Iterator[str]:
         yield "好的"
         raise RuntimeError("the model crashed")
+
+
+class EchoGenerator:
+    """An LLM that answers with the handbook script it was given, prefixed with a polite "好的，"."""
+
+    name = "echo"
+
+    def stream(
+        self, messages: Sequence[ChatMessage], *, max_new_tokens: int, stop: Any = None
+    ) -> Iterator[str]:
+        found = re.search(r"标准话术：(.*)", messages[-1].content)
+        yield from ("好的，" + (found.group(1).strip() if found else ""))[:max_new_tokens]
 
 
 @dataclass

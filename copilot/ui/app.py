@@ -436,8 +436,11 @@ def _build_review(ctx: AppContext) -> list[Any]:
     ]
 
     def run_review(
-        paths: list[str] | None, agent_id: str, old_dir: str | None, progress: gr.Progress = gr.Progress()
-    ) -> list[Any]:  # noqa: B008
+        paths: list[str] | None,
+        agent_id: str,
+        old_dir: str | None,
+        progress: gr.Progress = gr.Progress(),  # noqa: B008
+    ) -> list[Any]:
         if not paths:
             raise gr.Error("Upload at least one recording or JSON transcript.")
         result = rv.review_uploads(
@@ -565,21 +568,21 @@ def _build_train(ctx: AppContext, calls: dict[str, str]) -> list[Any]:
             return [gr.skip(), gr.skip()]
         return [row, tr.turn_detail_html(views[row])]
 
-    def chosen_text(views: list[tr.TurnView], index: int | None) -> str:
+    def chosen(views: list[tr.TurnView], index: int | None) -> tr.TurnView:
         if index is None or not 0 <= index < len(views):
             raise gr.Error("Replay a call and click a turn first.")
-        return views[index].suggestion
+        return views[index]
 
     def save_rating(
         views: list[tr.TurnView], index: int | None, value: str, note: str, request: gr.Request
     ) -> list[Any]:
-        text = chosen_text(views, index)
+        text = chosen(views, index).suggestion  # as the trainer saw it (redacted)
         rating_id = tr.rate(ctx, text, value, note, rater=getattr(request, "username", None) or "")
         return [_ok(f"Rating #{rating_id} saved ({value})."), tr.ratings_rows(ctx) or None]
 
     def block_it(views: list[tr.TurnView], index: int | None, note: str) -> list[Any]:
-        text = chosen_text(views, index)
-        tr.block(ctx, text, note)
+        turn = chosen(views, index)
+        tr.block(ctx, turn.raw_suggestion or turn.suggestion, note)  # what the suggester must not produce
         return [_ok("Blocked: it will not be suggested again."), tr.blocklist_rows(ctx) or None]
 
     run.click(friendly(run_suite), [suite], [suite_text, metrics, history], concurrency_limit=1)

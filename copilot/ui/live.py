@@ -292,6 +292,13 @@ class LiveCall:
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait for the feeder to finish (tests, shutdown); True when it has."""
+        thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
+        return not self.running
+
     def add_error(self, message: str) -> None:
         with self._lock:
             self._errors.append(message)

@@ -20,12 +20,12 @@ from copilot.audio import SAMPLE_RATE, read_all
 from copilot.batch import AUDIO_SUFFIXES, SIDECAR_MARK
 from copilot.errors import CopilotError
 from copilot.metadata import load_metadata
+from copilot.pipeline import load_call
 from copilot.report import call_json, render_call_html, report_stem, to_csv, to_json
 from copilot.report.html import esc, mmss
-from copilot.review import TRANSCRIPT_SUFFIXES, ReviewOptions, review_file
+from copilot.review import TRANSCRIPT_SUFFIXES, ReviewOptions, review_call
 from copilot.store import CallSummary, ReviewFilter, StoredCall, content_hash, provenance
-from copilot.transcription import transcribe_file
-from copilot.types import Clause, Evidence, Transcript
+from copilot.types import Clause, Evidence
 from copilot.ui.context import AppContext
 
 CLIP_PAD = 0.5  # s of audio played before and after a piece of evidence
@@ -110,11 +110,10 @@ def review_uploads(
             digest = content_hash(path)
             existing = store.call_id(digest, prov.config_hash)
             if existing is None:
-                review = review_file(
-                    path,
+                review = review_call(
+                    load_call(path, ctx.services),
                     engine=ctx.services.rules,
                     options=ReviewOptions(redact=config.privacy.redact),
-                    transcribe=_transcriber(ctx) if is_audio else None,
                 )
                 meta = names.for_file(path)
                 if agent:
@@ -143,12 +142,6 @@ def review_uploads(
     if progress is not None:
         progress(len(files), len(files), "done")
     return BatchResult(tuple(calls), tuple(errors))
-
-
-def _transcriber(ctx: AppContext) -> Callable[[Path], Transcript]:
-    transcriber = ctx.services.transcriber
-    asr = ctx.config.asr
-    return lambda path: transcribe_file(path, asr, transcriber)
 
 
 def open_stored(ctx: AppContext, call_id: int) -> ReviewedCall:

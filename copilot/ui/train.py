@@ -1,33 +1,27 @@
 """The trainers' view, library side: evaluation suites, a call replayed turn by turn, ratings and blocks.
 
 A replayed call shows, at each customer turn, what the copilot suggested next to what the agent really
-said. When the lead's :mod:`copilot.replay` (``replay_call(transcript, services)``) is present it is used;
-until then the same comparison is built here from a :class:`~copilot.session.CallSession` run offline
-(``background=False``), which is the code path the live panel uses.
+said (:func:`copilot.replay.replay_call`: the live panel's session run offline).
 """
 
 from __future__ import annotations
 
 import argparse
-import difflib
-import importlib
-from collections.abc import Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from copilot import pipeline
 from copilot.config import Config
 from copilot.errors import CopilotError
 from copilot.evaluation import EvalOutcome, suites
 from copilot.redact import redact
+from copilot.replay import ReplayTurn, replay_call
 from copilot.report.html import esc, mmss
-from copilot.review import TRANSCRIPT_SUFFIXES
-from copilot.session import CallSession, SessionOptions
 from copilot.store import EvalRun, Rating
 from copilot.store.fingerprint import provenance
-from copilot.transcript_io import read_transcript
-from copilot.transcription import transcribe_file
-from copilot.types import Segment, Transcript
+from copilot.types import Transcript
 from copilot.ui.context import AppContext
 
 TURN_HEADERS = ["#", "time", "customer said", "copilot suggested", "agent said", "similarity", "compliance"]
@@ -50,7 +44,8 @@ class TurnView:
     cites: tuple[str, ...]
     actual: str  # what the agent really said next ("" when the customer spoke last)
     similarity: float | None  # 0-1 between suggestion and the real reply
-    compliance: str  # rule findings on the real reply ("ok" when none)
+    compliance: str  # rule findings on the real reply and the suggestion ("ok" when none)
+    raw_suggestion: str = ""  # the text as the suggester produced it: what a block must match
 
     def cells(self) -> list[object]:
         return [
@@ -118,117 +113,37 @@ def flat_metrics(data: Any, prefix: str = "") -> list[list[object]]:
 
 def load_call(path: str | Path, ctx: AppContext) -> Transcript:
     """A JSON transcript as is, or a recording through the transcription layer."""
-    file = Path(path)
-    if file.suffix.lower() in TRANSCRIPT_SUFFIXES:
-        return read_transcript(file)
-    return transcribe_file(file, ctx.config.asr, ctx.services.transcriber)
-
-
-def _similarity(ctx: AppContext, a: str, b: str) -> float | None:
-    if not a or not b:
-        return None
-    if ctx.config.retrieval.mode != "bm25":
-        vectors = ctx.services.embedder.embed([a, b], kind="query")
-        return float(max(0.0, min(1.0, float(vectors[0] @ vectors[1]))))
-    return difflib.SequenceMatcher(None, a, b).ratio()
-
-
-def _next_agent_reply(segments: Sequence[Segment], customer: Segment) -> Segment | None:
-    """The agent's first segment after the customer's turn began, before the customer speaks again."""
-    for segment in segments:
-        if segment.start <= customer.start or segment is customer:
-            continue
-        if segment.speaker == "agent":
-            return segment
-        if segment.speaker == "customer" and segment.start >= customer.end:
-            return None
-    return None
+    return pipeline.load_call(path, ctx.services)
 
 
 def compare_turns(
     transcript: Transcript, ctx: AppContext, *, use_llm: bool = True, blocked: frozenset[str] = frozenset()
 ) -> list[TurnView]:
-    """At each customer turn: the copilot's suggestion next to the agent's real reply."""
-    library = _library_replay()
-    if library is not None:
-        return [_from_library(i, turn) for i, turn in enumerate(library(transcript, ctx.services), start=1)]
-    session = CallSession(
-        ctx.services,
-        SessionOptions(redact=ctx.config.privacy.redact, use_llm=use_llm, background=False, blocked=blocked),
-    )
-    segments = sorted(transcript.segments, key=lambda s: (s.start, s.end))
-    history: list[Segment] = []
-    for segment in segments:
-        session.add_segment(segment)
-        history.append(segment)
-    session.finish()
+    """At each customer turn: the copilot's suggestion next to the agent's real reply
+    (:func:`copilot.replay.replay_call`, the live panel's session run offline), redacted for display."""
+    embedder = ctx.services.embedder if ctx.config.retrieval.mode != "bm25" else None
+    turns = replay_call(transcript, ctx.services, embedder=embedder, use_llm=use_llm, blocked=blocked)
     clean = redact if ctx.config.privacy.redact else (lambda text: text)
-    engine = ctx.services.rules
-    views: list[TurnView] = []
-    for index, record in enumerate(session.records, start=1):
-        reply = _next_agent_reply(segments, record.customer)
-        findings: list[str] = []
-        if reply is not None:
-            before = [s for s in segments if s.start < reply.start]
-            findings = sorted({f"{f.rule}: {f.message}" for f in engine.check_utterance(reply, before)})
-        suggestion = record.suggestion
-        views.append(
-            TurnView(
-                index=index,
-                time=record.customer.start,
-                customer=clean(record.customer.text),
-                suggestion=clean(suggestion.text),
-                script=clean(suggestion.script),
-                fallback_reason=suggestion.reason if suggestion.fallback else "",
-                cites=tuple(c.id for c in suggestion.cites),
-                actual=clean(reply.text) if reply is not None else "",
-                similarity=_similarity(ctx, suggestion.text, reply.text) if reply is not None else None,
-                compliance="; ".join(findings) if findings else ("ok" if reply is not None else "—"),
-            )
-        )
-    return views
+    return [_view(index, turn, clean) for index, turn in enumerate(turns, start=1)]
 
 
-def _library_replay() -> Any:
-    try:
-        module = importlib.import_module("copilot.replay")
-    except ImportError:
-        return None
-    return getattr(module, "replay_call", None)
-
-
-def _text(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return value
-    return str(getattr(value, "text", value))
-
-
-def _from_library(index: int, turn: Any) -> TurnView:
-    """Adapt a :mod:`copilot.replay` turn (its field names may differ slightly) to the view."""
-    customer = getattr(turn, "customer", None)
-    suggestion = getattr(turn, "suggestion", None)
-    actual = (
-        getattr(turn, "actual", None) or getattr(turn, "agent", None) or getattr(turn, "actual_reply", None)
-    )
-    similarity = getattr(turn, "similarity", None)
-    compliance = getattr(turn, "compliance", "")
-    if not isinstance(compliance, str):
-        compliance = "; ".join(map(str, compliance)) if compliance else "ok"
+def _view(index: int, turn: ReplayTurn, clean: Callable[[str], str]) -> TurnView:
+    suggestion = turn.suggestion
+    findings = [f"agent reply breaks: {', '.join(turn.actual_flags)}"] if turn.actual_flags else []
+    if turn.suggestion_flags:
+        findings.append(f"suggestion breaks: {', '.join(turn.suggestion_flags)}")
     return TurnView(
         index=index,
-        time=float(getattr(customer, "start", 0.0) or 0.0),
-        customer=_text(customer),
-        suggestion=_text(suggestion),
-        script=str(getattr(suggestion, "script", "") or ""),
-        fallback_reason=str(getattr(suggestion, "reason", "") or "")
-        if getattr(suggestion, "fallback", False)
-        else "",
-        cites=tuple(getattr(c, "id", str(c)) for c in getattr(suggestion, "cites", ()) or ()),
-        actual=_text(actual),
-        similarity=float(similarity) if isinstance(similarity, int | float) else None,
-        compliance=compliance or "ok",
+        time=turn.customer.start,
+        customer=clean(turn.customer.text),
+        suggestion=clean(suggestion.text),
+        script=clean(suggestion.script),
+        fallback_reason=suggestion.reason if suggestion.fallback else "",
+        cites=tuple(c.id for c in suggestion.cites),
+        actual=clean(turn.actual),
+        similarity=turn.similarity if turn.actual else None,
+        compliance="; ".join(findings) if findings else ("ok" if turn.actual else "—"),
+        raw_suggestion=suggestion.text,
     )
 
 
