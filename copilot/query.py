@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import functools
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from copilot.types import Role, Segment
 
@@ -51,3 +54,19 @@ def build_query(segments: Sequence[Segment], *, max_context_turns: int = DEFAULT
     parts = [all_turns[latest].text]
     parts += [turn.text for turn in reversed(all_turns[max(0, latest - max_context_turns) : latest])]
     return CONTEXT_SEPARATOR.join(parts)[:MAX_QUERY_CHARS]
+
+
+@functools.lru_cache(maxsize=1)
+def _t2s() -> Any:
+    from opencc import OpenCC
+
+    return OpenCC("t2s")
+
+
+def normalize_query(text: str) -> str:
+    """Full-width forms folded (NFKC) and Traditional characters made Simplified, as the handbooks are.
+
+    Whisper base drifts into Traditional and typed queries mix full- and half-width forms; the knowledge
+    base is Simplified, so a query in another form would miss both the lexical and the dense matches.
+    """
+    return str(_t2s().convert(unicodedata.normalize("NFKC", text))).strip()

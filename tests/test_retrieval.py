@@ -11,7 +11,7 @@ import pytest
 
 from copilot.config import Config, RetrievalConfig
 from copilot.errors import IndexMismatchError
-from copilot.query import build_query
+from copilot.query import build_query, normalize_query
 from copilot.retrieval import (
     DENSE_FILE,
     Retriever,
@@ -189,6 +189,14 @@ def test_unresolved_situation_quotes_are_reported(tmp_path):
     )
     assert retriever.links.unresolved == ("ghost: 没有这段条款",)
     assert notices and "ghost" in notices[0]
+
+
+def test_traditional_and_full_width_queries_find_the_same_clause(tmp_path):
+    retriever = _retriever(tmp_path, "bm25")
+    simplified = retriever.search("热线打不通", k=1)
+    assert retriever.search("熱線打不通", k=1) == simplified
+    assert normalize_query(" ＱＱ號 ") == "QQ号"
+    assert tokenize("ＱＱ") == ["qq"]
 
 
 def test_build_query_uses_latest_customer_turn_first_with_context():
