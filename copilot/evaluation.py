@@ -1,8 +1,13 @@
-"""A small registry of evaluation suites behind ``copilot eval SUITE``.
+"""A small registry of evaluation suites behind ``copilot eval [SUITE...]``.
 
 A suite is a function ``run(args, config) -> EvalOutcome``; it registers itself with
 :func:`register_suite` when its module is imported. To add a suite, write the module and append
-its name to :data:`SUITE_MODULES` (a one-line change).
+its name to :data:`SUITE_MODULES` (a one-line change). A suite may also give ``metrics``: a function
+from its ``data`` to the :class:`Metric` rows of the harness table (the harness has adapters for the
+suites that predate it, see :mod:`copilot.eval_harness`).
+
+Suites share one :class:`EvalContext` per configuration (``args.eval_context``): the engines of
+:class:`~copilot.services.Services`, loaded once, and the transcripts already made from audio.
 """
 
 from __future__ import annotations
@@ -11,16 +16,30 @@ import argparse
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
 
 from copilot.config import Config
 
-# Modules that call register_suite() on import, in the order `copilot eval --help` lists them.
+if TYPE_CHECKING:
+    from copilot.services import Services
+    from copilot.types import Transcript
+
+# Modules that call register_suite() on import, in the order `copilot eval` runs and lists them.
 SUITE_MODULES: tuple[str, ...] = (
     "copilot.retrieval_eval",
+    "copilot.eval_suites",  # retrieval on the held-out set
     "copilot.rules.eval_suite",
     "copilot.suggest.evaluate",
+    "copilot.eval_ratings",
+    "copilot.eval_calls",
+    "copilot.eval_asr",
+    "copilot.eval_latency",
+    "copilot.eval_scenarios",
+    "copilot.eval_judge",  # only when asked for (--judge): reported separately
 )
+
+Better = Literal["higher", "lower"]
 
 
 @dataclass(frozen=True)
@@ -31,8 +50,21 @@ class EvalOutcome:
     data: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Metric:
+    """One row of the harness table for one configuration."""
+
+    key: str  # stable name used by eval/floors.toml and the stored runs, e.g. "recall@3", "cer_clips"
+    label: str  # what the table shows
+    value: float | None  # None: not measured in this run (e.g. no ratings yet, LLM disabled)
+    better: Better = "higher"
+    unit: str = ""  # "", "ms", "s" or "n" (a count)
+    n: int | None = None  # how many items the number rests on
+
+
 SuiteRun = Callable[[argparse.Namespace, Config], EvalOutcome]
 AddArguments = Callable[[argparse.ArgumentParser], None]
+MetricsOf = Callable[[dict[str, Any], Config], list[Metric]]
 
 
 @dataclass(frozen=True)
@@ -41,17 +73,67 @@ class Suite:
     help: str
     run: SuiteRun
     add_arguments: AddArguments | None = None
+    metrics: MetricsOf | None = None  # None: the harness's adapter for the suite, if any
+    default: bool = True  # run by a bare `copilot eval` (False: only when named, e.g. the LLM judge)
+    quick: bool = True  # part of `copilot eval --quick` (suites read args.quick to shrink themselves)
 
 
 _SUITES: dict[str, Suite] = {}
 
 
-def register_suite(name: str, run: SuiteRun, *, help: str, add_arguments: AddArguments | None = None) -> None:
+def register_suite(
+    name: str,
+    run: SuiteRun,
+    *,
+    help: str,
+    add_arguments: AddArguments | None = None,
+    metrics: MetricsOf | None = None,
+    default: bool = True,
+    quick: bool = True,
+) -> None:
     """Make ``copilot eval NAME`` run ``run``; ``add_arguments`` adds the suite's own options."""
-    _SUITES[name] = Suite(name, help, run, add_arguments)
+    _SUITES[name] = Suite(name, help, run, add_arguments, metrics, default, quick)
 
 
 def suites() -> dict[str, Suite]:
     for module in SUITE_MODULES:
         importlib.import_module(module)
     return dict(_SUITES)
+
+
+class EvalContext:
+    """What the suites of one configuration share: engines loaded once, transcripts made once."""
+
+    def __init__(self, config: Config, services: Services | None = None) -> None:
+        self.config = config
+        self._services = services
+        self._transcripts: dict[str, Transcript] = {}
+
+    @property
+    def services(self) -> Services:
+        if self._services is None:
+            from copilot.services import Services
+
+            self._services = Services(self.config)
+        return self._services
+
+    def transcript(self, path: Path) -> Transcript:
+        """The offline transcript of a recording with this configuration's ASR (cached per run)."""
+        key = str(path.resolve())
+        if key not in self._transcripts:
+            from copilot.pipeline import load_call
+
+            self._transcripts[key] = load_call(path, self.services)
+        return self._transcripts[key]
+
+
+def context_of(args: argparse.Namespace, config: Config) -> EvalContext:
+    """The run's shared context, or a fresh one when a suite runs on its own (tests, old callers)."""
+    context = getattr(args, "eval_context", None)
+    if isinstance(context, EvalContext) and context.config == config:
+        return context
+    return EvalContext(config)
+
+
+def rate(hits: int, total: int) -> float | None:
+    return round(hits / total, 4) if total else None

@@ -1,0 +1,187 @@
+"""``copilot eval latency``: how long the agent waits, with the calls replayed live.
+
+Each stereo call of ``REPO/../shared/calls`` is played at real time (chunks paced by the wall clock,
+tentative decodes on) into the same :class:`~copilot.session.CallSession` the live panel uses, suggestions
+running in the background as they do live. For each customer utterance of the call's script, measured from
+the wall-clock moment its scripted end was played:
+
+* commit: the last committed customer segment overlapping the utterance;
+* script / first LLM token / done: the suggestion started by that commit (its own latencies are measured
+  from the commit, so the two add up).
+
+A suggestion cancelled by the next customer turn counts for script and first token but not for done.
+Not part of ``--quick``: it takes the calls' length in wall time (about two minutes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import statistics
+import time
+from typing import Any
+
+from copilot.config import REPO_DIR, Config
+from copilot.evaluation import EvalContext, EvalOutcome, Metric, context_of, register_suite
+from copilot.types import Committed, Segment
+
+CALLS_DIR = REPO_DIR.parent / "shared" / "calls"
+CALLS = ("good_call", "bad_call")
+PARTIAL_BEAM = 1  # greedy tentative decodes, as `copilot transcribe --live` does
+MS_PER_SECOND = 1000.0
+STAGES = ("commit", "script", "first_token", "done")
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
+
+
+def _overlaps(segment: Segment, line: dict[str, Any]) -> bool:
+    return min(segment.end, line["end"]) - max(segment.start, line["start"]) > 0
+
+
+def _warm(context: EvalContext, use_llm: bool) -> None:
+    """Load every engine and run one suggestion, so no measured turn pays for a model load."""
+    from copilot.suggest.engine import SuggestOptions, run_to_end
+
+    services = context.services
+    _ = services.transcriber, services.rules
+    run_to_end(
+        services.suggester.suggest(
+            (Segment("customer", 0.0, 1.0, "你好，我的洗衣机坏了"),), options=SuggestOptions(use_llm=use_llm)
+        )
+    )
+
+
+def measure_call(
+    name: str, context: EvalContext, partial: Any, use_llm: bool, speed: float = 1.0
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """One row per scripted customer utterance: stage -> ms after its end (None if it never happened)."""
+    from copilot.session import CallSession, SessionOptions
+    from copilot.transcription import EndOfAudio, ReplayOptions, replay
+
+    services = context.services
+    session = CallSession(services, SessionOptions(redact=False, use_llm=use_llm, background=True))
+    commits: list[tuple[float, Segment]] = []
+    started = time.monotonic()
+    for timed in replay(
+        CALLS_DIR / f"{name}.wav",
+        context.config.asr,
+        services.transcriber,
+        ReplayOptions(speed=speed),
+        partial_transcriber=partial,
+    ):
+        if isinstance(timed.event, EndOfAudio):
+            break
+        if isinstance(timed.event, Committed) and timed.event.segment.speaker == "customer":
+            commits.append((time.monotonic() - started, timed.event.segment))
+        session.handle(timed.event)
+    session.finish()
+    records = {id(r.customer): r.suggestion for r in session.records}
+    script = json.loads((CALLS_DIR / f"{name}.json").read_text(encoding="utf-8"))["segments"]
+    rows, missed = [], []
+    for line in script:
+        if line["role"] != "customer":
+            continue
+        mine = [(wall, seg) for wall, seg in commits if _overlaps(seg, line)]
+        if not mine:
+            missed.append(f"{name} {line['start']} s: {line['text']}")
+            continue
+        wall, segment = max(mine, key=lambda item: item[0])
+        commit_ms = (wall - line["end"] / speed) * MS_PER_SECOND
+        row: dict[str, Any] = {"call": name, "text": line["text"], "commit": round(commit_ms, 1)}
+        suggestion = records.get(id(segment))
+        timing = suggestion.latency_ms if suggestion else None
+        cancelled = suggestion is not None and suggestion.reason.startswith("cancelled")
+        for stage in ("script", "first_token", "done"):
+            value = getattr(timing, stage) if timing else None
+            if stage == "done" and cancelled:
+                value = None
+            row[stage] = round(commit_ms + value, 1) if value is not None else None
+        row["cancelled"] = cancelled
+        rows.append(row)
+    return rows, missed
+
+
+def run(args: argparse.Namespace, config: Config) -> EvalOutcome:
+    from copilot.asr import Vocabulary, load_transcriber
+
+    context = context_of(args, config)
+    use_llm = config.llm.enabled and not getattr(args, "no_llm", False)
+    _warm(context, use_llm)
+    partial = load_transcriber(
+        dataclasses.replace(config.asr, beam_size=PARTIAL_BEAM),
+        Vocabulary(words=tuple(context.services.vocabulary)),
+    )
+    rows: list[dict[str, Any]] = []
+    missed: list[str] = []
+    for name in CALLS:
+        r, m = measure_call(name, context, partial, use_llm)
+        rows += r
+        missed += m
+    stats: dict[str, Any] = {}
+    for stage in STAGES:
+        values = [row[stage] for row in rows if row[stage] is not None]
+        stats[stage] = {
+            "n": len(values),
+            "p50_ms": round(statistics.median(values), 1) if values else None,
+            "p95_ms": round(percentile(values, 0.95), 1) if values else None,
+        }
+    data = {
+        "suite": "latency",
+        "calls": list(CALLS),
+        "llm": config.llm.model if use_llm else "",
+        "utterances": len(rows) + len(missed),
+        "never_committed": missed,
+        "stages": stats,
+        "rows": rows,
+    }
+    return EvalOutcome(render(data), data)
+
+
+def render(data: dict[str, Any]) -> str:
+    rows = [
+        f"latency: {data['utterances']} customer utterances of {', '.join(data['calls'])} replayed at real time "
+        f"(ms after the end of the utterance; LLM {data['llm'] or 'off'})",
+        f"  {'stage':12} {'n':>3} {'p50':>8} {'p95':>8}",
+    ]
+    for stage, s in data["stages"].items():
+        p50 = f"{s['p50_ms']:8.0f}" if s["p50_ms"] is not None else f"{'-':>8}"
+        p95 = f"{s['p95_ms']:8.0f}" if s["p95_ms"] is not None else f"{'-':>8}"
+        rows.append(f"  {stage:12} {s['n']:3d} {p50} {p95}")
+    rows += [f"  never committed: {m}" for m in data["never_committed"]]
+    return "\n".join(rows)
+
+
+LABELS = {
+    "commit": "end of turn -> committed",
+    "script": "end of turn -> script",
+    "first_token": "end of turn -> first LLM token",
+    "done": "end of turn -> suggestion done",
+}
+
+
+def metrics(data: dict[str, Any], config: Config) -> list[Metric]:
+    rows = []
+    for stage, s in data["stages"].items():
+        for q in ("p50", "p95"):
+            rows.append(
+                Metric(f"{stage}_{q}_ms", f"{LABELS[stage]} {q}", s[f"{q}_ms"], "lower", "ms", s["n"])
+            )
+    rows.append(
+        Metric(
+            "never_committed", "customer turns never committed", len(data["never_committed"]), "lower", "n"
+        )
+    )
+    return rows
+
+
+register_suite(
+    "latency",
+    run,
+    help="calls replayed at real time: end of customer turn -> commit -> script / first LLM token / done",
+    metrics=metrics,
+    quick=False,
+)
