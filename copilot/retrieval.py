@@ -271,6 +271,19 @@ def reciprocal_rank_fusion(
     return sorted(scores.items(), key=lambda pair: (-pair[1], pair[0]))
 
 
+def _situation_table(owners: np.ndarray, count: int) -> np.ndarray:
+    """Per situation, its rows among the situation views, padded with the index one past the last row.
+
+    Lets every situation's best phrasings be found with one sort of a small matrix per query.
+    """
+    sizes = np.bincount(owners, minlength=count) if count else np.zeros(0, dtype=np.int64)
+    table = np.full((count, int(sizes.max(initial=0)) or 1), len(owners), dtype=np.int64)
+    for situation in range(count):
+        mine = np.flatnonzero(owners == situation)
+        table[situation, : len(mine)] = mine
+    return table
+
+
 def _ranked(scores: np.ndarray, depth: int) -> list[tuple[int, float]]:
     order = np.argsort(-scores, kind="stable")[:depth]
     return [(int(i), float(scores[i])) for i in order if scores[i] > NO_SCORE]
@@ -311,6 +324,10 @@ class Retriever:
         self._bm25 = bm25s.BM25()
         self._bm25.index([tokenize(d) for d in documents], show_progress=False)
         self._vocabulary = set(self._bm25.vocab_dict)
+        self._situation_table = _situation_table(self.layout.situation_rows, len(self.situations))
+        pairs = [(s, row) for s, rows in enumerate(self.links.passages) for row in rows]
+        self._link_situations = np.asarray([s for s, _ in pairs], dtype=np.int64)
+        self._link_passages = np.asarray([row for _, row in pairs], dtype=np.int64)
 
     # --- the three rankings ----------------------------------------------------------------------
 
@@ -338,20 +355,14 @@ class Retriever:
 
     def situation_scores(self, views: np.ndarray) -> np.ndarray:
         """Per situation: the mean of its best ``SITUATION_TOP`` phrasings (title included)."""
-        rows = views[len(self.layout.passage_rows) :]
-        scores = np.full(len(self.situations), NO_SCORE)
-        for index in range(len(self.situations)):
-            mine = np.sort(rows[self.layout.situation_rows == index])[::-1][:SITUATION_TOP]
-            if len(mine):
-                scores[index] = float(mine.mean())
-        return scores
+        padded = np.append(views[len(self.layout.passage_rows) :], NO_SCORE)[self._situation_table]
+        top = -np.sort(-padded, axis=1)[:, :SITUATION_TOP]
+        return np.asarray(top.mean(axis=1), dtype=np.float64)
 
     def situation_ranking(self, views: np.ndarray, depth: int) -> list[tuple[int, float]]:
         """Passages by the best score of a situation they answer (unlinked passages are not ranked)."""
         best = np.full(len(self.passages), NO_SCORE)
-        for score, rows in zip(self.situation_scores(views), self.links.passages, strict=True):
-            for row in rows:
-                best[row] = max(best[row], score)
+        np.maximum.at(best, self._link_passages, self.situation_scores(views)[self._link_situations])
         return _ranked(best, depth)
 
     def dense_ranking(self, query: str, depth: int) -> list[tuple[int, float]]:

@@ -123,6 +123,20 @@ def test_situation_phrasings_find_a_clause_the_passage_words_do_not(tmp_path):
     assert retriever.links.passages[1] == (4,)
 
 
+def test_situation_scores_match_a_brute_force_oracle(tmp_path):
+    retriever = _retriever(tmp_path, "hybrid", SITUATIONS)
+    embedder = retriever.embedder
+    assert embedder is not None
+    for query in ("物业公司吧", "要查很久吗", "稍等一下"):
+        vector = embedder.embed([query], kind="query")[0]
+        oracle = []
+        for situation in SITUATIONS:
+            scores = sorted(embedder.embed(situation_views(situation), kind="query") @ vector, reverse=True)
+            oracle.append(float(np.mean(scores[:2])))  # the mean of its best two phrasings
+        views = retriever.view_scores(retriever.embed_query(query))
+        assert list(retriever.situation_scores(views)) == pytest.approx(oracle, abs=1e-5)
+
+
 def test_reciprocal_rank_fusion():
     fused = reciprocal_rank_fusion([[1, 2, 3], [3, 1]], k=60)
     assert [item for item, _ in fused] == [1, 3, 2]
