@@ -2,7 +2,8 @@
 
 ``ScriptedTranscriber`` answers from a script of timed lines, so what it "hears" depends only on which
 absolute stretch of audio it is given: a decode that covers a scripted line's midpoint returns that line.
-It records every call, so tests can check that no decode ever sees the whole call.
+It hears a line only where the audio it is given is not silent, and records every call, so tests can
+check that no decode ever sees the whole call.
 """
 
 from __future__ import annotations
@@ -37,7 +38,8 @@ class ScriptedTranscriber:
         out = []
         for line in self.lines:
             middle = (line.start + line.end) / 2
-            if start_time <= middle <= end_time:
+            # Like a real decoder, it hears a line only where the audio it was given is not silent.
+            if start_time <= middle <= end_time and _loud_at(audio, middle - start_time):
                 step = (line.end - line.start) / max(1, len(line.text))
                 words = tuple(
                     Word(ch, line.start + i * step, line.start + (i + 1) * step)
@@ -45,6 +47,12 @@ class ScriptedTranscriber:
                 )
                 out.append(Segment("unknown", line.start, line.end, line.text, words))
         return tuple(out)
+
+
+def _loud_at(audio: np.ndarray, offset: float, half_window: float = 0.1) -> bool:
+    lo = max(0, round((offset - half_window) * SAMPLE_RATE))
+    hi = min(len(audio), round((offset + half_window) * SAMPLE_RATE))
+    return hi > lo and float(np.sqrt(np.mean(np.square(audio[lo:hi])))) > ENERGY_THRESHOLD
 
 
 class EnergyVad:

@@ -259,3 +259,14 @@ def test_real_openai_backend_on_a_real_recording(whisper_openai_pt):
     transcript = transcribe_file(path, config, load_transcriber(config))
     assert {s.speaker for s in transcript.segments} == {"unknown"}
     assert _cer("甚至出现交易几乎停滞的情况", "".join(s.text for s in transcript.segments)) < 0.4
+
+
+def test_offline_batches_a_channels_utterances_into_one_decode(stereo_call):
+    batched = ScriptedTranscriber(AGENT + CUSTOMER)
+    one_by_one = ScriptedTranscriber(AGENT + CUSTOMER)
+    fast = transcribe_file(stereo_call, AsrConfig(), batched, vad_factory=EnergyVad)
+    slow = transcribe_file(stereo_call, AsrConfig(), one_by_one, vad_factory=EnergyVad, batched=False)
+    assert [(s.speaker, s.text) for s in fast.segments] == [(s.speaker, s.text) for s in slow.segments]
+    assert [(s.start, s.end) for s in fast.segments] == [(s.start, s.end) for s in slow.segments]
+    assert len(one_by_one.calls) == 3  # one decode per utterance
+    assert len(batched.calls) == 2  # one per channel: both agent utterances fit one window
