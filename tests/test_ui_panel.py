@@ -13,7 +13,7 @@ from copilot.suggest.engine import Cite, Latency, Suggestion
 from copilot.transcript_io import read_transcript
 from copilot.types import Committed, Segment, TentativeText
 from copilot.ui.live import playbook_steps
-from copilot.ui.panel import EMPTY_STATE, render_pace, render_panel
+from copilot.ui.panel import EMPTY_STATE, render_idle, render_pace, render_panel
 from tests.ui_fakes import Engines, FakeServices
 
 
@@ -152,3 +152,11 @@ def test_the_checklist_lists_unknown_missing_steps_too() -> None:
     state: PanelState = dataclasses.replace(EMPTY_STATE, missing_steps=("verification",))
     html = render_panel(state).checklist
     assert 'data-step="verification" data-state="missing"' in html and 'data-complete="false"' in html
+
+
+def test_before_any_call_the_panel_says_so_and_every_required_step_is_open(services: FakeServices) -> None:
+    steps = playbook_steps(services.rules)
+    view = render_idle(steps)
+    assert 'data-idle="true"' in view.status
+    required = [s.id for s in steps if not s.conditional]
+    assert required and all(f'data-step="{s}" data-state="missing"' in view.checklist for s in required)

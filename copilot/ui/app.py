@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import shutil
 import threading
 from collections.abc import Callable
@@ -41,7 +42,7 @@ from copilot.ui.live import (
     source_label,
     transcript_events,
 )
-from copilot.ui.panel import EMPTY_STATE, PanelView, render_panel
+from copilot.ui.panel import PanelView, render_idle
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,7 @@ TICK_SECONDS = 0.3  # s between panel refreshes while a call runs
 MAX_SPEED = (
     1000.0  # "max" for recordings: as fast as the decoder goes (tentative decodes skipped when behind)
 )
+ANALYTICS_EVENTS = 500  # Gradio's per-event timing records kept (and events between their summaries)
 MIC_STREAM_EVERY = 0.5  # s of microphone audio per chunk sent by the browser
 MIC_TIME_LIMIT = 4 * 3600  # s: the longest microphone call
 DEFAULT_CALLS_DIR = REPO_DIR.parent / "shared" / "calls"
@@ -159,12 +161,7 @@ class LiveHandlers:
         self.calls = calls
 
     def idle_view(self) -> PanelView:
-        import dataclasses
-
-        state = dataclasses.replace(
-            EMPTY_STATE, missing_steps=tuple(s.id for s in self.ctx.steps if not s.conditional)
-        )
-        return render_panel(state, steps=self.ctx.steps, pace_target=self.ctx.pace_target)
+        return render_idle(self.ctx.steps, self.ctx.pace_target)
 
     def _new_call(self, old: LiveCall | None, use_llm: bool, source: str) -> LiveCall | None:
         if old is not None:
@@ -183,6 +180,7 @@ class LiveHandlers:
             None,
             gr.Timer(active=False),
             _message(busy_message(self.ctx.slots.limit)),
+            gr.skip(),
             *_panel_values(self.idle_view()),
         ]
 
@@ -218,15 +216,22 @@ class LiveHandlers:
         new.start(events)
         view = new.view()
         new.last_view = view
-        return [new, gr.Timer(active=True), "", *_panel_values(view)]
+        return [new, gr.Timer(TICK_SECONDS, active=True), "", gr.Accordion(open=False), *_panel_values(view)]
 
     def stop(self, call: LiveCall | None) -> list[Any]:
         if call is None:
-            return [None, gr.Timer(active=False), "", *_panel_values(self.idle_view())]
+            return [
+                None,
+                gr.Timer(active=False),
+                "",
+                gr.Accordion(open=True),
+                *_panel_values(self.idle_view()),
+            ]
         call.stop()
         view = call.view()
         call.last_view = view
-        return [call, gr.Timer(active=False), _message("通话已停止 (call stopped)"), *_panel_values(view)]
+        stopped = _message("通话已停止 (call stopped)")
+        return [call, gr.Timer(active=False), stopped, gr.Accordion(open=True), *_panel_values(view)]
 
     def tick(self, call: LiveCall | None) -> list[Any]:
         if call is None:
@@ -247,7 +252,7 @@ class LiveHandlers:
                 return [None, gr.skip(), _message(busy_message(self.ctx.slots.limit))]
             new.start_microphone(role, self.ctx.services.transcriber, SileroVad())
             call = new
-            started = [new, gr.Timer(active=True), ""]
+            started = [new, gr.Timer(TICK_SECONDS, active=True), ""]
         rate, samples = chunk
         call.push_audio(int(rate), samples)
         return started
@@ -268,7 +273,7 @@ def _build_live(ctx: AppContext, calls: dict[str, str]) -> None:
     call_state = gr.State(None, delete_callback=_release_call)
     timer = gr.Timer(TICK_SECONDS, active=False)
     with gr.Column(elem_classes="cp-live"):
-        with gr.Accordion("通话来源 Call source", open=True):
+        with gr.Accordion("通话来源 Call source", open=True) as source_box:
             choices = list(calls)
             example = gr.Dropdown(
                 choices=choices,
@@ -282,6 +287,7 @@ def _build_live(ctx: AppContext, calls: dict[str, str]) -> None:
                 label="…or upload a stereo recording (left = agent) or a JSON transcript",
                 file_types=list(CALL_SUFFIXES),
                 type="filepath",
+                height=110,
                 elem_id="live-upload",
             )
             with gr.Row():
@@ -334,10 +340,15 @@ def _build_live(ctx: AppContext, calls: dict[str, str]) -> None:
     start.click(
         friendly(h.start_replay),
         [example, upload, speed, use_llm, call_state],
-        [call_state, timer, message, *panel],
+        [call_state, timer, message, source_box, *panel],
         concurrency_limit=None,
     )
-    stop.click(friendly(h.stop), [call_state], [call_state, timer, message, *panel], concurrency_limit=None)
+    stop.click(
+        friendly(h.stop),
+        [call_state],
+        [call_state, timer, message, source_box, *panel],
+        concurrency_limit=None,
+    )
     timer.tick(
         friendly(h.tick), [call_state], [timer, *panel], concurrency_limit=None, show_progress="hidden"
     )
@@ -651,6 +662,10 @@ def launch(
     """Serve on 127.0.0.1 unless told otherwise. Gradio's login is app-wide: with ``auth_user`` set in the
     configuration every view (Live too) asks for it."""
     auth = (config.app.auth_user, config.app.auth_password) if config.app.auth_user else None
+    # Gradio summarises its recorded events with pandas after every event; with a panel refreshing every
+    # 0.3 s per call that costs a core. Keep few records and summarise rarely.
+    os.environ.setdefault("GRADIO_ANALYTICS_MAX_EVENTS", str(ANALYTICS_EVENTS))
+    os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", str(ANALYTICS_EVENTS))
     ctx: AppContext | None = getattr(demo, "copilot_context", None)
     if ctx is not None:
         threading.Thread(target=_warm, args=(ctx,), name="warm-up", daemon=True).start()

@@ -8,7 +8,7 @@ component, so the whole panel can be tested without a browser. Every text from t
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from copilot.report.html import esc, mmss
 from copilot.session import PanelState
@@ -273,6 +273,18 @@ def render_panel(
         finished=state.finished,
         checklist_complete=not state.missing_steps,
     )
+
+
+IDLE_STATUS = (
+    '<div class="cp-status cp-idle" data-finished="false" data-idle="true">'
+    "没有通话 · 选择来源后开始 (no call: choose a source and press Start, or record)</div>"
+)
+
+
+def render_idle(steps: Sequence[Step] = (), pace_target: tuple[float, float] = PACE_TARGET) -> PanelView:
+    """The panel before any call: every required step still to do."""
+    state = replace(EMPTY_STATE, missing_steps=tuple(s.id for s in steps if not s.conditional))
+    return replace(render_panel(state, steps=steps, pace_target=pace_target), status=IDLE_STATUS)
 
 
 EMPTY_STATE = PanelState(
