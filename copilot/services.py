@@ -29,6 +29,9 @@ os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # CLI output is JSON
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 
+MAX_HOTWORDS = 40  # measured: 29 domain words cut call CER 0.078 -> 0.048; hundreds slow decoding down
+
+
 class Services:
     """Lazily loaded engines for one configuration. Thread-safe loading; the engines are read-only."""
 
@@ -83,7 +86,9 @@ class Services:
         from copilot.asr import Vocabulary, load_transcriber
 
         with self._lock:
-            return load_transcriber(self.config.asr, Vocabulary(words=tuple(self.vocabulary)))
+            # Hotwords become decoder prompt tokens on every window: a short list of the most important words
+            # (custom list first, then the handbooks' most frequent terms) keeps decoding fast.
+            return load_transcriber(self.config.asr, Vocabulary(words=tuple(self.vocabulary[:MAX_HOTWORDS])))
 
     @cached_property
     def suggester(self) -> Suggester:
