@@ -147,11 +147,14 @@ def test_dead_air_fails_silence_and_hold_but_an_announced_hold_does_not() -> Non
 
 def test_apology_must_follow_anger_within_two_agent_turns() -> None:
     angry = customer(0.0, 3.0, "你们这是什么服务，我要投诉！")
+    # Turns, not recogniser segments: the customer answers between the agent's turns.
     late = call(
         angry,
         agent(3.5, 5.0, "请问您的订单号是多少？"),
-        agent(6.0, 8.0, "请问购买日期是哪天？"),
-        agent(9.0, 11.0, "非常抱歉给您带来不便。"),
+        customer(5.5, 6.5, "一二三四五。"),
+        agent(7.0, 8.0, "请问购买日期是哪天？"),
+        customer(8.5, 9.5, "上个月。"),
+        agent(10.0, 11.0, "非常抱歉给您带来不便。"),
     )
     timely = call(
         angry, agent(3.5, 5.0, "请问您的订单号是多少？"), agent(6.0, 8.0, "我非常理解您的心情，非常抱歉。")
@@ -198,3 +201,20 @@ def test_semantic_operator_is_optional_and_uses_the_embedder() -> None:
     flags = RuleEngine(playbook, embedder=embedder).check_utterance(line)
     assert [f.kind for f in flags] == ["semantic_rude"] and embedder.calls
     assert RuleEngine(playbook, embedder=embedder).check_utterance(agent(0, 0, "请问还有其他问题吗")) == []
+
+
+def test_whole_call_checks_read_turns_not_recogniser_segments() -> None:
+    """A recogniser cuts the greeting at every comma; it is still one greeting turn."""
+    pieces = call(
+        agent(0.8, 1.6, "您好，"),
+        agent(2.1, 4.9, "欢迎致电美家电器售后服务中心。"),
+        agent(5.4, 6.9, "我是客服小李。"),
+        agent(7.3, 9.6, "请问有什么可以帮您？"),
+    )
+    assert results(pieces)["greeting"]
+    split_by_customer = call(
+        agent(0.8, 1.6, "您好，"),
+        customer(1.8, 3.0, "喂？"),
+        agent(3.5, 6.0, "我是客服小李，这里是售后服务中心。"),
+    )
+    assert not results(split_by_customer)["greeting"]  # the first turn alone must greet fully

@@ -14,6 +14,7 @@ from copilot.rules.operators import (
     find_cues,
     gaps,
     matches,
+    merge_turns,
     overlaps,
 )
 from copilot.rules.playbook import (
@@ -193,8 +194,8 @@ class RuleEngine:
         return flags
 
     def check_call(self, transcript: Transcript) -> list[CheckResult]:
-        """One result per playbook check, in playbook order."""
-        segments = list(transcript.segments)
+        """One result per playbook check, in playbook order (over turns, not recogniser segments)."""
+        segments = merge_turns(transcript.segments)
         agent = [s for s in segments if s.speaker == "agent"]
         results = []
         for check in self.playbook.checks:
@@ -343,6 +344,7 @@ class RuleEngine:
     def missing_steps(self, segments: Sequence[Segment]) -> list[str]:
         """Ids of required steps not (yet) done in the segments so far: greeting, recap, closing,
         and an apology still owed to an upset customer."""
+        segments = merge_turns(segments)
         agent = [s for s in segments if s.speaker == "agent"]
         missing = []
         for check in self.playbook.checks:

@@ -141,3 +141,34 @@ def gaps(segments: Sequence[Segment], min_seconds: float = 0.0) -> list[Gap]:
         if segment.end > last.end:
             last = segment
     return found
+
+
+TURN_GAP_S = 1.5  # s: a speaker's pauses shorter than this (commas, breaths) stay inside one turn
+
+
+def merge_turns(segments: Sequence[Segment], max_gap: float = TURN_GAP_S) -> list[Segment]:
+    """Consecutive segments of one speaker joined into turns.
+
+    Recognisers cut speech at every pause (a VAD commits at ~0.4 s of silence), so one spoken turn —
+    "您好，欢迎致电…，我是小李，请问有什么可以帮您？" — can arrive as four segments. Whole-call checks are about
+    turns: the greeting is the first agent *turn*, pace includes a turn's own pauses, a hold is a gap
+    between turns. Another speaker starting in between always ends the turn.
+    """
+    turns: list[Segment] = []
+    for segment in sorted(segments, key=lambda s: (s.start, s.end)):
+        previous = turns[-1] if turns else None
+        if (
+            previous is not None
+            and previous.speaker == segment.speaker
+            and segment.start - previous.end <= max_gap
+        ):
+            turns[-1] = Segment(
+                previous.speaker,
+                previous.start,
+                max(previous.end, segment.end),
+                previous.text + segment.text,
+                previous.words + segment.words,
+            )
+        else:
+            turns.append(segment)
+    return turns
