@@ -5,7 +5,9 @@
   script (``NAME.json``), and the share of committed segments given the right speaker (the role of the
   scripted utterance a segment overlaps most).
 
-Each file is transcribed as ``copilot transcribe`` does (:func:`copilot.pipeline.load_call`). The CER and
+Each file is transcribed as the app does (:func:`copilot.pipeline.load_call` with the shared
+:class:`~copilot.services.Services` transcriber, which hears the knowledge base's domain words); outside
+``--quick`` the clips are also decoded without those words, to show what they buy or cost. The CER and
 its normalisation are ``eval/bench_asr.py``'s, so the two never disagree: Traditional -> Simplified (OpenCC
 t2s), Arabic digits -> Chinese numerals (cn2an), lower case, every character that is not a letter or a
 digit removed; edits over reference characters, summed over the set.
@@ -92,6 +94,16 @@ def run(args: argparse.Namespace, config: Config) -> EvalOutcome:
         examples.append({"file": path.name, "ref": ref, "hyp": hyp, "cer": cer([ref], [hyp])})
     data["clips"] = {"files": len(refs), "cer": cer(refs, hyps), "examples": examples}
     if not getattr(args, "quick", False):
+        # The same clips without the knowledge base's words (hotwords + correction): what they buy or cost.
+        from copilot.asr import load_transcriber
+        from copilot.transcription import transcribe_file
+
+        bare = load_transcriber(config.asr)
+        plain = [
+            "".join(s.text for s in transcribe_file(path, config.asr, bare).segments)
+            for path, _ in read_refs()
+        ]
+        data["clips"]["cer_no_vocabulary"] = cer(refs, plain)
         role_refs: dict[str, list[str]] = {role: [] for role in ROLES}
         role_hyps: dict[str, list[str]] = {role: [] for role in ROLES}
         right = total = 0
@@ -116,7 +128,12 @@ def render(data: dict[str, Any]) -> str:
     clips = data["clips"]
     rows = [
         f"asr ({data['backend']}, {data['model']}): CER after normalisation: {data['normalisation']}",
-        f"  clips ({clips['files']} real recordings): CER {clips['cer']:.3f}",
+        f"  clips ({clips['files']} real recordings): CER {clips['cer']:.3f}"
+        + (
+            f" (without the domain vocabulary {clips['cer_no_vocabulary']:.3f})"
+            if "cer_no_vocabulary" in clips
+            else ""
+        ),
     ]
     rows += [f"    {e['cer']:.2f} {e['file']}: {e['hyp']}" for e in clips["examples"]]
     calls = data.get("calls")
@@ -130,6 +147,16 @@ def render(data: dict[str, Any]) -> str:
 
 def metrics(data: dict[str, Any], config: Config) -> list[Metric]:
     rows = [Metric("cer_clips", "CER real clips", data["clips"]["cer"], "lower", n=data["clips"]["files"])]
+    if "cer_no_vocabulary" in data["clips"]:
+        rows.append(
+            Metric(
+                "cer_clips_no_vocabulary",
+                "CER real clips, no vocabulary",
+                data["clips"]["cer_no_vocabulary"],
+                "lower",
+                n=data["clips"]["files"],
+            )
+        )
     calls = data.get("calls")
     if calls:
         rows += [

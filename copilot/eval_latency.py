@@ -42,17 +42,11 @@ def _overlaps(segment: Segment, line: dict[str, Any]) -> bool:
     return min(segment.end, line["end"]) - max(segment.start, line["start"]) > 0
 
 
-def _warm(context: EvalContext, use_llm: bool) -> None:
-    """Load every engine and run one suggestion, so no measured turn pays for a model load."""
-    from copilot.suggest.engine import SuggestOptions, run_to_end
-
+def _warm(context: EvalContext) -> None:
+    """Load every engine and pay the first suggestion's one-off costs, as the app does before a call."""
     services = context.services
     _ = services.transcriber, services.rules
-    run_to_end(
-        services.suggester.suggest(
-            (Segment("customer", 0.0, 1.0, "你好，我的洗衣机坏了"),), options=SuggestOptions(use_llm=use_llm)
-        )
-    )
+    services.suggester.warm()
 
 
 def measure_call(
@@ -110,7 +104,7 @@ def run(args: argparse.Namespace, config: Config) -> EvalOutcome:
 
     context = context_of(args, config)
     use_llm = config.llm.enabled and not getattr(args, "no_llm", False)
-    _warm(context, use_llm)
+    _warm(context)
     partial = load_transcriber(
         dataclasses.replace(config.asr, beam_size=PARTIAL_BEAM),
         Vocabulary(words=tuple(context.services.vocabulary)),

@@ -13,7 +13,7 @@ An optional ``checks:`` table gives the whole-call verdicts expected at the end 
 Turns are timed like speech (about 4 characters a second, 0.6 s between turns); ``pause: S`` puts S
 seconds of silence before a turn and ``overlap: S`` starts it S seconds before the previous turn ends.
 The session is :class:`~copilot.session.CallSession` with ``background=False``: the code path of the live
-panel, suggestions computed inline.
+panel, suggestions computed inline. ``--quick`` plays without the LLM and leaves ``within_ms`` unjudged.
 """
 
 from __future__ import annotations
@@ -185,8 +185,12 @@ def judge_flags(expectation: Expectation, flags: list[Flag]) -> tuple[bool, str]
     return not wanted & ids, got
 
 
-def play(scenario: Scenario, engines: SessionEngines, *, use_llm: bool) -> list[Outcome]:
-    """Feed the scenario's turns to a call session and judge every expectation as it comes."""
+def play(scenario: Scenario, engines: SessionEngines, *, use_llm: bool, timing: bool = True) -> list[Outcome]:
+    """Feed the scenario's turns to a call session and judge every expectation as it comes.
+
+    ``timing=False`` leaves ``within_ms`` unjudged (``--quick``: CI machines are shared, a floor must
+    not depend on their load; the latency suite measures time properly).
+    """
     session = CallSession(engines, SessionOptions(redact=False, use_llm=use_llm, background=False))
     outcomes = []
     for number, (turn, segment) in enumerate(
@@ -199,6 +203,8 @@ def play(scenario: Scenario, engines: SessionEngines, *, use_llm: bool) -> list[
         records = session.records
         suggestion = records[-1].suggestion if len(records) > records_before else None
         for expectation in turn.expect:
+            if expectation.kind == "within_ms" and not timing:
+                continue
             if turn.speaker == "customer":
                 ok, got = judge_suggestion(expectation, suggestion)
             else:
@@ -243,7 +249,7 @@ def summarise(scenarios: list[Scenario], outcomes: list[Outcome]) -> dict[str, A
 def render(data: dict[str, Any]) -> str:
     rows = [
         f"scenarios: {data['scenarios']} conversations, {data['expectations']} expectations, "
-        f"LLM {data['llm'] or 'off'}"
+        f"LLM {data['llm'] or 'off'}{'' if data['timing_judged'] else ', within_ms not judged (--quick)'}"
     ]
     rows += [
         f"  {name:24} {s['met']:3d}/{s['of']:<3d} {s['title']}" for name, s in data["per_scenario"].items()
@@ -260,14 +266,15 @@ def run(args: argparse.Namespace, config: Config) -> EvalOutcome:
     context = context_of(args, config)
     quick = getattr(args, "quick", False)
     use_llm = config.llm.enabled and not quick and not getattr(args, "no_llm", False)
-    _ = context.services.suggester, context.services.rules  # loaded before any turn is timed
+    context.services.suggester.warm()  # models loaded and first-call costs paid before any turn is timed
     outcomes: list[Outcome] = []
     for scenario in scenarios:
-        outcomes += play(scenario, context.services, use_llm=use_llm)
+        outcomes += play(scenario, context.services, use_llm=use_llm, timing=not quick)
     data = {
         **summarise(scenarios, outcomes),
         "dir": str(directory),
         "llm": config.llm.model if use_llm else "",
+        "timing_judged": not quick,
     }
     return EvalOutcome(render(data), data)
 

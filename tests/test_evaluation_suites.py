@@ -132,6 +132,10 @@ checks: {greeting: fail, closing: pass}
         (0, "check greeting: fail"): True,
         (0, "check closing: pass"): False,
     }
+    untimed = play(load_scenario(path), engines, use_llm=False, timing=False)  # --quick: no timing verdicts
+    assert [o.expectation for o in untimed] == [
+        o.expectation for o in outcomes if "within_ms" not in o.expectation
+    ]
 
 
 def test_scenario_turns_are_timed_like_speech_with_pauses_and_overlaps(tmp_path: Path) -> None:
