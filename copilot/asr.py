@@ -163,10 +163,18 @@ def _apply_to_words(words: Sequence[Word], text: str, keep: Sequence[bool]) -> t
     return tuple(out)
 
 
+_CJK_SPACE = re.compile(r"(?<=[\u3000-\u9fff\uff00-\uffef])\s+|\s+(?=[\u3000-\u9fff\uff00-\uffef])")
+
+
+def _tidy(text: str) -> str:
+    """No spaces next to Chinese characters: Whisper's word pieces often carry a leading space."""
+    return _CJK_SPACE.sub("", text)
+
+
 def clean_segment(segment: DecodedSegment, vocabulary: Vocabulary = Vocabulary()) -> DecodedSegment | None:
     """Simplified characters, loops cut, homophones corrected; ``None`` for a silence hallucination."""
-    words = tuple(replace(w, text=to_simplified(w.text)) for w in segment.words)
-    text = "".join(w.text for w in words) if words else to_simplified(segment.text)
+    words = tuple(replace(w, text=_tidy(to_simplified(w.text))) for w in segment.words)
+    text = "".join(w.text for w in words) if words else _tidy(to_simplified(segment.text))
     if is_silence_hallucination(text, segment.no_speech_prob, segment.avg_logprob):
         return None
     if vocabulary.correct and vocabulary.words:
@@ -274,7 +282,8 @@ class FasterWhisperTranscriber:
             language=self.config.language,
             beam_size=self.config.beam_size,
             initial_prompt=prompt or None,
-            hotwords=" ".join(self.vocabulary.words) if use_hotwords else None,
+            # Chinese-comma separated: a space-separated list teaches the decoder to put spaces in Chinese
+            hotwords="，".join(self.vocabulary.words) if use_hotwords else None,
             vad_filter=self.config.vad,
             word_timestamps=True,
             condition_on_previous_text=False,  # each call gets its context through ``prompt``
