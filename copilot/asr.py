@@ -282,8 +282,7 @@ class FasterWhisperTranscriber:
             language=self.config.language,
             beam_size=self.config.beam_size,
             initial_prompt=prompt or None,
-            # Chinese-comma separated: a space-separated list teaches the decoder to put spaces in Chinese
-            hotwords="，".join(self.vocabulary.words) if use_hotwords else None,
+            hotwords=" ".join(self.vocabulary.words) if use_hotwords else None,
             vad_filter=self.config.vad,
             word_timestamps=True,
             condition_on_previous_text=False,  # each call gets its context through ``prompt``

@@ -39,6 +39,9 @@ class AsrConfig:
     initial_prompt: str = "以下是普通话的句子。"
     vad: bool = True  # Silero VAD (shipped inside faster-whisper) skips silence
     agent_channel: Literal["left", "right"] = "left"  # stereo recorders put each party on a channel
+    # faster-whisper hotwords from knowledge/vocabulary_custom.txt. Off: on the shared calls they leaked
+    # into silences as repeated words; the homophone correction over the same words stays on.
+    hotwords: bool = False
     threads: int = 2  # CPU threads for the decoder
 
 
