@@ -130,7 +130,10 @@ def read_chunks(path: str | Path, chunk_seconds: float = CHUNK_SECONDS) -> Itera
         channels = int(stream.codec_context.channels)
         if channels < 1:
             raise AudioError(f"{path}: cannot tell the channel count of the audio stream")
-        channel_roles(channels)  # refuse >2 channels before decoding anything
+        try:
+            channel_roles(channels)  # refuse >2 channels before decoding anything
+        except AudioError as e:
+            raise AudioError(f"{path}: {e}") from e
         layout = "mono" if channels == 1 else "stereo"
         resampler = av.AudioResampler(format=_PLANAR_FLOAT, layout=layout, rate=SAMPLE_RATE)
         pending: list[np.ndarray] = []

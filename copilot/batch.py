@@ -46,6 +46,7 @@ EXIT_FAILED = 1  # some input could not be reviewed
 EXIT_SIGNAL_BASE = 128  # shell convention: 128 + signal number
 SECONDS_PER_MINUTE = 60.0
 CALLS_DIR = "calls"
+KEPT_AUDIO_DIR = "audio"  # under COPILOT_HOME: raw recordings kept when [privacy] keep_audio is true
 SUMMARY_FILE = "batch.json"
 DASHBOARD_FILE = "index.html"
 CSV_FILE = "reviews.csv"
@@ -68,6 +69,7 @@ class BatchOptions:
     progress: bool = True  # tqdm bar with ETA on stderr
     reports: bool = True  # write per-call HTML/JSON, the dashboard and exports
     redact: bool = True  # privacy: mask personal numbers in what is stored and shown
+    keep_audio: bool = False  # privacy: keep a copy of each reviewed recording (else none is kept)
 
 
 @dataclass(frozen=True)
@@ -162,6 +164,37 @@ def expand_inputs(patterns: Sequence[str]) -> tuple[list[Path], list[tuple[str, 
 
 
 # ---- reviewing ----------------------------------------------------------------------------------
+
+
+def preflight(path: Path) -> None:
+    """Refuse, from its header or size, a file that cannot be a call, before hashing reads all of it
+    (a 2-GB file of zeros named ``.wav`` would otherwise be read whole just to be refused)."""
+    from copilot.review import TRANSCRIPT_SUFFIXES
+
+    if path.suffix.lower() in TRANSCRIPT_SUFFIXES:
+        from copilot.transcript_io import check_size
+
+        check_size(path)
+    else:
+        from copilot.audio import probe
+
+        probe(path)
+
+
+def keep_audio(path: Path, digest: str) -> Path:
+    """Copy a reviewed recording to ``COPILOT_HOME/audio/<sha256><suffix>`` (renamed into place)."""
+    import shutil
+
+    from copilot.config import copilot_home
+
+    folder = copilot_home() / KEPT_AUDIO_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / f"{digest}{path.suffix.lower()}"
+    if not target.is_file():
+        partial = target.with_name(f".{target.name}.partial")
+        shutil.copyfile(path, partial)
+        partial.replace(target)
+    return target
 
 
 def attempt(review_one: ReviewOne, path: Path) -> Attempt:
@@ -304,6 +337,7 @@ def _plan(
         key = str(path)
         order.append(key)
         try:
+            preflight(path)
             digest = content_hash(path)
             call_meta = meta.for_file(path)
         except OSError as e:
@@ -475,6 +509,11 @@ def _record(
         force=options.force,
         redacted=options.redact,
     )
+    if options.keep_audio:
+        from copilot.review import TRANSCRIPT_SUFFIXES
+
+        if Path(job.path).suffix.lower() not in TRANSCRIPT_SUFFIXES:  # reviewed as a recording
+            keep_audio(Path(job.path), job.content_hash)
     stored = store.load_call(saved.call_id)
     report = reports.call_report(stored, rewrite=True)
     return CallOutcome(
@@ -640,6 +679,7 @@ def run_batch(
         progress=not args.no_progress,
         reports=not args.no_reports,
         redact=config.privacy.redact,
+        keep_audio=config.privacy.keep_audio,
     )
     reviewer = review_one or PipelineReviewer(config, playbook)
     summary = run(inputs, reviewer, options, config, extra_provenance=extra)

@@ -20,6 +20,7 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 REPO_DIR = PACKAGE_DIR.parent
 CONFIG_ENV = "COPILOT_CONFIG"
 HOME_ENV = "COPILOT_HOME"
+MAX_CONFIG_BYTES = 1024 * 1024  # a configuration is a few hundred bytes; a bigger file is a wrong path
 
 
 def copilot_home() -> Path:
@@ -156,9 +157,13 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
         return validate(Config())
     file = Path(chosen)
     try:
+        if file.stat().st_size > MAX_CONFIG_BYTES:
+            raise ConfigError(f"config file {file} is too large (at most {MAX_CONFIG_BYTES // 1024} KB)")
         data = tomllib.loads(file.read_text(encoding="utf-8"))
     except FileNotFoundError as e:
         raise ConfigError(f"config file not found: {file}") from e
+    except OSError as e:  # a folder, no permission
+        raise ConfigError(f"cannot read config file {file}: {e.strerror or e}") from e
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-        raise ConfigError(f"config file {file} is not valid TOML: {e}") from e
+        raise ConfigError(f"config file {file} is not valid TOML: {' '.join(str(e).split())}") from e
     return validate(_build(Config, data, ""))

@@ -12,6 +12,7 @@ from copilot.review import flag_dict
 from copilot.rules.engine import RuleEngine
 from copilot.rules.playbook import load_playbook
 from copilot.tone import agent_tone, customer_emotion
+from copilot.transcript_io import to_simplified
 from copilot.types import Flag, Role, Segment, ToneLabel
 
 
@@ -70,12 +71,13 @@ def _run(args: argparse.Namespace) -> int:
     role: Role = args.role
     clean = redact if config.privacy.redact else (lambda text: text)
     for text in texts:
-        segment = Segment(speaker=role, start=0.0, end=0.0, text=text)
+        # The playbook is Simplified, as the ASR output is: Traditional input is checked the same way.
+        segment = Segment(speaker=role, start=0.0, end=0.0, text=to_simplified(text))
         flags = engine.check_utterance(segment)
         if role == "agent":
-            tone = agent_tone(text)
+            tone = agent_tone(segment.text)
         else:
-            emotion = customer_emotion(text, embedder=embedder)
+            emotion = customer_emotion(segment.text, embedder=embedder)
             tone = [emotion] if emotion.label != "neutral" else []
         if args.json:
             print_json(
