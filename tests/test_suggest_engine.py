@@ -126,3 +126,15 @@ def test_without_llm_the_script_is_final_at_once() -> None:
     stream = list(engine.suggest([customer("讲方言你听得懂吗")], options=SuggestOptions(use_llm=False)))
     assert len(stream) == 1 and stream[0].final and stream[0].fallback
     assert not generator.calls
+
+
+def test_an_angry_caller_gets_an_apology_script_first() -> None:
+    scripts = [
+        *SCRIPTS,
+        Script("s-angry", "非常抱歉给您造成麻烦，我会尽快帮您解决。", "用户情绪激烈", "angry_caller", "any"),
+    ]
+    engine = Suggester(Retriever(PASSAGES, RetrievalConfig(mode="bm25")), scripts, embedder=HashEmbedder())
+    calm = engine.choose_script([customer("我讲方言，你听得懂吗")])
+    angry = engine.choose_script([customer("我讲方言你就听不懂？什么态度！气死我了！")])
+    assert calm.script.id == "s-dialect"
+    assert angry.script.situation_key in {"angry_caller", "complaint_waiting"}

@@ -24,9 +24,14 @@ from copilot.rules.engine import RuleEngine
 from copilot.suggest.guard import check_rewrite, unsupported_promises
 from copilot.suggest.prompt import suggestion_messages
 from copilot.suggest.slots import extract_slots, fill_script
+from copilot.tone import customer_emotion
 from copilot.types import Script, SearchHit, Segment
 
 PASSAGE_LINK_WEIGHT = 0.3  # bonus for a script quoted in a retrieved passage, scaled by 1/rank
+MOOD_WEIGHT = 0.3  # bonus for a script written for an upset caller when the caller is upset
+UPSET_SITUATIONS = frozenset(
+    {"angry_caller", "apology", "complaint_agent", "complaint_error", "complaint_waiting"}
+)
 SEARCH_DEPTH = 5  # passages considered when choosing a script
 NON_SUGGESTION_KINDS = frozenset({"pace", "overlap", "missing_response"})  # rules about delivery, not words
 GENERIC_SCRIPT = Script(
@@ -118,6 +123,9 @@ class Suggester:
         if self._script_vectors is not None and self.embedder is not None and query:
             similarity = self._script_vectors @ self.embedder.embed([query], kind="query")[0]
         slots = extract_slots(segments)
+        # The handbooks' first rule for an upset caller is to apologise and empathise, whatever the topic.
+        latest = next((s.text for s in reversed(segments) if s.speaker != "agent"), "")
+        upset = customer_emotion(latest).label == "angry" if latest else False
         best: ScriptChoice | None = None
         for index, script in enumerate(self.scripts):
             text = fill_script(script.text, slots)
@@ -125,6 +133,8 @@ class Suggester:
                 continue
             link = rank_of.get(script.passage_id)
             score = float(similarity[index]) + (PASSAGE_LINK_WEIGHT / (1 + link) if link is not None else 0.0)
+            if upset and script.situation_key in UPSET_SITUATIONS:
+                score += MOOD_WEIGHT
             if best is None or score > best.score:
                 best = ScriptChoice(script, text, hits, score)
         if best is None:  # every script blocked: the neutral one still cites the passages
