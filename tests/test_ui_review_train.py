@@ -188,3 +188,30 @@ def test_every_registered_suite_is_offered_and_the_flags_suite_runs_and_is_recor
     assert tr.eval_history_rows(ctx)[0][:2] == [run_id, "flags"]
     with pytest.raises(tr.UiError):
         tr.run_suite("no-such-suite", ctx.config)
+
+
+def test_a_recording_is_reviewed_under_its_file_name_and_its_evidence_can_be_heard(
+    tmp_path: Path, shared_dir: Path
+) -> None:
+    from tests.fakes_asr import Line, ScriptedTranscriber, write_wav
+
+    calls = shared_dir / "calls"
+    script = read_transcript(calls / "bad_call.json")
+    seconds = 13.5
+    lines = tuple(Line(s.start, s.end, s.text) for s in script.segments if s.end <= seconds)
+    services = Engines(transcriber=ScriptedTranscriber(lines)).services()
+    ctx = context(tmp_path, services)
+    audio, _ = read_all(calls / "bad_call.wav")
+    upload = tmp_path / "upload-7f3a" / "bad_call_opening.wav"
+    upload.parent.mkdir()
+    write_wav(upload, audio[:, : int(seconds * SAMPLE_RATE)])
+    reviewed = rv.review_uploads([upload], ctx).calls[0]
+    assert reviewed.stored.summary.name == "bad_call_opening.wav" and reviewed.audio == str(upload)
+    said = {(s.segment.speaker, s.segment.text) for s in reviewed.stored.segments}
+    assert ("customer", script.segments[1].text) in said  # the right channel is the customer's
+    assert any(who == "agent" and "您别激动" in text for who, text in said)
+    row = next(r for r in rv.evidence_rows([reviewed]) if r.item == "check forbidden")
+    rate, samples = rv.clip(reviewed.audio, row.start, row.end)
+    assert (
+        rate == SAMPLE_RATE and samples.shape[1] == 2 and len(samples) > (row.end - row.start) * SAMPLE_RATE
+    )

@@ -531,14 +531,20 @@ def _build_train(ctx: AppContext, calls: dict[str, str]) -> list[Any]:
             use_llm = gr.Checkbox(value=True, label="LLM rewrite", elem_id="train-llm")
             go = gr.Button("Replay call", variant="primary", elem_id="train-go")
     message = gr.HTML("", elem_id="train-message")
-    table = gr.Dataframe(headers=tr.TURN_HEADERS, interactive=False, wrap=True, elem_id="train-turns")
+    table = gr.Dataframe(
+        headers=tr.TURN_HEADERS,
+        interactive=False,
+        wrap=True,
+        column_widths=["4%", "6%", "24%", "26%", "24%", "7%", "9%"],
+        elem_id="train-turns",
+    )
     gr.Markdown(
         "Click a turn, then rate its suggestion or block it (a blocked text is never suggested again)."
     )
     detail = gr.HTML("", elem_id="train-detail")
     with gr.Row():
         rating = gr.Radio(
-            [("👍 good", "good"), ("👎 bad", "bad")], value="good", label="Rating", elem_id="train-rating"
+            [("好 good", "good"), ("差 bad", "bad")], value="good", label="Rating", elem_id="train-rating"
         )
         comment = gr.Textbox(label="Comment", elem_id="train-comment")
     with gr.Row():

@@ -110,10 +110,11 @@ def review_uploads(
             digest = content_hash(path)
             existing = store.call_id(digest, prov.config_hash)
             if existing is None:
+                transcript = load_call(path, ctx.services)
+                if is_audio:  # a recording's transcript is named by its (temporary) path: keep the file name
+                    transcript = dataclasses.replace(transcript, source=path.name)
                 review = review_call(
-                    load_call(path, ctx.services),
-                    engine=ctx.services.rules,
-                    options=ReviewOptions(redact=config.privacy.redact),
+                    transcript, engine=ctx.services.rules, options=ReviewOptions(redact=config.privacy.redact)
                 )
                 meta = names.for_file(path)
                 if agent:

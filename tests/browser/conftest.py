@@ -1,0 +1,127 @@
+"""The app served as the README starts it (``python app.py``), driven by Debian's headless Chromium.
+
+One server per test session, on a free 127.0.0.1 port, with its own review database (``COPILOT_DB``) and a
+configuration that allows two live calls (so the refusal of a third can be seen). The models come from the
+usual ``COPILOT_HOME`` (provisioned once by the suite's ``installed_models`` fixture).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO, SHARED
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+ARTIFACTS = REPO / "artifacts"
+START_TIMEOUT = 300.0  # s for the server to answer (imports and the index check on a loaded 2-core machine)
+LIVE_SLOTS = 2
+EXCERPT_SECONDS = 13.5  # s of bad_call.wav: the rude opening, the complaint and "您别激动，这没什么大不了的"
+
+
+@dataclass(frozen=True)
+class Server:
+    url: str
+    db_url: str
+    log: Path
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _log_tail(log: Path, lines: int = 40) -> str:
+    return "\n".join(log.read_text(errors="replace").splitlines()[-lines:]) if log.exists() else ""
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory, installed_models: None) -> Iterator[Server]:
+    home = tmp_path_factory.mktemp("app")
+    config = home / "copilot.toml"
+    config.write_text(f"[app]\nmax_live_sessions = {LIVE_SLOTS}\n", encoding="utf-8")
+    db_url = f"sqlite:///{home / 'copilot.db'}"
+    port = _free_port()
+    log = home / "app.log"
+    env = {**os.environ, "COPILOT_DB": db_url, "COPILOT_CONFIG": str(config), "PYTHONUNBUFFERED": "1"}
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            [sys.executable, "app.py", "--port", str(port)],
+            cwd=REPO,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.monotonic() + START_TIMEOUT
+    try:
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"the app exited with {process.returncode}:\n{_log_tail(log)}")
+            try:
+                with urllib.request.urlopen(url, timeout=5) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"the app did not answer on {url}:\n{_log_tail(log)}")
+            time.sleep(1.0)
+        yield Server(url, db_url, log)
+    finally:
+        process.terminate()
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        ARTIFACTS.mkdir(exist_ok=True)
+        (ARTIFACTS / "browser_app.log").write_text(log.read_text(errors="replace"))
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[object]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture(scope="session")
+def excerpt_wav(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The first seconds of the stereo bad call, as a recording of its own (uploaded like any call)."""
+    from copilot.audio import SAMPLE_RATE, read_all
+    from tests.fakes_asr import write_wav
+
+    audio, _ = read_all(SHARED / "calls" / "bad_call.wav")
+    path = tmp_path_factory.mktemp("calls") / "bad_call_opening.wav"
+    write_wav(path, audio[:, : int(EXCERPT_SECONDS * SAMPLE_RATE)])
+    return path
+
+
+def screenshot(page: object, name: str) -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / f"browser_{name}.png"
+    page.screenshot(path=str(path), full_page=True)  # type: ignore[attr-defined]
+    return path

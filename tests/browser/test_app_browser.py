@@ -1,0 +1,254 @@
+"""The app in a real browser: live replays, isolation between sessions, QA review, trainers' ratings.
+
+Waits are generous bounds on a loaded 2-core machine, never timing assertions. Screenshots go to
+``artifacts/browser_*.png``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from copilot.store import Store
+from tests.browser.conftest import LIVE_SLOTS, Server, screenshot
+from tests.conftest import SHARED
+
+pytestmark = pytest.mark.browser
+
+CALLS = SHARED / "calls"
+PAGE_LOAD = 120_000  # ms
+REPLAY = 300_000  # ms for a transcript replayed as live (the first call also waits for the models)
+ASR = 900_000  # ms for a recording through the real ASR on a loaded machine
+NARROW = {"width": 480, "height": 1400}  # the agent's second monitor
+WIDE = {"width": 1280, "height": 1400}
+
+
+def texts_of(call: str) -> list[str]:
+    data = json.loads((CALLS / call).read_text(encoding="utf-8"))
+    return [s["text"] for s in data["segments"]]
+
+
+def open_app(browser: Any, server: Server, viewport: dict[str, int] = NARROW) -> Any:
+    context = browser.new_context(viewport=viewport)
+    page = context.new_page()
+    page.goto(server.url)
+    page.wait_for_selector("#live-start", timeout=PAGE_LOAD)
+    return page
+
+
+def choose(page: Any, dropdown: str, option: str) -> None:
+    page.click(f"{dropdown} input")
+    page.get_by_role("option", name=option, exact=True).click()
+
+
+def start_live(page: Any, call: str, *, speed: str, llm: bool) -> None:
+    choose(page, "#live-example", call)
+    page.locator("#live-speed").get_by_label(speed, exact=True).check()
+    box = page.locator("#live-llm input[type=checkbox]")
+    if box.is_checked() != llm:
+        box.click()
+    page.click("#live-start")
+
+
+def cell(page: Any, table: str, row: int, col: int) -> Any:
+    return page.locator(f'{table} [data-testid="cell-{row}-{col}"]')
+
+
+def row_count(page: Any, table: str) -> int:
+    return int(page.locator(f'{table} [role="gridcell"][data-col="0"]').count())
+
+
+def wait_finished(page: Any, timeout: int) -> None:
+    page.wait_for_selector('#live-status .cp-status[data-finished="true"]', timeout=timeout)
+    page.wait_for_timeout(800)  # one more panel refresh after the last change
+
+
+def lines(page: Any, speaker: str) -> list[str]:
+    return page.locator(
+        f"#live-transcript .cp-seg.cp-{speaker}:not(.cp-tentative) .cp-text"
+    ).all_inner_texts()
+
+
+def test_the_page_has_the_three_views(browser: Any, server: Server) -> None:
+    page = open_app(browser, server, WIDE)
+    for name in ("实时 Live", "质检 Review", "培训 Train"):
+        assert page.get_by_role("tab", name=name).is_visible()
+    assert page.locator('#live-status [data-idle="true"]').count() == 1
+    screenshot(page, "views")
+    page.context.close()
+
+
+def test_good_call_replayed_at_max_speed_shows_transcript_suggestion_and_a_complete_checklist(
+    browser: Any, server: Server
+) -> None:
+    page = open_app(browser, server)
+    start_live(page, "good_call.json (transcript)", speed="max", llm=False)
+    wait_finished(page, REPLAY)
+    good = json.loads((CALLS / "good_call.json").read_text(encoding="utf-8"))["segments"]
+    assert lines(page, "agent") == [s["text"] for s in good if s["role"] == "agent"]
+    assert lines(page, "customer") == [s["text"] for s in good if s["role"] == "customer"]
+    suggestion = page.locator("#live-suggestion .cp-suggestion")
+    assert suggestion.get_attribute("data-state") == "fallback"  # LLM off: the handbook script
+    assert "LLM disabled" in suggestion.inner_text() and "cites:" in suggestion.inner_text()
+    assert page.locator("#live-guideline .cp-guideline[data-passage]").count() == 1
+    assert page.locator('#live-checklist .cp-checklist[data-complete="true"]').count() == 1
+    assert page.locator("#live-flags .cp-flag").count() == 0
+    screenshot(page, "live_good_call")
+    page.context.close()
+
+
+def test_the_real_llm_adapts_the_script_after_a_customer_turn(browser: Any, server: Server) -> None:
+    page = open_app(browser, server)
+    start_live(page, "bad_call.json (transcript)", speed="max", llm=True)
+    wait_finished(page, REPLAY)
+    suggestion = page.locator("#live-suggestion .cp-suggestion")
+    state = suggestion.get_attribute("data-state")
+    text = suggestion.inner_text()
+    assert "first token" in text  # the LLM streamed tokens for this suggestion
+    assert state == "rewrite" or (
+        state == "fallback" and "script kept:" in text and "LLM disabled" not in text
+    )
+    assert page.locator('#live-flags .cp-flag[data-rule="forbidden"]').count() >= 1
+    assert page.locator('#live-mood [data-mood="angry"]').count() == 1
+    assert page.locator('#live-checklist [data-step="closing"][data-state="missing"]').count() == 1
+    screenshot(page, "live_bad_call_llm")
+    page.context.close()
+
+
+def test_two_sessions_replaying_different_calls_do_not_see_each_other_and_a_third_is_refused(
+    browser: Any, server: Server
+) -> None:
+    good_page, bad_page = open_app(browser, server), open_app(browser, server)
+    start_live(good_page, "good_call.json (transcript)", speed="4x", llm=False)
+    start_live(bad_page, "bad_call.json (transcript)", speed="2x", llm=False)
+    good_page.wait_for_selector("#live-transcript .cp-seg", timeout=REPLAY)
+    bad_page.wait_for_selector("#live-transcript .cp-seg", timeout=REPLAY)
+    third = open_app(browser, server)
+    start_live(third, "good_call.json (transcript)", speed="max", llm=False)
+    third.wait_for_selector("#live-message .cp-message", timeout=PAGE_LOAD)
+    assert f"All {LIVE_SLOTS} live-call places are in use" in third.inner_text("#live-message")
+    assert third.locator('#live-status [data-idle="true"]').count() == 1
+    screenshot(third, "live_refused")
+    wait_finished(good_page, REPLAY)
+    wait_finished(bad_page, REPLAY)
+    good_lines = set(lines(good_page, "agent") + lines(good_page, "customer"))
+    bad_lines = set(lines(bad_page, "agent") + lines(bad_page, "customer"))
+    assert good_lines == set(texts_of("good_call.json"))
+    assert bad_lines == set(texts_of("bad_call.json"))
+    assert good_page.locator("#live-flags .cp-flag").count() == 0
+    assert bad_page.locator("#live-flags .cp-flag").count() > 0
+    screenshot(good_page, "live_isolation_good")
+    screenshot(bad_page, "live_isolation_bad")
+    for page in (good_page, bad_page, third):
+        page.context.close()
+
+
+def test_a_trainer_rates_and_blocks_a_suggestion_and_both_are_stored(browser: Any, server: Server) -> None:
+    page = open_app(browser, server, WIDE)
+    page.get_by_role("tab", name="培训 Train").click()
+    choose(page, "#train-example", "bad_call.json (transcript)")
+    box = page.locator("#train-llm input[type=checkbox]")
+    if box.is_checked():
+        box.click()
+    page.click("#train-go")
+    cell(page, "#train-turns", 0, 3).wait_for(timeout=REPLAY)
+    bad_call = json.loads((CALLS / "bad_call.json").read_text(encoding="utf-8"))
+    customers = [s["text"] for s in bad_call["segments"] if s["role"] == "customer"]
+    assert row_count(page, "#train-turns") == len(customers)
+    assert [cell(page, "#train-turns", i, 2).inner_text() for i in range(len(customers))] == customers
+    cell(page, "#train-turns", 0, 3).click()
+    detail = page.locator('#train-detail .cp-turn[data-turn="1"]')
+    detail.wait_for(timeout=PAGE_LOAD)
+    suggested = detail.locator(".cp-say").inner_text().removeprefix("建议").strip()
+    page.locator("#train-rating").get_by_label("差 bad").check()
+    page.locator("#train-comment").get_by_role("textbox").fill("too stiff for an angry customer")
+    page.click("#train-save")
+    page.wait_for_selector("#train-rate-message:has-text('saved')", timeout=PAGE_LOAD)
+    page.wait_for_selector("#train-ratings:has-text('too stiff for an angry customer')", timeout=PAGE_LOAD)
+    with Store.open(server.db_url) as store:
+        stored = store.ratings()
+    assert [(r.rating, r.comment, r.suggestion_text) for r in stored] == [
+        ("bad", "too stiff for an angry customer", suggested)
+    ]
+    page.click("#train-block")
+    page.wait_for_selector("#train-rate-message:has-text('Blocked')", timeout=PAGE_LOAD)
+    with Store.open(server.db_url) as store:
+        assert store.is_blocked(suggested)
+    page.click("#train-go")  # replayed again: the blocked text is never suggested
+    page.wait_for_function(
+        "text => !document.querySelector('#train-turns').innerText.includes(text)",
+        arg=suggested,
+        timeout=REPLAY,
+    )
+    cell(page, "#train-turns", 0, 3).wait_for(timeout=REPLAY)
+    again = [cell(page, "#train-turns", i, 3).inner_text() for i in range(row_count(page, "#train-turns"))]
+    assert len(again) == len(customers) and suggested not in again
+    screenshot(page, "train_rated_blocked")
+    page.context.close()
+
+
+def test_qa_reviews_bad_call_sees_failed_checks_and_hears_the_evidence(
+    browser: Any, server: Server, excerpt_wav: Path
+) -> None:
+    page = open_app(browser, server, WIDE)
+    page.get_by_role("tab", name="质检 Review").click()
+    page.set_input_files("#review-files input[type=file]", [str(excerpt_wav), str(CALLS / "bad_call.json")])
+    page.wait_for_selector(f"#review-files:has-text('{excerpt_wav.name}')", timeout=PAGE_LOAD)
+    page.locator("#review-agent").get_by_role("textbox").fill("A017")
+    page.click("#review-go")
+    page.wait_for_function(
+        "() => document.querySelectorAll('#review-scorecards .cp-scorecard').length === 2", timeout=ASR
+    )
+    bad = page.locator('#review-scorecards .cp-scorecard[data-call="bad_call.json"]')
+    failed = set(
+        bad.locator('tr[data-passed="false"]').evaluate_all("rows => rows.map(r => r.dataset.check)")
+    )
+    assert {"greeting", "forbidden", "apology", "closing"} <= failed
+    assert "您别激动" in bad.inner_text()  # the evidence quote
+    excerpt = page.locator(f'#review-scorecards .cp-scorecard[data-call="{excerpt_wav.name}"]')
+    assert excerpt.locator('tr[data-check="greeting"][data-passed="false"]').count() == 1
+    # click a piece of the recording's evidence: its audio clip is loaded
+    rows = row_count(page, "#review-evidence")
+    mine = [i for i in range(rows) if cell(page, "#review-evidence", i, 0).inner_text() == excerpt_wav.name]
+    assert mine, "the recording's failed checks list their evidence"
+    cell(page, "#review-evidence", mine[0], 5).click()
+    page.wait_for_selector(f"#review-clip-note:has-text('{excerpt_wav.name}')", timeout=PAGE_LOAD)
+    page.wait_for_function(
+        "() => { const a = document.querySelector('#review-clip audio'); return a && a.src; }",
+        timeout=PAGE_LOAD,
+    )
+    assert re.search(r"\d+:\d\d", page.inner_text("#review-clip-note"))
+    # downloads, and the review is listed from the database
+    downloads = page.locator("#review-downloads").inner_text()
+    assert ".html" in downloads and "reviews.csv" in downloads
+    page.wait_for_selector("#review-listing:has-text('bad_call.json')", timeout=PAGE_LOAD)
+    with Store.open(server.db_url) as store:
+        names = {c.name for c in store.search()}
+    assert {"bad_call.json", excerpt_wav.name} <= names
+    screenshot(page, "review_bad_call")
+    page.context.close()
+
+
+def test_a_recording_replayed_through_the_real_asr_produces_transcript_suggestion_and_flags(
+    browser: Any, server: Server, excerpt_wav: Path
+) -> None:
+    page = open_app(browser, server)
+    page.set_input_files("#live-upload input[type=file]", str(excerpt_wav))
+    page.wait_for_selector(f"#live-upload:has-text('{excerpt_wav.name}')", timeout=PAGE_LOAD)
+    page.locator("#live-speed").get_by_label("max", exact=True).check()
+    box = page.locator("#live-llm input[type=checkbox]")
+    if box.is_checked():
+        box.click()
+    page.click("#live-start")
+    wait_finished(page, ASR)
+    assert page.locator("#live-errors .cp-errors").count() == 0
+    assert lines(page, "agent") and lines(page, "customer")  # roles come from the stereo channels
+    assert page.locator("#live-suggestion .cp-suggestion").get_attribute("data-state") == "fallback"
+    assert page.locator('#live-flags .cp-flag[data-rule="greeting"]').count() == 1  # it opens with 喂
+    assert excerpt_wav.name in page.inner_text("#live-status")
+    screenshot(page, "live_recording_asr")
+    page.context.close()
