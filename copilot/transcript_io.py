@@ -77,20 +77,24 @@ def _segment(item: Any, index: int, source: str) -> Segment:
     return Segment(speaker=speaker, start=start, end=end, text=to_simplified(text.strip()))
 
 
-def transcript_from_dict(data: Any, source: str) -> Transcript:
-    """Validate a decoded JSON document and build a :class:`Transcript` (segments sorted by start)."""
+def transcript_from_dict(data: Any, source: str, *, label: str = "") -> Transcript:
+    """Validate a decoded JSON document and build a :class:`Transcript` (segments sorted by start).
+
+    ``source`` names the call when the document has no ``name``; errors name ``label`` (default: source).
+    """
+    where = label or source
     if not isinstance(data, dict):
-        raise TranscriptError(f"{source}: a transcript must be a JSON object with 'segments'")
+        raise TranscriptError(f"{where}: a transcript must be a JSON object with 'segments'")
     if "segments" not in data:
-        raise TranscriptError(f"{source}: missing 'segments'")
+        raise TranscriptError(f"{where}: missing 'segments'")
     items = data["segments"]
     if not isinstance(items, list):
-        raise TranscriptError(f"{source}: 'segments' must be a list")
+        raise TranscriptError(f"{where}: 'segments' must be a list")
     segments = tuple(
-        sorted((_segment(item, i, source) for i, item in enumerate(items)), key=lambda s: s.start)
+        sorted((_segment(item, i, where) for i, item in enumerate(items)), key=lambda s: s.start)
     )
     last_end = max((s.end for s in segments), default=0.0)
-    duration = _number(data["duration"], f"{source}: duration") if "duration" in data else last_end
+    duration = _number(data["duration"], f"{where}: duration") if "duration" in data else last_end
     name = data.get("name")
     return Transcript(
         source=name if isinstance(name, str) and name else source,
@@ -123,7 +127,7 @@ def read_transcript(path: str | os.PathLike[str]) -> Transcript:
         raise TranscriptError(f"{file} is not a JSON transcript: not UTF-8 text") from e
     except (ValueError, RecursionError) as e:  # JSONDecodeError, a 5000-digit number, nesting too deep
         raise TranscriptError(f"{file} is not a JSON transcript: {' '.join(str(e).split())[:120]}") from e
-    transcript = transcript_from_dict(data, file.stem)
+    transcript = transcript_from_dict(data, file.stem, label=str(file))
     return transcript
 
 

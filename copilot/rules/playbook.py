@@ -21,6 +21,7 @@ from copilot.types import Clause, Severity
 
 PLAYBOOK_FILE = "playbook.yaml"
 SUPPORTED_VERSION = 1
+MAX_NUMBER = 1e9  # weights, seconds, characters per minute and turn counts are all far below this
 
 CheckKind = Literal["stage", "phrases", "sequence", "hold", "silence", "speech_rate", "overlap"]
 StageWhere = Literal["first_agent_turn", "any_agent_turn", "last_agent_turns"]
@@ -181,8 +182,9 @@ def _strings(value: Any, where: str) -> tuple[str, ...]:
 
 def _float(table: dict[str, Any], key: str, where: str, default: float | None = None) -> float:
     value = table.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-        raise PlaybookError(f"{where}.{key} must be a non-negative number")
+    # The upper bound also refuses NaN, infinity and integers too big for a float (YAML reads all three).
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= MAX_NUMBER:
+        raise PlaybookError(f"{where}.{key} must be a non-negative number up to {MAX_NUMBER:g}")
     return float(value)
 
 
@@ -200,7 +202,7 @@ def _cue_set(name: str, value: Any, where: str) -> CueSet:
     table = _table(value, where)
     unknown = set(table) - {"phrases", "patterns", "exceptions"}
     if unknown:
-        raise PlaybookError(f"{where} has unknown key(s): {', '.join(sorted(unknown))}")
+        raise PlaybookError(f"{where} has unknown key(s): {', '.join(sorted(map(str, unknown)))}")
     cues = CueSet(
         name=name,
         phrases=_strings(table.get("phrases"), f"{where}.phrases"),
@@ -248,7 +250,10 @@ def _params(kind: str, table: dict[str, Any], cues: Mapping[str, CueSet], where:
         return StageParams(chosen, require, int(_float(table, "last_n", where, 3)))
     if kind == "phrases":
         items = []
-        for i, raw in enumerate(table.get("items") or []):
+        raw_items = table.get("items") or []
+        if not isinstance(raw_items, list):
+            raise PlaybookError(f"{where}.items must be a list of phrase items")
+        for i, raw in enumerate(raw_items):
             item_where = f"{where}.items[{i}]"
             item = _table(raw, item_where)
             item_id = _str(item.get("id"), f"{item_where}.id")
@@ -370,6 +375,8 @@ def load_playbook(path: str | os.PathLike[str] | None = None) -> Playbook:
         data = yaml.safe_load(file.read_text(encoding="utf-8"))
     except FileNotFoundError as e:
         raise PlaybookError(f"playbook not found: {file}") from e
-    except (yaml.YAMLError, UnicodeDecodeError) as e:
-        raise PlaybookError(f"{file} is not valid YAML: {e}") from e
+    except OSError as e:  # a folder, no permission
+        raise PlaybookError(f"cannot read playbook {file}: {e.strerror or e}") from e
+    except (yaml.YAMLError, UnicodeDecodeError, RecursionError) as e:  # RecursionError: nesting too deep
+        raise PlaybookError(f"{file} is not valid YAML: {' '.join(str(e).split())}") from e
     return parse_playbook(data, str(file))
