@@ -63,7 +63,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as e:
         if os.environ.get("COPILOT_DEBUG"):
             raise
-        print(f"copilot: internal error: {type(e).__name__}: {e} (COPILOT_DEBUG=1 shows details)", file=sys.stderr)
+        print(
+            f"copilot: internal error: {type(e).__name__}: {e} (COPILOT_DEBUG=1 shows details)",
+            file=sys.stderr,
+        )
         return 70
 
 

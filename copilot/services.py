@@ -89,7 +89,9 @@ class Services:
             # Hotwords become decoder prompt tokens on every window: only the curated domain words
             # (knowledge/vocabulary_custom.txt), never the handbooks' frequent generic words (您好, 请问 ...),
             # which the decoder then hallucinates into trailing silence.
-            vocabulary = Vocabulary(words=tuple(self.hotwords[:MAX_HOTWORDS]), hotwords=self.config.asr.hotwords)
+            vocabulary = Vocabulary(
+                words=tuple(self.hotwords[:MAX_HOTWORDS]), hotwords=self.config.asr.hotwords
+            )
             return load_transcriber(self.config.asr, vocabulary)
 
     @cached_property

@@ -36,7 +36,9 @@ def _spec(package: Path, sha: str) -> PackagedModel:
         role="asr",
         format="test",
         requirement="fake-weights-pkg==1",
-        sources=(SourceFile("w.bin", ("fake_weights_pkg/data/w.part1", "fake_weights_pkg/data/w.part2"), sha),),
+        sources=(
+            SourceFile("w.bin", ("fake_weights_pkg/data/w.part1", "fake_weights_pkg/data/w.part2"), sha),
+        ),
     )
 
 

@@ -22,7 +22,9 @@ def services(installed_models: None) -> Services:
 @pytest.mark.real
 @pytest.mark.parametrize("source", ["json", "wav"])
 def test_good_call_passes_every_check(services: Services, shared_dir: Path, source: str) -> None:
-    review = review_call(load_call(shared_dir / "calls" / f"good_call.{source}", services), engine=services.rules)
+    review = review_call(
+        load_call(shared_dir / "calls" / f"good_call.{source}", services), engine=services.rules
+    )
     failed = {c.id: c.message for c in review.checks if not c.passed}
     assert failed == {}
     assert review.score == 100.0
