@@ -55,10 +55,10 @@ _FULLWIDTH_DIGITS = {chr(0xFF10 + i): str(i) for i in range(10)}
 _DIGIT_MAP = {**_SPOKEN_DIGITS, **_FULLWIDTH_DIGITS, **{str(i): str(i) for i in range(10)}}
 _DIGIT_CLASS = "0-9０-９" + "".join(_SPOKEN_DIGITS)
 
-# Separators allowed between digit groups (one or two in a row): spaces, dashes, dots, commas.
+# Separators allowed between digit groups (up to three in a row, as in "138 - 1234"): spaces, dashes, dots, commas.
 _SEPARATORS = r"[ \t\u3000\-‐–—－·.,，、]"
 _RUN = re.compile(
-    rf"(?:\+?86{_SEPARATORS}?)?[{_DIGIT_CLASS}](?:{_SEPARATORS}{{0,2}}[{_DIGIT_CLASS}])*(?:{_SEPARATORS}?[xX])?"
+    rf"(?:\+?86{_SEPARATORS}?)?[{_DIGIT_CLASS}](?:{_SEPARATORS}{{0,3}}[{_DIGIT_CLASS}])*(?:{_SEPARATORS}?[xX])?"
 )
 # A run glued to ASCII letters or digits is part of a model code (XQB80...), not a spoken number.
 _ALNUM = re.compile(r"[A-Za-z0-9]")
