@@ -10,6 +10,7 @@ Numbers written with 十/百/千 (prices, dates, "十几年") are never digit ru
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -171,3 +172,32 @@ def redact(text: str) -> str:
         last = span.end
     out.append(text[last:])
     return "".join(out)
+
+
+def redact_pieces(pieces: Sequence[str]) -> list[str]:
+    """``pieces`` (e.g. the words of a segment) redacted as the one text they make together.
+
+    Redacting each word alone would keep a number that the recogniser cut into words (138 / 1234 / 5678):
+    the first piece a span touches gets the mask, the others lose what the span covers.
+    """
+    text = "".join(pieces)
+    spans = find_pii(text)
+    if not spans:
+        return list(pieces)
+    out: list[str] = []
+    offset = 0
+    for piece in pieces:
+        start, end = offset, offset + len(piece)
+        offset = end
+        kept: list[str] = []
+        position = start
+        for span in spans:
+            if span.end <= start or span.start >= end:
+                continue
+            kept.append(text[position : max(position, span.start)])
+            if span.start >= start:  # the span begins in this piece: the mask goes here
+                kept.append(span.mask)
+            position = min(end, span.end)
+        kept.append(text[position:end])
+        out.append("".join(kept))
+    return out

@@ -73,9 +73,16 @@ def segment_dict(segment: Segment, redact: Callable[[str], str], words: bool = F
         "text": redact(segment.text),
     }
     if words:
+        texts = [w.text for w in segment.words]
+        joined = "".join(texts)
+        if redact(joined) != joined:  # personal data, and redaction on: mask it across the words, since
+            # each word redacted alone would keep a number the recogniser cut up (138 / 1234 / 5678)
+            from copilot.redact import redact_pieces
+
+            texts = redact_pieces(texts)
         out["words"] = [
-            {"text": redact(w.text), "start": round(w.start, 2), "end": round(w.end, 2)}
-            for w in segment.words
+            {"text": text, "start": round(w.start, 2), "end": round(w.end, 2)}
+            for text, w in zip(texts, segment.words, strict=True)
         ]
     return out
 
