@@ -183,13 +183,23 @@ def test_transcribe_batch_with_bad_files_transcribes_the_good_ones(
 _PEAK_SCRIPT = """
 import json, resource, sys
 from copilot.cli import main
-peaks, codes = [], []
-for path in sys.argv[2:]:
-    codes.append(main(["transcribe", "--json", path]))
-    peaks.append(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)  # KB on Linux
+code = main(["transcribe", "--json", sys.argv[2]])
 with open(sys.argv[1], "w") as out:
-    json.dump({"codes": codes, "peaks_kb": peaks}, out)
+    json.dump({"code": code, "peak_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}, out)  # KB on Linux
 """
+
+
+def _transcribe_measured(path: Path, report: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """``copilot transcribe --json path`` in a fresh child process: (its exit code and peak RSS, its rows)."""
+    done = subprocess.run(
+        [sys.executable, "-c", _PEAK_SCRIPT, str(report), str(path)],
+        capture_output=True,
+        text=True,
+        timeout=CHILD_TIMEOUT,
+        cwd=badinput.REPO,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(report.read_text()), [json.loads(line) for line in done.stdout.splitlines()]
 
 
 @pytest.mark.real
@@ -198,19 +208,10 @@ def test_an_hour_of_silence_finishes_empty_with_bounded_memory(
 ) -> None:
     short = badinput.silence(tmp_path, 20.0, "short.flac", rate=48000)
     hour = badinput.silence(tmp_path, badinput.HOUR, "hour.flac", rate=48000)
-    report = tmp_path / "peaks.json"
-    done = subprocess.run(
-        [sys.executable, "-c", _PEAK_SCRIPT, str(report), str(short), str(hour)],
-        capture_output=True,
-        text=True,
-        timeout=CHILD_TIMEOUT,
-        cwd=badinput.REPO,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    result = json.loads(report.read_text())
-    assert result["codes"] == [0, 0]
-    rows = [json.loads(line) for line in done.stdout.splitlines()]
-    assert [row["segments"] for row in rows] == [[], []]  # silence is no speech, and no hallucination
-    assert rows[1]["duration"] == pytest.approx(badinput.HOUR, abs=0.5)
-    short_peak, hour_peak = result["peaks_kb"]
-    assert hour_peak - short_peak < MAX_HOUR_GROWTH_KB, result
+    short_run, short_rows = _transcribe_measured(short, tmp_path / "short.json")
+    hour_run, hour_rows = _transcribe_measured(hour, tmp_path / "hour.json")
+    assert short_run["code"] == hour_run["code"] == 0
+    assert [row["segments"] for row in short_rows + hour_rows] == [[], []]  # no speech, no hallucination
+    assert hour_rows[0]["duration"] == pytest.approx(badinput.HOUR, abs=0.5)
+    growth = hour_run["peak_kb"] - short_run["peak_kb"]
+    assert growth < MAX_HOUR_GROWTH_KB, (short_run, hour_run)
