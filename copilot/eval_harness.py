@@ -125,10 +125,15 @@ def run_suites(
     prepare: PrepareArgs | None = None,
     context: EvalContext | None = None,
     log: Callable[[str], None] = lambda _message: None,
+    on_result: Callable[[ConfigRun], None] | None = None,
 ) -> ConfigRun:
-    """Run ``chosen`` for one configuration; one suite's error does not stop the others."""
+    """Run ``chosen`` for one configuration; one suite's error does not stop the others.
+
+    ``on_result`` sees the run so far after each suite (the CLI keeps the result file up to date, so a
+    long run that is interrupted still leaves what it measured).
+    """
     context = context or EvalContext(config)
-    results = []
+    results: list[SuiteResult] = []
     for suite in chosen:
         own = argparse.Namespace(**vars(args))  # each suite may adjust its own copy (quick sizes)
         own.eval_context = context
@@ -143,13 +148,15 @@ def run_suites(
                 SuiteResult(suite.name, time.monotonic() - started, error=str(e), exit_code=e.exit_code)
             )
             log(f"[{label}] {suite.name} failed: {e}")
-            continue
-        seconds = time.monotonic() - started
-        extract = metrics_for(suite)
-        rows = tuple(extract(outcome.data, config)) if extract else ()
-        rows = tuple(Metric(m.key, m.label, _finite(m.value), m.better, m.unit, m.n) for m in rows)
-        results.append(SuiteResult(suite.name, seconds, rows, outcome.text, outcome.data))
-        log(f"[{label}] {suite.name} done in {seconds:.0f} s")
+        else:
+            seconds = time.monotonic() - started
+            extract = metrics_for(suite)
+            rows = tuple(extract(outcome.data, config)) if extract else ()
+            rows = tuple(Metric(m.key, m.label, _finite(m.value), m.better, m.unit, m.n) for m in rows)
+            results.append(SuiteResult(suite.name, seconds, rows, outcome.text, outcome.data))
+            log(f"[{label}] {suite.name} done in {seconds:.0f} s")
+        if on_result is not None:
+            on_result(ConfigRun(label, config, tuple(results), path))
     return ConfigRun(label, config, tuple(results), path)
 
 
@@ -309,12 +316,18 @@ def _metric_dict(m: Metric) -> dict[str, Any]:
 
 
 def result_json(
-    runs: Sequence[ConfigRun], rows: Sequence[Row], *, quick: bool, failures: Sequence[FloorFailure] = ()
+    runs: Sequence[ConfigRun],
+    rows: Sequence[Row],
+    *,
+    quick: bool,
+    failures: Sequence[FloorFailure] = (),
+    complete: bool = True,
 ) -> dict[str, Any]:
     from copilot.store import provenance
 
     return {
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "complete": complete,  # False while the run is still going (or was interrupted)
         "quick": quick,
         "configs": [
             {

@@ -10,6 +10,8 @@ the wall-clock moment its scripted end was played:
   from the commit, so the two add up).
 
 A suggestion cancelled by the next customer turn counts for script and first token but not for done.
+A call whose replay falls more than ``MAX_LAG_SECONDS`` behind the clock is abandoned there (the machine,
+or the ASR, is slower than real time; what follows would measure the backlog).
 Not part of ``--quick``: it takes the calls' length in wall time (about two minutes).
 """
 
@@ -20,6 +22,7 @@ import dataclasses
 import json
 import statistics
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from copilot.config import REPO_DIR, Config
@@ -31,6 +34,9 @@ CALLS = ("good_call", "bad_call")
 PARTIAL_BEAM = 1  # greedy tentative decodes, as `copilot transcribe --live` does
 MS_PER_SECOND = 1000.0
 STAGES = ("commit", "script", "first_token", "done")
+# s: a replay this far behind the clock measures the machine, not the copilot: the call is abandoned and its
+# remaining customer turns count as never committed (bounds the suite's wall time on a slow machine).
+MAX_LAG_SECONDS = 30.0
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -49,29 +55,45 @@ def _warm(context: EvalContext) -> None:
     services.suggester.warm()
 
 
+@dataclass(frozen=True)
+class CallLatency:
+    rows: list[dict[str, Any]]  # per committed customer utterance: stage -> ms after its scripted end
+    missed: list[str]  # customer utterances never committed
+    abandoned_at: float | None = None  # s of call audio when the replay fell too far behind and stopped
+
+
 def measure_call(
     name: str, context: EvalContext, partial: Any, use_llm: bool, speed: float = 1.0
-) -> tuple[list[dict[str, Any]], list[str]]:
-    """One row per scripted customer utterance: stage -> ms after its end (None if it never happened)."""
+) -> CallLatency:
+    """Replay one call live and time every scripted customer utterance."""
     from copilot.session import CallSession, SessionOptions
     from copilot.transcription import EndOfAudio, ReplayOptions, replay
 
     services = context.services
     session = CallSession(services, SessionOptions(redact=False, use_llm=use_llm, background=True))
     commits: list[tuple[float, Segment]] = []
+    abandoned_at: float | None = None
     started = time.monotonic()
-    for timed in replay(
+    events = replay(
         CALLS_DIR / f"{name}.wav",
         context.config.asr,
         services.transcriber,
         ReplayOptions(speed=speed),
         partial_transcriber=partial,
-    ):
+    )
+    for timed in events:
         if isinstance(timed.event, EndOfAudio):
             break
+        wall = time.monotonic() - started
         if isinstance(timed.event, Committed) and timed.event.segment.speaker == "customer":
-            commits.append((time.monotonic() - started, timed.event.segment))
+            commits.append((wall, timed.event.segment))
         session.handle(timed.event)
+        if wall - timed.audio_time / speed > MAX_LAG_SECONDS:
+            abandoned_at = timed.audio_time
+            break
+    close = getattr(events, "close", None)  # a generator: stop decoding the rest of the call
+    if close is not None:
+        close()
     session.finish()
     records = {id(r.customer): r.suggestion for r in session.records}
     script = json.loads((CALLS_DIR / f"{name}.json").read_text(encoding="utf-8"))["segments"]
@@ -96,7 +118,7 @@ def measure_call(
             row[stage] = round(commit_ms + value, 1) if value is not None else None
         row["cancelled"] = cancelled
         rows.append(row)
-    return rows, missed
+    return CallLatency(rows, missed, abandoned_at)
 
 
 def run(args: argparse.Namespace, config: Config) -> EvalOutcome:
@@ -111,10 +133,13 @@ def run(args: argparse.Namespace, config: Config) -> EvalOutcome:
     )
     rows: list[dict[str, Any]] = []
     missed: list[str] = []
+    abandoned: dict[str, float] = {}
     for name in CALLS:
-        r, m = measure_call(name, context, partial, use_llm)
-        rows += r
-        missed += m
+        call = measure_call(name, context, partial, use_llm)
+        rows += call.rows
+        missed += call.missed
+        if call.abandoned_at is not None:
+            abandoned[name] = round(call.abandoned_at, 1)
     stats: dict[str, Any] = {}
     for stage in STAGES:
         values = [row[stage] for row in rows if row[stage] is not None]
@@ -129,6 +154,8 @@ def run(args: argparse.Namespace, config: Config) -> EvalOutcome:
         "llm": config.llm.model if use_llm else "",
         "utterances": len(rows) + len(missed),
         "never_committed": missed,
+        "abandoned_at_s": abandoned,
+        "max_lag_s": MAX_LAG_SECONDS,
         "stages": stats,
         "rows": rows,
     }
@@ -145,6 +172,10 @@ def render(data: dict[str, Any]) -> str:
         p50 = f"{s['p50_ms']:8.0f}" if s["p50_ms"] is not None else f"{'-':>8}"
         p95 = f"{s['p95_ms']:8.0f}" if s["p95_ms"] is not None else f"{'-':>8}"
         rows.append(f"  {stage:12} {s['n']:3d} {p50} {p95}")
+    rows += [
+        f"  {call}: abandoned at {at} s of audio, more than {data['max_lag_s']:.0f} s behind the clock"
+        for call, at in data["abandoned_at_s"].items()
+    ]
     rows += [f"  never committed: {m}" for m in data["never_committed"]]
     return "\n".join(rows)
 
@@ -169,6 +200,8 @@ def metrics(data: dict[str, Any], config: Config) -> list[Metric]:
             "never_committed", "customer turns never committed", len(data["never_committed"]), "lower", "n"
         )
     )
+    abandoned = len(data["abandoned_at_s"])
+    rows.append(Metric("abandoned_calls", "calls abandoned (replay fell behind)", abandoned, "lower", "n"))
     return rows
 
 

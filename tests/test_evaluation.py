@@ -49,6 +49,10 @@ def broken(args: argparse.Namespace, config: Config) -> EvalOutcome:
     raise KnowledgeError("the index is missing")
 
 
+def interrupted(args: argparse.Namespace, config: Config) -> EvalOutcome:
+    raise KeyboardInterrupt
+
+
 def fake_counts(args: argparse.Namespace, config: Config) -> EvalOutcome:
     return EvalOutcome("counts", {"hits": 3})
 
@@ -60,6 +64,7 @@ FAKES = {
         "counts", "count", fake_counts, metrics=lambda d, c: [Metric("hits", "hits", d["hits"], unit="n")]
     ),
     "slow": Suite("slow", "not in quick", fake_counts, quick=False, metrics=lambda d, c: []),
+    "interrupted": Suite("interrupted", "Ctrl-C", interrupted, default=False),
 }
 
 DENSE = dataclasses.replace(Config(), retrieval=RetrievalConfig(mode="dense"))
@@ -270,6 +275,14 @@ def test_cli_one_suite_keeps_its_own_json_and_report(
     assert json.loads(capsys.readouterr().out) == {"hits": 3, "metrics": {"hits": 3}}
     assert main(["eval", "counts", "--no-store", "--out", str(fake_cli / "r.json")]) == 0
     assert capsys.readouterr().out.startswith("counts\n")
+
+
+def test_an_interrupted_run_leaves_what_it_measured(fake_cli: Path) -> None:
+    out = fake_cli / "r.json"
+    assert main(["eval", "fakeret", "interrupted", "counts", "--no-store", "--out", str(out)]) == 130
+    result = json.loads(out.read_text(encoding="utf-8"))
+    assert result["complete"] is False and list(result["runs"]["default"]) == ["fakeret"]
+    assert result["table"][0]["values"] == {"default": 0.8}
 
 
 def test_cli_refuses_unknown_suites_and_a_set_for_several_suites(

@@ -157,7 +157,14 @@ def _run(args: argparse.Namespace) -> int:
     if args.set and len(picked) != 1:
         raise ConfigError("--set gives the labelled set of one suite: name exactly one suite")
     floors = load_floors(Path(args.floors)) if args.check_floors else []
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    out_path = Path(args.out) if args.out else copilot_home() / RESULTS_DIR / f"{stamp}.json"
     runs: list[ConfigRun] = []
+
+    def so_far(run: ConfigRun) -> None:  # the file holds what was measured even if the run is interrupted
+        done = [*runs, run]
+        write_result(result_json(done, table_rows(done), quick=args.quick, complete=False), out_path)
+
     for label, path, config in configurations(args):
         context = EvalContext(config)  # engines and transcripts shared by this configuration's suites
         runs.append(
@@ -171,14 +178,14 @@ def _run(args: argparse.Namespace) -> int:
                 prepare=quick_args,
                 context=context,
                 log=_log,
+                on_result=so_far,
             )
         )
         del context  # free this configuration's models before loading the next one's
     rows = table_rows(runs)
     failures = [f for run in runs for f in check_floors(run, floors)]
     result = result_json(runs, rows, quick=args.quick, failures=failures)
-    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    out = write_result(result, Path(args.out) if args.out else copilot_home() / RESULTS_DIR / f"{stamp}.json")
+    out = write_result(result, out_path)
     _log(f"results written to {out}")
     if not args.no_store:
         _store(runs, args.quick)
