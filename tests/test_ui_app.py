@@ -52,3 +52,36 @@ def test_library_errors_reach_the_user_as_one_readable_message() -> None:
 def test_the_entry_point_is_importable_and_parses_host_and_port() -> None:
     args = entry.parse_args(["--port", "7999", "--host", "127.0.0.1"])
     assert (args.port, args.host) == (7999, "127.0.0.1")
+
+
+def test_with_a_login_configured_nothing_is_served_before_signing_in(tmp_path: Path) -> None:
+    import socket
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
+    from copilot.ui.app import launch
+
+    ctx = context(tmp_path, Engines().services(), auth_user="qa", auth_password="s3cret")
+    demo = build_app(ctx.config, ctx.services, store=ctx.store, calls_dir=None)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    launch(demo, ctx.config, port=port, block=False)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(f"{base}/config", timeout=30)
+        assert refused.value.code == 401
+        wrong = urllib.parse.urlencode({"username": "qa", "password": "guess"}).encode()
+        with pytest.raises(urllib.error.HTTPError) as bad_login:
+            urllib.request.urlopen(f"{base}/login", data=wrong, timeout=30)
+        assert bad_login.value.code == 400
+        right = urllib.parse.urlencode({"username": "qa", "password": "s3cret"}).encode()
+        with urllib.request.urlopen(f"{base}/login", data=right, timeout=30) as response:
+            cookie = response.headers["set-cookie"].split(";")[0]
+        request = urllib.request.Request(f"{base}/config", headers={"Cookie": cookie})
+        with urllib.request.urlopen(request, timeout=30) as response:
+            assert response.status == 200 and b"tab-review" in response.read()
+    finally:
+        demo.close()

@@ -51,5 +51,6 @@ class AppContext:
     def warm_up(self) -> None:
         """Load the engines a first call needs (run in a background thread at launch)."""
         services = self.services
-        _ = services.rules, services.suggester, services.transcriber
+        services.suggester.warm()  # retrieval, embeddings and the LLM's prompt cache, before the first call
+        _ = services.rules, services.transcriber
         self.store.count_calls()
