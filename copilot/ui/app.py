@@ -22,6 +22,7 @@ import gradio as gr
 from copilot.audio import probe
 from copilot.config import REPO_DIR, Config
 from copilot.errors import CopilotError
+from copilot.report.html import esc, mmss
 from copilot.review import TRANSCRIPT_SUFFIXES
 from copilot.services import Services
 from copilot.session import CallSession, SessionOptions
@@ -145,8 +146,25 @@ def shared_calls(folder: Path | None) -> dict[str, str]:
     return found
 
 
+def _call_picker(
+    calls: dict[str, str], prefix: str, *, default: str, example_label: str, upload_label: str
+) -> tuple[gr.Dropdown, gr.File]:
+    """An example call (from ``../shared/calls``) or an uploaded one: the upload wins when given."""
+    choices = list(calls)
+    value = next((c for c in choices if c.startswith(default)), choices[0] if choices else None)
+    example = gr.Dropdown(choices, value=value, label=example_label, elem_id=f"{prefix}-example")
+    upload = gr.File(
+        label=upload_label,
+        file_types=list(CALL_SUFFIXES),
+        type="filepath",
+        height=110,
+        elem_id=f"{prefix}-upload",
+    )
+    return example, upload
+
+
 def _message(text: str) -> str:
-    return f'<div class="cp-message">{rv.esc(text)}</div>' if text else ""
+    return f'<div class="cp-message">{esc(text)}</div>' if text else ""
 
 
 def _panel_values(view: PanelView) -> list[str]:
@@ -274,21 +292,12 @@ def _build_live(ctx: AppContext, calls: dict[str, str]) -> None:
     timer = gr.Timer(TICK_SECONDS, active=False)
     with gr.Column(elem_classes="cp-live"):
         with gr.Accordion("通话来源 Call source", open=True) as source_box:
-            choices = list(calls)
-            example = gr.Dropdown(
-                choices=choices,
-                value=next(
-                    (c for c in choices if c.startswith("good_call.wav")), choices[0] if choices else None
-                ),
-                label="Replay an example call as live",
-                elem_id="live-example",
-            )
-            upload = gr.File(
-                label="…or upload a stereo recording (left = agent) or a JSON transcript",
-                file_types=list(CALL_SUFFIXES),
-                type="filepath",
-                height=110,
-                elem_id="live-upload",
+            example, upload = _call_picker(
+                calls,
+                "live",
+                default="good_call.wav",
+                example_label="Replay an example call as live",
+                upload_label="…or upload a stereo recording (left = agent) or a JSON transcript",
             )
             with gr.Row():
                 speed = gr.Radio(list(SPEEDS), value="8x", label="Speed", elem_id="live-speed")
@@ -478,10 +487,10 @@ def _build_review(ctx: AppContext) -> list[Any]:
             return [gr.skip(), gr.skip()]
         item = rows[row]
         call = calls[item.call_index]
-        where = f"{call.name} · {item.item} · {rv.mmss(item.start)}–{rv.mmss(item.end)} · “{item.quote}”"
+        where = f"{call.name} · {item.item} · {mmss(item.start)}–{mmss(item.end)} · “{item.quote}”"
         if call.audio is None:
             return [None, _message(f"{where}: no recording for this call (a transcript, or audio not kept)")]
-        return [rv.clip(call.audio, item.start, item.end), f'<div class="cp-meta">▶ {rv.esc(where)}</div>']
+        return [rv.clip(call.audio, item.start, item.end), f'<div class="cp-meta">▶ {esc(where)}</div>']
 
     go.click(
         friendly(run_review),
@@ -514,18 +523,12 @@ def _build_train(ctx: AppContext, calls: dict[str, str]) -> list[Any]:
 
     gr.Markdown("### Replay a recorded call: what the copilot suggested vs what the agent said")
     with gr.Row():
-        choices = list(calls)
-        example = gr.Dropdown(
-            choices,
-            value=next((c for c in choices if c.endswith("(transcript)")), None),
-            label="Example call",
-            elem_id="train-example",
-        )
-        upload = gr.File(
-            label="…or upload a JSON transcript / recording",
-            file_types=list(CALL_SUFFIXES),
-            type="filepath",
-            elem_id="train-upload",
+        example, upload = _call_picker(
+            calls,
+            "train",
+            default="bad_call.json",
+            example_label="Example call",
+            upload_label="…or upload a JSON transcript / recording",
         )
         with gr.Column():
             use_llm = gr.Checkbox(value=True, label="LLM rewrite", elem_id="train-llm")
@@ -616,7 +619,7 @@ def _build_train(ctx: AppContext, calls: dict[str, str]) -> list[Any]:
 
 
 def _ok(text: str) -> str:
-    return f'<div class="cp-ok-message">{rv.esc(text)}</div>'
+    return f'<div class="cp-ok-message">{esc(text)}</div>'
 
 
 def build_app(

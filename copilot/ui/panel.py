@@ -62,28 +62,25 @@ def _cut(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _segment_html(segment: Segment) -> str:
-    who = SPEAKER_LABEL.get(segment.speaker, segment.speaker)
+def _line_html(speaker: Role, start: float, text: str, *, tentative: bool = False) -> str:
+    """One transcript line; tentative text (still being recognised) is marked and shown in grey."""
+    who = SPEAKER_LABEL.get(speaker, speaker)
+    grey, more = (" cp-tentative", "…") if tentative else ("", "")
     return (
-        f'<div class="cp-seg cp-{esc(segment.speaker)}" data-speaker="{esc(segment.speaker)}">'
-        f'<span class="cp-time">{mmss(segment.start)}</span> <b class="cp-who">{esc(who)}</b> '
-        f'<span class="cp-text">{esc(segment.text)}</span></div>'
-    )
-
-
-def _tentative_html(line: TentativeText) -> str:
-    who = SPEAKER_LABEL.get(line.speaker, line.speaker)
-    return (
-        f'<div class="cp-seg cp-{esc(line.speaker)} cp-tentative" data-speaker="{esc(line.speaker)}">'
-        f'<span class="cp-time">{mmss(line.start)}</span> <b class="cp-who">{esc(who)}</b> '
-        f'<span class="cp-text">{esc(line.text)}…</span></div>'
+        f'<div class="cp-seg cp-{esc(speaker)}{grey}" data-speaker="{esc(speaker)}">'
+        f'<span class="cp-time">{mmss(start)}</span> <b class="cp-who">{esc(who)}</b> '
+        f'<span class="cp-text">{esc(text)}{more}</span></div>'
     )
 
 
 def render_transcript(segments: Sequence[Segment], tentative: Sequence[TentativeText]) -> str:
     shown = list(segments[-TRANSCRIPT_LINES:])
-    lines = [_segment_html(s) for s in shown]
-    lines += [_tentative_html(t) for t in sorted(tentative, key=lambda t: t.start) if t.text]
+    lines = [_line_html(s.speaker, s.start, s.text) for s in shown]
+    lines += [
+        _line_html(t.speaker, t.start, t.text, tentative=True)
+        for t in sorted(tentative, key=lambda t: t.start)
+        if t.text
+    ]
     if not lines:
         return '<div class="cp-transcript cp-empty">等待通话… (waiting for speech)</div>'
     hidden = len(segments) - len(shown)
