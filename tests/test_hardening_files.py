@@ -155,7 +155,7 @@ def test_ingest_with_an_empty_handbook_keeps_the_others(
 # ---- 2-GB files: refused from their size or header, never read whole ------------------------------
 
 _CHILD = """
-import contextlib, io, json, resource, sys
+import contextlib, io, json, sys
 from copilot.cli import main
 runs = []
 for args in json.loads(sys.argv[2]):
@@ -163,7 +163,9 @@ for args in json.loads(sys.argv[2]):
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         code = main(args)
     runs.append({"args": args, "code": code, "stdout": out.getvalue(), "stderr": err.getvalue()})
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KB on Linux
+# VmHWM, not getrusage's ru_maxrss: Linux carries ru_maxrss over fork+exec, so a child of a big
+# pytest process would report its parent's peak.
+peak = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:"))  # KB
 with open(sys.argv[1], "w") as handle:
     json.dump({"runs": runs, "peak_kb": peak}, handle, ensure_ascii=False)
 """
