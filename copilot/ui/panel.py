@@ -62,12 +62,18 @@ def _cut(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _line_html(speaker: Role, start: float, text: str, *, tentative: bool = False) -> str:
-    """One transcript line; tentative text (still being recognised) is marked and shown in grey."""
+def _line_html(
+    speaker: Role, start: float, text: str, *, end: float | None = None, tentative: bool = False
+) -> str:
+    """One transcript line; tentative text (still being recognised) is marked and shown in grey.
+
+    Committed lines carry their audio bounds (``data-start``/``data-end``, s) so a load benchmark can match
+    them to a scripted utterance without parsing the text."""
     who = SPEAKER_LABEL.get(speaker, speaker)
     grey, more = (" cp-tentative", "…") if tentative else ("", "")
+    bounds = f' data-start="{start:.2f}" data-end="{end:.2f}"' if end is not None else ""
     return (
-        f'<div class="cp-seg cp-{esc(speaker)}{grey}" data-speaker="{esc(speaker)}">'
+        f'<div class="cp-seg cp-{esc(speaker)}{grey}" data-speaker="{esc(speaker)}"{bounds}>'
         f'<span class="cp-time">{mmss(start)}</span> <b class="cp-who">{esc(who)}</b> '
         f'<span class="cp-text">{esc(text)}{more}</span></div>'
     )
@@ -75,7 +81,7 @@ def _line_html(speaker: Role, start: float, text: str, *, tentative: bool = Fals
 
 def render_transcript(segments: Sequence[Segment], tentative: Sequence[TentativeText]) -> str:
     shown = list(segments[-TRANSCRIPT_LINES:])
-    lines = [_line_html(s.speaker, s.start, s.text) for s in shown]
+    lines = [_line_html(s.speaker, s.start, s.text, end=s.end) for s in shown]
     lines += [
         _line_html(t.speaker, t.start, t.text, tentative=True)
         for t in sorted(tentative, key=lambda t: t.start)
@@ -131,8 +137,8 @@ def render_suggestion(suggestion: Suggestion | None) -> str:
         ids = ", ".join(esc(c.id) for c in suggestion.cites)
         parts.append(f'<div class="cp-cites">cites: {ids}</div>')
     latency = suggestion.latency_ms
-    timing = [
-        f"{name} {value:.0f} ms"
+    measured = [
+        (name, value)
         for name, value in (
             ("script", latency.script),
             ("first token", latency.first_token),
@@ -140,9 +146,12 @@ def render_suggestion(suggestion: Suggestion | None) -> str:
         )
         if value is not None
     ]
-    if timing:
-        parts.append(f'<div class="cp-meta">{esc(" · ".join(timing))}</div>')
-    return f'<div class="cp-suggestion" data-state="{state}">{"".join(parts)}</div>'
+    if measured:
+        timing = " · ".join(f"{name} {value:.0f} ms" for name, value in measured)
+        parts.append(f'<div class="cp-meta">{esc(timing)}</div>')
+    # Exact timings as attributes too: they also tell one suggestion from the next (a load benchmark's cue).
+    marks = "".join(f' data-{name.replace(" ", "-")}-ms="{value:.3f}"' for name, value in measured)
+    return f'<div class="cp-suggestion" data-state="{state}"{marks}>{"".join(parts)}</div>'
 
 
 def _flag_html(flag: Flag) -> str:

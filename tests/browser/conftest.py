@@ -1,8 +1,10 @@
 """The app served as the README starts it (``python app.py``), driven by Debian's headless Chromium.
 
-One server per test session, on a free 127.0.0.1 port, with its own review database (``COPILOT_DB``) and a
-configuration that allows two live calls (so the refusal of a third can be seen). The models come from the
-usual ``COPILOT_HOME`` (provisioned once by the suite's ``installed_models`` fixture).
+Each server runs on a free 127.0.0.1 port with its own review database (``COPILOT_DB``) and configuration:
+``server`` (one per test session) allows two live calls, so the refusal of a third can be seen;
+``default_server`` (one per test module) runs the shipped defaults, for the load test's four live calls.
+The models come from the usual ``COPILOT_HOME`` (provisioned once by the suite's ``installed_models``
+fixture).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,13 +63,12 @@ def _log_tail(log: Path, lines: int = 40) -> str:
     return "\n".join(log.read_text(errors="replace").splitlines()[-lines:]) if log.exists() else ""
 
 
-@pytest.fixture(scope="session")
-def server(tmp_path_factory: pytest.TempPathFactory, installed_models: None) -> Iterator[Server]:
-    home = tmp_path_factory.mktemp("app")
+@contextmanager
+def serve(home: Path, config_text: str, name: str) -> Iterator[Server]:
+    """``python app.py`` on a free port with ``config_text`` as its configuration; its log is kept in
+    ``artifacts/{name}.log`` when it stops."""
     config = home / "copilot.toml"
-    config.write_text(
-        f"[app]\nmax_live_sessions = {LIVE_SLOTS}\n\n[asr]\nbeam_size = {ASR_BEAM}\n", encoding="utf-8"
-    )
+    config.write_text(config_text, encoding="utf-8")
     db_url = f"sqlite:///{home / 'copilot.db'}"
     port = _free_port()
     log = home / "app.log"
@@ -103,7 +105,24 @@ def server(tmp_path_factory: pytest.TempPathFactory, installed_models: None) -> 
             process.kill()
             process.wait()
         ARTIFACTS.mkdir(exist_ok=True)
-        (ARTIFACTS / "browser_app.log").write_text(log.read_text(errors="replace"))
+        (ARTIFACTS / f"{name}.log").write_text(log.read_text(errors="replace"))
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory, installed_models: None) -> Iterator[Server]:
+    """Two live calls allowed, so the refusal of a third can be seen."""
+    config = f"[app]\nmax_live_sessions = {LIVE_SLOTS}\n\n[asr]\nbeam_size = {ASR_BEAM}\n"
+    with serve(tmp_path_factory.mktemp("app"), config, "browser_app") as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def default_server(tmp_path_factory: pytest.TempPathFactory, installed_models: None) -> Iterator[Server]:
+    """The shipped defaults (the live-call limit included); per module, so it stops when its tests end."""
+    with serve(
+        tmp_path_factory.mktemp("app_default"), "# the shipped defaults\n", "browser_app_default"
+    ) as running:
+        yield running
 
 
 @pytest.fixture(scope="session")
