@@ -437,6 +437,7 @@ def run(
     remove_partials(out_dir)
     reports = _Reports(out_dir, options.reports)
     try:
+        _enforce_retention(store, config)
         plan, already = _plan(patterns, store, prov, meta, options.force)
         outcomes = plan.outcomes
         for path, call_id in already.items():
@@ -480,6 +481,16 @@ def run(
     finally:
         if own_store:
             store.close()
+
+
+def _enforce_retention(store: Store, config: Config) -> None:
+    """Each batch first forgets reviews (and kept recordings) older than [privacy] retention_days."""
+    from copilot.config import copilot_home
+    from copilot.store.retention import purge
+
+    done = purge(store, config.privacy.retention_days, copilot_home() / KEPT_AUDIO_DIR)
+    if done.calls or done.audio_files:
+        print(f"copilot: retention: {done.describe()}", file=sys.stderr)
 
 
 def tqdm_write(message: str) -> None:

@@ -20,6 +20,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "copilot.commands.models",
     "copilot.commands.check",
     "copilot.commands.review",
+    "copilot.commands.store",
     "copilot.commands.ingest",
     "copilot.commands.index",
     "copilot.commands.search",

@@ -74,7 +74,7 @@ class LlmConfig:
 class PrivacyConfig:
     redact: bool = True  # phone, ID, bank-card numbers and e-mails are masked wherever shown or stored
     keep_audio: bool = False  # keep raw audio of reviewed calls in the store
-    retention_days: int = 90  # reviews older than this are purged by `copilot store purge`
+    retention_days: int = 90  # >= 1; older reviews are purged by `copilot store purge` and each review batch
 
 
 @dataclass(frozen=True)
@@ -147,6 +147,8 @@ def validate(config: Config) -> Config:
         raise ConfigError("app.port must be between 1 and 65535")
     if bool(config.app.auth_user) != bool(config.app.auth_password):
         raise ConfigError("app.auth_user and app.auth_password must be set together")
+    if config.privacy.retention_days < 1:  # no "0 = forever": a typo must not silently keep data
+        raise ConfigError("privacy.retention_days must be at least 1 (keep longer with a large number)")
     return config
 
 

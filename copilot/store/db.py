@@ -14,7 +14,7 @@ import hashlib
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -127,6 +127,18 @@ def _inserted_id(conn: sa.Connection, insert: sa.Insert) -> int:
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def _utc(moment: datetime) -> datetime:
+    """Aware UTC (what ``created_at`` holds); a naive value is taken to be UTC already."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _on_or_after(calls: sa.Table, day: date) -> sa.ColumnElement[bool]:
+    """The call's date (ISO text, so it sorts) is ``day`` or later; without one, its review day is."""
+    known = calls.c.call_date != ""
+    reviewed = calls.c.created_at >= datetime.combine(day, time.min, tzinfo=UTC)
+    return sa.or_(sa.and_(known, calls.c.call_date >= day.isoformat()), sa.and_(sa.not_(known), reviewed))
 
 
 class Store:
@@ -459,6 +471,14 @@ class Store:
             )
         if where.content_hashes:
             query = query.where(calls.c.content_hash.in_(sorted(set(where.content_hashes))))
+        if where.queue:
+            query = query.where(calls.c.queue == where.queue)
+        if where.since is not None:
+            query = query.where(_on_or_after(calls, where.since))
+        if where.until is not None:
+            query = query.where(sa.not_(_on_or_after(calls, where.until + timedelta(days=1))))
+        if where.reviewed_before is not None:
+            query = query.where(calls.c.created_at < _utc(where.reviewed_before))
         query = query.order_by(calls.c.created_at.desc(), calls.c.id.desc()).limit(where.limit)
         query = query.offset(where.offset)
         with self._tx() as conn:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Protocol
 
 from copilot.metadata import CallMetadata
@@ -88,6 +88,11 @@ class ReviewFilter:
     failed_check: str = ""  # check id that must have failed
     text: str = ""  # substring of the (redacted) transcript
     content_hashes: tuple[str, ...] = ()  # restrict to these calls (e.g. one batch)
+    queue: str = ""
+    # Call date range, inclusive; a call without a known date is matched by the day it was reviewed (UTC).
+    since: date | None = None
+    until: date | None = None
+    reviewed_before: datetime | None = None  # stored before this instant (retention)
     limit: int = 1000
     offset: int = 0
 
