@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Debian packages the product and its tests use: ffmpeg (openai-whisper decodes files with it) and
-# Chromium + ChromeDriver (the browser tests). Installs only what is missing.
+# Debian packages the product and its tests use: ffmpeg (openai-whisper decodes files with it),
+# Chromium + ChromeDriver (the browser tests) and the PostgreSQL server binaries (the review-store tests
+# start their own throwaway cluster). Installs only what is missing.
 set -euo pipefail
 need=()
 command -v ffmpeg >/dev/null 2>&1 || need+=(ffmpeg)
@@ -8,6 +9,8 @@ command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
 # A CJK font, or Chinese renders as boxes in the browser screenshots.
 fc-list :lang=zh 2>/dev/null | grep -q . || need+=(fonts-wqy-microhei)
+# Debian keeps the server outside PATH, under /usr/lib/postgresql/<major>/bin.
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need+=(postgresql)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -eq 0 ]; then
   SUDO=""
@@ -18,5 +21,10 @@ else
   exit 1
 fi
 echo "installing system packages: ${need[*]}" >&2
+if [[ " ${need[*]} " == *" postgresql "* ]]; then
+  # No default "main" cluster: it would run as a system service on port 5432 that nothing here uses.
+  $SUDO mkdir -p /etc/postgresql-common/createcluster.d
+  echo "create_main_cluster = off" | $SUDO tee /etc/postgresql-common/createcluster.d/no-main-cluster.conf >/dev/null
+fi
 $SUDO apt-get update -qq
 DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null

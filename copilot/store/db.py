@@ -11,6 +11,8 @@ transaction: a killed process leaves either the whole review or nothing.
 from __future__ import annotations
 
 import hashlib
+import json
+import math
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -80,6 +82,35 @@ def _sqlite_setup(engine: sa.Engine) -> None:
     @sa.event.listens_for(engine, "begin")
     def _on_begin(conn: sa.Connection) -> None:
         conn.exec_driver_sql("BEGIN")
+
+
+def _finite(value: Any) -> Any:
+    """JSON has no NaN or infinity (an evaluation with nothing to measure): PostgreSQL refuses them."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
+def _json_dumps(value: Any) -> str:
+    return json.dumps(_finite(value))
+
+
+def _storable(text: str) -> str:
+    """PostgreSQL text cannot hold NUL characters; in a transcript they carry nothing."""
+    return text.replace("\x00", "")
+
+
+def _take_turns(conn: sa.Connection, *key: str) -> None:
+    """On PostgreSQL, make concurrent check-then-insert writers of the same ``key`` wait for each other
+    until commit, so the second sees the first's row instead of failing on a unique constraint.
+    SQLite has a single writer already."""
+    if conn.dialect.name == "postgresql":
+        lock = int(hashlib.sha256("\n".join(key).encode("utf-8")).hexdigest()[:15], 16)
+        conn.execute(sa.select(sa.func.pg_advisory_xact_lock(lock)))
 
 
 def _evidence_json(evidence: Sequence[Evidence], clean: Any) -> list[dict[str, Any]]:
@@ -165,7 +196,7 @@ class Store:
         if is_sqlite and parsed.database not in (None, "", ":memory:"):
             Path(parsed.database or "").expanduser().parent.mkdir(parents=True, exist_ok=True)
         try:
-            engine = sa.create_engine(parsed)
+            engine = sa.create_engine(parsed, json_serializer=_json_dumps)
         except (sa.exc.ArgumentError, ImportError) as e:
             raise StoreError(f"cannot use database {parsed!r}: {e}") from e
         if is_sqlite:
@@ -273,10 +304,14 @@ class Store:
         returned); with ``force`` it is replaced. Transcript text and evidence are redacted unless
         ``redacted`` is False (privacy configuration).
         """
-        clean = redact if redacted else (lambda text: text)
+
+        def clean(text: str) -> str:
+            return _storable(redact(text) if redacted else text)
+
         t = self._t
         calls = t["calls"]
         with self._tx() as conn:
+            _take_turns(conn, content_hash, provenance.config_hash)
             existing = conn.execute(
                 sa.select(calls.c.id).where(
                     calls.c.content_hash == content_hash, calls.c.config_hash == provenance.config_hash
@@ -291,17 +326,17 @@ class Store:
             call_id = _inserted_id(
                 conn,
                 calls.insert().values(
-                    name=review.call,
-                    file=file,
+                    name=_storable(review.call),
+                    file=_storable(file),
                     content_hash=content_hash,
                     config_hash=provenance.config_hash,
                     config=dict(provenance.config),
                     model_versions=dict(provenance.model_versions),
                     duration=float(review.duration),
-                    agent=meta.agent,
-                    team=meta.team,
-                    queue=meta.queue,
-                    call_date=meta.date,
+                    agent=_storable(meta.agent),
+                    team=_storable(meta.team),
+                    queue=_storable(meta.queue),
+                    call_date=_storable(meta.date),
                     score=float(review.score),
                     created_at=now,
                 ),
@@ -434,7 +469,7 @@ class Store:
                 duration=float(r.duration),
                 score=float(r.score),
                 meta=CallMetadata(agent=r.agent, team=r.team, queue=r.queue, date=r.call_date),
-                created_at=r.created_at,
+                created_at=_utc(r.created_at),  # PostgreSQL answers in its session's time zone
                 failed_checks=tuple(failed[int(r.id)]),
             )
             for r in rows
@@ -579,7 +614,7 @@ class Store:
                 rater=r.rater,
                 suggestion_id=r.suggestion_id,
                 id=int(r.id),
-                created_at=r.created_at,
+                created_at=_utc(r.created_at),
             )
             for r in rows
         ]
@@ -589,6 +624,7 @@ class Store:
         key = hashlib.sha256(_normalise_suggestion(text).encode("utf-8")).hexdigest()
         table = self._t["blocklist"]
         with self._tx() as conn:
+            _take_turns(conn, "blocklist", key)
             if conn.execute(sa.select(table.c.id).where(table.c.text_hash == key)).first() is None:
                 conn.execute(
                     table.insert().values(text_hash=key, text=text, reason=reason, created_at=_now())
@@ -636,7 +672,7 @@ class Store:
                 model_versions=dict(r.model_versions or {}),
                 note=r.note,
                 id=int(r.id),
-                created_at=r.created_at,
+                created_at=_utc(r.created_at),
             )
             for r in rows
         ]

@@ -6,7 +6,7 @@ append a new one. Every migration declares the tables it creates in its own ``Me
 keeps meaning the same thing whatever later migrations do; the store reflects the resulting tables.
 
 Only portable types are used (Integer, String, Text, Float, Boolean, DateTime, JSON), so the same
-migrations run on SQLite and PostgreSQL.
+migrations run on SQLite and PostgreSQL; where the two differ a migration says so (m004).
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ MIGRATIONS: list[Migration] = []
 VERSION_TABLE = "schema_version"
 HASH_CHARS = 64  # hex SHA-256
 SHORT_TEXT = 255  # names, ids, labels
+# Key of the PostgreSQL advisory lock that serialises migrations (any constant; this spells "copilot").
+MIGRATION_LOCK = 0x636F70696C6F74
 
 
 def migration(fn: Migration) -> Migration:
@@ -195,6 +197,31 @@ def m003_failures(conn: sa.Connection) -> None:
     md.create_all(conn)
 
 
+# Columns filled from transcripts, file names, call metadata and the playbook: no length is promised.
+FREE_TEXT = {
+    "calls": ("name", "agent", "team", "queue", "call_date"),
+    "segments": ("mood",),
+    "checks": ("check_id",),
+    "flags": ("rule", "kind", "severity"),
+    "suggestions": ("source", "model"),
+    "summaries": ("model",),
+    "ratings": ("rater",),
+    "eval_runs": ("suite",),
+}
+
+
+@migration
+def m004_unbounded_text(conn: sa.Connection) -> None:
+    """PostgreSQL enforces VARCHAR lengths, SQLite never did: a long call name or agent id must not
+    fail a review there. TEXT costs PostgreSQL nothing; on SQLite there is nothing to change."""
+    if conn.dialect.name != "postgresql":
+        return
+    quote = conn.dialect.identifier_preparer.quote
+    for table, columns in FREE_TEXT.items():
+        changes = ", ".join(f"ALTER COLUMN {quote(c)} TYPE TEXT" for c in columns)
+        conn.exec_driver_sql(f"ALTER TABLE {quote(table)} {changes}")
+
+
 def _version_table(md: sa.MetaData) -> sa.Table:
     return sa.Table(
         VERSION_TABLE,
@@ -212,16 +239,26 @@ def current_version(conn: sa.Connection) -> int:
     return int(conn.execute(sa.select(sa.func.coalesce(sa.func.max(table.c.version), 0))).scalar_one())
 
 
+def _exclusive(conn: sa.Connection) -> None:
+    """On PostgreSQL, wait for any other process migrating the same database (the app and a batch
+    opening a new database at once would both create the tables); released at commit. SQLite's
+    write lock already serialises writers."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.select(sa.func.pg_advisory_xact_lock(MIGRATION_LOCK)))
+
+
 def migrate(engine: sa.Engine) -> list[str]:
     """Apply the migrations not yet applied; returns their names. Safe to call on every open."""
     applied: list[str] = []
     version_table = _version_table(sa.MetaData())
     with engine.begin() as conn:
+        _exclusive(conn)
         version_table.create(conn, checkfirst=True)
     for version, fn in enumerate(MIGRATIONS, start=1):
         # One transaction per migration: it and its schema_version row land together or not at all
         # (PostgreSQL has transactional DDL; SQLite does too through SQLAlchemy's begin()).
         with engine.begin() as conn:
+            _exclusive(conn)
             if current_version(conn) >= version:
                 continue
             fn(conn)
