@@ -112,4 +112,5 @@ class Services:
                 embedder=None if self.config.retrieval.mode == "bm25" else self.embedder,
                 generator=self.generator,
                 rules=self.rules,
+                max_new_tokens=self.config.llm.max_new_tokens,
             )

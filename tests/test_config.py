@@ -38,6 +38,8 @@ def test_toml_overrides_only_what_it_names(tmp_path: Path) -> None:
         ("[asr]\nbeam_size = 'five'\n", "must be int"),
         ("[asr]\nbackend = 'whisper.cpp'\n", "asr.backend"),
         ("[app]\nport = 70000\n", "port"),
+        ("[app]\nmax_live_sessions = 0\n", "max_live_sessions"),
+        ("[llm]\nmax_new_tokens = -1\n", "max_new_tokens"),
         ("[app]\nauth_user = 'qa'\n", "together"),
         ("[asr\n", "not valid TOML"),
     ],

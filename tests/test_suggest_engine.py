@@ -138,3 +138,15 @@ def test_an_angry_caller_gets_an_apology_script_first() -> None:
     angry = engine.choose_script([customer("我讲方言你就听不懂？什么态度！气死我了！")])
     assert calm.script.id == "s-dialect"
     assert angry.script.situation_key in {"angry_caller", "complaint_waiting"}
+
+
+def test_the_configured_token_budget_caps_the_rewrite_unless_a_call_asks_for_its_own() -> None:
+    reply = "非常抱歉让您久等了，我这就为您处理。"
+    generator = ScriptedGenerator([reply])
+    retriever = Retriever(PASSAGES, RetrievalConfig(mode="bm25"))
+    engine = Suggester(
+        retriever, SCRIPTS, embedder=HashEmbedder(), generator=generator, rules=default_engine(), max_new_tokens=5
+    )
+    list(engine.suggest([customer("我等了半天了，等待时间太长了")]))
+    list(engine.suggest([customer("我等了半天了，等待时间太长了")], options=SuggestOptions(max_new_tokens=8)))
+    assert generator.pieces_emitted == [5, 8]

@@ -33,6 +33,7 @@ UPSET_SITUATIONS = frozenset(
     {"angry_caller", "apology", "complaint_agent", "complaint_error", "complaint_waiting"}
 )
 SEARCH_DEPTH = 5  # passages considered when choosing a script
+DEFAULT_MAX_NEW_TOKENS = 64  # two short Chinese sentences fit well under 64 tokens (config: [llm] max_new_tokens)
 NON_SUGGESTION_KINDS = frozenset({"pace", "overlap", "missing_response"})  # rules about delivery, not words
 GENERIC_SCRIPT = Script(
     id="generic",
@@ -77,7 +78,7 @@ class Suggestion:
 class SuggestOptions:
     k: int = 3  # passages cited
     use_llm: bool = True
-    max_new_tokens: int = 64
+    max_new_tokens: int | None = None  # None: the suggester's configured budget ([llm] max_new_tokens)
     blocked: frozenset[str] = field(default_factory=frozenset)  # texts trainers blocked: never shown
 
 
@@ -100,8 +101,10 @@ class Suggester:
         embedder: Embedder | None = None,
         generator: Generator | None = None,
         rules: RuleEngine | None = None,
+        max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
     ) -> None:
         self.retriever = retriever
+        self.max_new_tokens = max_new_tokens
         self.scripts = [s for s in scripts if s.kind == "script"] or [GENERIC_SCRIPT]
         self.embedder = embedder
         self.generator = generator
@@ -211,7 +214,8 @@ class Suggester:
         text = ""
         first_token: float | None = None
         reason = ""
-        pieces = self.generator.stream(messages, max_new_tokens=options.max_new_tokens, stop=stop)
+        budget = options.max_new_tokens or self.max_new_tokens
+        pieces = self.generator.stream(messages, max_new_tokens=budget, stop=stop)
         try:
             for piece in pieces:
                 if first_token is None:
