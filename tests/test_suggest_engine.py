@@ -145,7 +145,12 @@ def test_the_configured_token_budget_caps_the_rewrite_unless_a_call_asks_for_its
     generator = ScriptedGenerator([reply])
     retriever = Retriever(PASSAGES, RetrievalConfig(mode="bm25"))
     engine = Suggester(
-        retriever, SCRIPTS, embedder=HashEmbedder(), generator=generator, rules=default_engine(), max_new_tokens=5
+        retriever,
+        SCRIPTS,
+        embedder=HashEmbedder(),
+        generator=generator,
+        rules=default_engine(),
+        max_new_tokens=5,
     )
     list(engine.suggest([customer("我等了半天了，等待时间太长了")]))
     list(engine.suggest([customer("我等了半天了，等待时间太长了")], options=SuggestOptions(max_new_tokens=8)))

@@ -33,7 +33,9 @@ UPSET_SITUATIONS = frozenset(
     {"angry_caller", "apology", "complaint_agent", "complaint_error", "complaint_waiting"}
 )
 SEARCH_DEPTH = 5  # passages considered when choosing a script
-DEFAULT_MAX_NEW_TOKENS = 64  # two short Chinese sentences fit well under 64 tokens (config: [llm] max_new_tokens)
+DEFAULT_MAX_NEW_TOKENS = (
+    64  # two short Chinese sentences fit well under 64 tokens (config: [llm] max_new_tokens)
+)
 NON_SUGGESTION_KINDS = frozenset({"pace", "overlap", "missing_response"})  # rules about delivery, not words
 GENERIC_SCRIPT = Script(
     id="generic",
