@@ -22,6 +22,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from copilot.asr_correct import correct_homophones
+from copilot.asr_window import trimming_whisper_model
 from copilot.audio import SAMPLE_RATE
 from copilot.config import AsrConfig
 from copilot.errors import AudioError, ConfigError, ModelError, install_hint
@@ -267,8 +268,9 @@ class FasterWhisperTranscriber:
         self.vocabulary = vocabulary
         path = resolve(config.model)
         started = time.monotonic()
+        model_class = trimming_whisper_model if config.trim_padding else WhisperModel
         try:
-            self._model = WhisperModel(
+            self._model = model_class(
                 path, device="cpu", compute_type=config.compute_type, cpu_threads=config.threads
             )
         except Exception as e:  # CTranslate2 raises RuntimeError/ValueError on a bad folder or type

@@ -26,6 +26,7 @@ from copilot.asr import (
     to_simplified,
 )
 from copilot.asr_correct import correct_homophones, correction_map
+from copilot.asr_window import WHISPER_WINDOW_FRAMES, content_frames, trimmed_length
 from copilot.config import AsrConfig
 from copilot.errors import AudioError, ConfigError
 from copilot.types import Word
@@ -271,3 +272,51 @@ def test_openai_whisper_transcribes_real_speech(whisper_openai_pt: Path, shared_
     transcriber = load_transcriber(config)
     assert isinstance(transcriber, OpenAIWhisperTranscriber)
     _check_real(transcriber, shared_dir)
+
+
+# ---------------------------------------------------------------- the trimmed encoder window
+
+
+def _padded_features(frames: int, rng: np.random.Generator) -> np.ndarray:
+    """Log-mel-like features: ``frames`` of audio, then pad_or_trim's zero columns up to 30 s."""
+    features = np.zeros((80, WHISPER_WINDOW_FRAMES), dtype=np.float32)
+    features[:, :frames] = rng.uniform(-1.5, 1.0, size=(80, frames))
+    return features
+
+
+@pytest.mark.parametrize(
+    ("frames", "expected"), [(40, 200), (150, 200), (351, 500), (2990, 3000), (3000, 3000)]
+)
+def test_trimmed_window_keeps_the_audio_plus_a_margin_in_whole_seconds(frames: int, expected: int) -> None:
+    features = _padded_features(frames, np.random.default_rng(frames))
+    assert content_frames(features) == frames
+    assert trimmed_length(features) == expected
+
+
+def test_digital_silence_is_content_not_padding() -> None:
+    features = np.zeros((80, WHISPER_WINDOW_FRAMES), dtype=np.float32)
+    features[:, :700] = -1.5  # what Whisper's log-mel makes of all-zero audio
+    assert content_frames(features) == 700 and trimmed_length(features) == 800
+
+
+@pytest.mark.real
+def test_trimmed_window_transcribes_a_real_clip_like_the_full_window(
+    whisper_ct2_dir: Path, shared_dir: Path
+) -> None:
+    from copilot.audio import read_all
+
+    audio, _duration = read_all(shared_dir / "audio" / CLIP)
+    texts = [
+        "".join(
+            s.text
+            for s in FasterWhisperTranscriber(
+                AsrConfig(model=str(whisper_ct2_dir), trim_padding=trim)
+            ).transcribe(audio[0])
+        )
+        for trim in (True, False)
+    ]
+    reference = _bare(_reference(shared_dir, CLIP))
+    import jiwer
+
+    trimmed, full = (jiwer.cer(reference, _bare(text)) for text in texts)
+    assert trimmed <= full + 0.05, texts
