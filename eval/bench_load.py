@@ -43,6 +43,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from copilot.config import AppConfig  # noqa: E402
 
 CALLS = REPO.parent / "shared" / "calls"
+ARTIFACTS = REPO / "artifacts"  # the app log and a screenshot of each page
 ALTERNATING = ("good_call", "bad_call")
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -376,8 +377,13 @@ def run(sessions_wanted: int, speed: int, llm: bool) -> int:
                 wait_all(sessions, began + longest + TAIL_SECONDS)
                 wall = time.monotonic() - began
                 sampler.done.set()
+                ARTIFACTS.mkdir(exist_ok=True)
                 for session in sessions:
                     session.log = session.page.evaluate("window.__cpLoad")
+                    session.page.screenshot(
+                        path=str(ARTIFACTS / f"bench_load_{session.number}.png"), full_page=True
+                    )
+                extra.screenshot(path=str(ARTIFACTS / "bench_load_extra.png"), full_page=True)
                 cpu = cpu_seconds(process.pid) - cpu_before
                 peak = proc_status(process.pid, "VmHWM")
                 browser.close()
@@ -417,6 +423,8 @@ def run(sessions_wanted: int, speed: int, llm: bool) -> int:
             except subprocess.TimeoutExpired:
                 process.kill()
             text = app_log.read_text(errors="replace")
+            ARTIFACTS.mkdir(exist_ok=True)
+            (ARTIFACTS / "bench_load_app.log").write_text(text)
             if "Traceback" in text:  # a crash in the app is part of the result
                 print(f"\napp log ({text.count('Traceback')} traceback(s)), last lines:", file=sys.stderr)
                 print("\n".join(text.splitlines()[-30:]), file=sys.stderr)
