@@ -61,6 +61,11 @@ CREDIT_PATTERNS = tuple(
 WEAK_PHRASES = frozenset(
     {"谢谢观看", "感谢观看", "谢谢收看", "感谢收看", "感谢收听", "谢谢大家", "下期再见", "我们下期再见"}
 )
+# Decode budget: Mandarin speech is ~4-5 characters (~5-7 tokens) a second; Whisper's prompt takes at
+# most 224 of its 448 positions, so 220 new tokens always fit beside it.
+BASE_NEW_TOKENS = 32
+NEW_TOKENS_PER_SECOND = 12
+MAX_NEW_TOKENS = 220
 REPEAT_UNIT_MAX = 15  # chars: longest n-gram checked for a repetition loop
 REPEAT_MIN = 4  # occurrences in a row of an n-gram (2+ chars) that make a loop
 REPEAT_MIN_SINGLE = 6  # occurrences of one character (对对对 is speech; 对 x 6 is a loop)
@@ -288,6 +293,7 @@ class FasterWhisperTranscriber:
             vad_filter=self.config.vad,
             word_timestamps=True,
             condition_on_previous_text=False,  # each call gets its context through ``prompt``
+            max_new_tokens=token_budget(audio.size / SAMPLE_RATE),
         )
         return [
             DecodedSegment(
@@ -313,6 +319,13 @@ class FasterWhisperTranscriber:
         return to_segments(
             decoded, start_time=start_time, duration=samples.size / SAMPLE_RATE, vocabulary=self.vocabulary
         )
+
+
+def token_budget(seconds: float) -> int:
+    """Tokens a decode of ``seconds`` of speech may emit: generous for real speech, but a repetition loop
+    on a short noisy clip stops early instead of running to Whisper's 448-token limit (seconds of CPU,
+    each temperature fallback included)."""
+    return min(MAX_NEW_TOKENS, BASE_NEW_TOKENS + round(NEW_TOKENS_PER_SECOND * seconds))
 
 
 def clip_seconds(speech: Sequence[dict[str, int]]) -> list[float]:

@@ -43,7 +43,7 @@ from copilot.transcription import ReplayOptions, replay, transcribe_file  # noqa
 from copilot.types import Committed, Segment  # noqa: E402
 
 CALLS = ("good_call", "bad_call")
-TRIM_PADDING = [True]  # set from --no-trim-padding: faster-whisper encodes the audio, not 30 s of padding
+TRIM_PADDING = [False]  # set from --trim-padding: faster-whisper encodes the audio, not 30 s of padding
 STEREO_CALL = "good_call"  # the call whose offline RTF is reported
 
 
@@ -169,10 +169,12 @@ def main() -> int:
     parser.add_argument("--vocabulary", action="store_true", help="use the knowledge base's domain words")
     parser.add_argument("--show", action="store_true", help="print the transcripts")
     parser.add_argument(
-        "--no-trim-padding", action="store_true", help="faster-whisper encodes the full 30-s padded window"
+        "--trim-padding",
+        action="store_true",
+        help="faster-whisper encodes the audio, not the 30-s padded window",
     )
     args = parser.parse_args()
-    TRIM_PADDING[0] = not args.no_trim_padding
+    TRIM_PADDING[0] = args.trim_padding
 
     vocabulary = None
     if args.vocabulary:

@@ -24,6 +24,7 @@ from copilot.asr import (
     load_transcriber,
     to_segments,
     to_simplified,
+    token_budget,
 )
 from copilot.asr_correct import correct_homophones, correction_map
 from copilot.asr_window import WHISPER_WINDOW_FRAMES, content_frames, trimmed_length
@@ -320,3 +321,9 @@ def test_trimmed_window_transcribes_a_real_clip_like_the_full_window(
 
     trimmed, full = (jiwer.cer(reference, _bare(text)) for text in texts)
     assert trimmed <= full + 0.05, texts
+
+
+def test_token_budget_grows_with_the_audio_and_fits_beside_the_longest_prompt() -> None:
+    assert token_budget(0.5) < token_budget(5.0) < token_budget(15.0)
+    assert token_budget(15.0) >= 15 * 7  # Mandarin: ~5 characters, ~7 tokens a second at most
+    assert token_budget(30.0) == token_budget(600.0) <= 448 - 224  # Whisper: 448 positions, prompt <= 224
