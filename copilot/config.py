@@ -61,7 +61,9 @@ class EmbedderConfig:
 class RetrievalConfig:
     mode: Literal["hybrid", "dense", "bm25"] = "hybrid"
     top_k: int = 3
-    rrf_k: int = 60  # reciprocal-rank-fusion constant (Cormack et al. use 60)
+    # reciprocal-rank-fusion constant: Cormack et al. use 60; 10 trusts the top ranks more, chosen on the dev
+    # set (MRR 0.893 -> 0.908) and then confirmed on the held-out set (0.826 -> 0.872).
+    rrf_k: int = 10
 
 
 @dataclass(frozen=True)
