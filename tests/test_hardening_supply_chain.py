@@ -34,7 +34,8 @@ SOURCES = sorted(
     ]
 )
 SHA256 = re.compile(r"[0-9a-f]{64}")
-PIN = re.compile(r"^([A-Za-z0-9_.\-]+)==([A-Za-z0-9_.+\-]+)$")
+# name, optional extras ("psycopg[binary]"), exact version
+PIN = re.compile(r"^([A-Za-z0-9_.\-]+)(?:\[[A-Za-z0-9_,.\-]+\])?==([A-Za-z0-9_.+\-]+)$")
 # Calls that unpickle whatever the file holds.
 UNPICKLERS = {
     "pickle.load",
