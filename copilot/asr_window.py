@@ -17,7 +17,7 @@ FRAMES_PER_SECOND = 100  # Whisper log-mel frames (10 ms hop)
 WHISPER_WINDOW_FRAMES = 3000  # the 30-s window faster-whisper pads to
 MARGIN_FRAMES = 50  # 0.5 s of padding kept after the last audio frame
 ROUND_FRAMES = 100  # encoder input rounded up to whole seconds: few distinct shapes
-MIN_FRAMES = 200  # never shorter than 2 s
+MIN_FRAMES = 1000  # never shorter than 10 s: with 2 s a lone short word was often lost
 
 
 def content_frames(features: np.ndarray) -> int:

@@ -44,10 +44,12 @@ class AsrConfig:
     # into silences as repeated words; the homophone correction over the same words stays on.
     hotwords: bool = False
     threads: int = 2  # CPU threads for the decoder
-    # faster-whisper: encode only the audio plus 0.5 s, not 30 s of padding: ~3x faster on short
-    # utterances, CER unchanged on the shared calls, but a 0.7-s word alone is lost more often
-    # (copilot/asr_window.py, eval/bench_asr.py --trim-padding). Off until that is solved.
+    # faster-whisper: encode the audio (at least 10 s), not 30 s of zero padding (copilot/asr_window.py).
+    # Offline (reviews, batches) keeps the full window: CER on the real clips is better with it.
     trim_padding: bool = False
+    # The live path (app, latency eval) trims: live calls keep up with the clock only this way on 2 cores
+    # (eval/bench_asr.py --trim-padding: commit latency p50 1.5 s instead of minutes behind).
+    live_trim_padding: bool = True
 
 
 @dataclass(frozen=True)

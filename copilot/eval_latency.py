@@ -51,7 +51,7 @@ def _overlaps(segment: Segment, line: dict[str, Any]) -> bool:
 def _warm(context: EvalContext) -> None:
     """Load every engine and pay the first suggestion's one-off costs, as the app does before a call."""
     services = context.services
-    _ = services.transcriber, services.rules
+    _ = services.live_transcriber, services.rules
     services.suggester.warm()
 
 
@@ -77,7 +77,7 @@ def measure_call(
     events = replay(
         CALLS_DIR / f"{name}.wav",
         context.config.asr,
-        services.transcriber,
+        services.live_transcriber,
         ReplayOptions(speed=speed),
         partial_transcriber=partial,
     )
@@ -128,7 +128,11 @@ def run(args: argparse.Namespace, config: Config) -> EvalOutcome:
     use_llm = config.llm.enabled and not getattr(args, "no_llm", False)
     _warm(context)
     partial = load_transcriber(
-        dataclasses.replace(config.asr, beam_size=PARTIAL_BEAM),
+        dataclasses.replace(
+            config.asr,
+            beam_size=PARTIAL_BEAM,
+            trim_padding=config.asr.trim_padding or config.asr.live_trim_padding,
+        ),
         Vocabulary(words=tuple(context.services.vocabulary)),
     )
     rows: list[dict[str, Any]] = []

@@ -6,6 +6,7 @@ one process and a command that needs no LLM never pays for loading one.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
 from functools import cached_property
@@ -93,6 +94,18 @@ class Services:
                 words=tuple(self.hotwords[:MAX_HOTWORDS]), hotwords=self.config.asr.hotwords
             )
             return load_transcriber(self.config.asr, vocabulary)
+
+    @cached_property
+    def live_transcriber(self) -> Transcriber:
+        """The transcriber of live calls: a trimmed encoder window unless configured otherwise."""
+        asr = self.config.asr
+        if not asr.live_trim_padding or asr.trim_padding or asr.backend != "faster-whisper":
+            return self.transcriber  # nothing would differ: share the one model
+        from copilot.asr import Vocabulary, load_transcriber
+
+        with self._lock:
+            vocabulary = Vocabulary(words=tuple(self.hotwords[:MAX_HOTWORDS]), hotwords=asr.hotwords)
+            return load_transcriber(dataclasses.replace(asr, trim_padding=True), vocabulary)
 
     @cached_property
     def hotwords(self) -> list[str]:

@@ -35,6 +35,10 @@ class FakeServices:
     embedder: Any = None
     config: Config = field(default_factory=lambda: app_config())
 
+    @property
+    def live_transcriber(self) -> Any:
+        return self.transcriber  # one fake serves live and offline alike
+
 
 class FailingGenerator:
     """An LLM that breaks after its first piece: a failed suggestion must not stop the call."""

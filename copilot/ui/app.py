@@ -219,7 +219,7 @@ class LiveHandlers:
                 return transcript_events(transcript, pace, stop)
         else:
             probe(path)  # a bad recording fails here with a readable message
-            transcriber = self.ctx.services.transcriber
+            transcriber = self.ctx.services.live_transcriber
 
             def events(stop: threading.Event) -> Any:
                 def pause(seconds: float) -> None:
@@ -268,7 +268,7 @@ class LiveHandlers:
             new = self._new_call(call, use_llm, f"microphone ({role})")
             if new is None:
                 return [None, gr.skip(), _message(busy_message(self.ctx.slots.limit))]
-            new.start_microphone(role, self.ctx.services.transcriber, SileroVad())
+            new.start_microphone(role, self.ctx.services.live_transcriber, SileroVad())
             call = new
             started = [new, gr.Timer(TICK_SECONDS, active=True), ""]
         rate, samples = chunk

@@ -52,5 +52,5 @@ class AppContext:
         """Load the engines a first call needs (run in a background thread at launch)."""
         services = self.services
         services.suggester.warm()  # retrieval, embeddings and the LLM's prompt cache, before the first call
-        _ = services.rules, services.transcriber
+        _ = services.rules, services.live_transcriber
         self.store.count_calls()
