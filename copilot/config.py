@@ -51,6 +51,13 @@ class AsrConfig:
     # (eval/bench_asr.py --trim-padding: commit latency p50 1.5 s instead of minutes behind).
     live_trim_padding: bool = True
 
+    def for_live(self) -> AsrConfig:
+        """What live calls decode with: the trimmed window when ``live_trim_padding`` asks for it
+        (only faster-whisper has one)."""
+        if self.backend != "faster-whisper" or not self.live_trim_padding:
+            return self
+        return dataclasses.replace(self, trim_padding=True)
+
 
 @dataclass(frozen=True)
 class EmbedderConfig:

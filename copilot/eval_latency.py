@@ -128,11 +128,7 @@ def run(args: argparse.Namespace, config: Config) -> EvalOutcome:
     use_llm = config.llm.enabled and not getattr(args, "no_llm", False)
     _warm(context)
     partial = load_transcriber(
-        dataclasses.replace(
-            config.asr,
-            beam_size=PARTIAL_BEAM,
-            trim_padding=config.asr.trim_padding or config.asr.live_trim_padding,
-        ),
+        dataclasses.replace(config.asr.for_live(), beam_size=PARTIAL_BEAM),
         Vocabulary(words=tuple(context.services.vocabulary)),
     )
     rows: list[dict[str, Any]] = []

@@ -6,14 +6,13 @@ one process and a command that needs no LLM never pays for loading one.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import threading
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from copilot.config import Config
+from copilot.config import AsrConfig, Config
 
 if TYPE_CHECKING:
     from copilot.embedding import Embedder
@@ -82,30 +81,27 @@ class Services:
         with self._lock:
             return load_generator(self.config.llm)
 
-    @cached_property
-    def transcriber(self) -> Transcriber:
+    def _load_transcriber(self, asr: AsrConfig) -> Transcriber:
         from copilot.asr import Vocabulary, load_transcriber
 
         with self._lock:
             # Hotwords become decoder prompt tokens on every window: only the curated domain words
             # (knowledge/vocabulary_custom.txt), never the handbooks' frequent generic words (您好, 请问 ...),
             # which the decoder then hallucinates into trailing silence.
-            vocabulary = Vocabulary(
-                words=tuple(self.hotwords[:MAX_HOTWORDS]), hotwords=self.config.asr.hotwords
-            )
-            return load_transcriber(self.config.asr, vocabulary)
+            vocabulary = Vocabulary(words=tuple(self.hotwords[:MAX_HOTWORDS]), hotwords=asr.hotwords)
+            return load_transcriber(asr, vocabulary)
+
+    @cached_property
+    def transcriber(self) -> Transcriber:
+        return self._load_transcriber(self.config.asr)
 
     @cached_property
     def live_transcriber(self) -> Transcriber:
         """The transcriber of live calls: a trimmed encoder window unless configured otherwise."""
-        asr = self.config.asr
-        if not asr.live_trim_padding or asr.trim_padding or asr.backend != "faster-whisper":
+        live = self.config.asr.for_live()
+        if live == self.config.asr:
             return self.transcriber  # nothing would differ: share the one model
-        from copilot.asr import Vocabulary, load_transcriber
-
-        with self._lock:
-            vocabulary = Vocabulary(words=tuple(self.hotwords[:MAX_HOTWORDS]), hotwords=asr.hotwords)
-            return load_transcriber(dataclasses.replace(asr, trim_padding=True), vocabulary)
+        return self._load_transcriber(live)
 
     @cached_property
     def hotwords(self) -> list[str]:

@@ -43,7 +43,6 @@ from copilot.transcription import ReplayOptions, replay, transcribe_file  # noqa
 from copilot.types import Committed, Segment  # noqa: E402
 
 CALLS = ("good_call", "bad_call")
-TRIM_PADDING = [False]  # set from --trim-padding: faster-whisper encodes the audio, not 30 s of padding
 STEREO_CALL = "good_call"  # the call whose offline RTF is reported
 
 
@@ -78,10 +77,10 @@ def role_text(segments: tuple[Segment, ...] | list[Segment], role: str) -> str:
     return "".join(s.text for s in segments if s.speaker == role)
 
 
-def bench_backend(backend: str, vocabulary: object) -> dict:
+def bench_backend(backend: str, vocabulary: object, trim_padding: bool) -> dict:
     from copilot.asr import load_transcriber
 
-    config = dataclasses.replace(load_config().asr, backend=backend, trim_padding=TRIM_PADDING[0])
+    config = dataclasses.replace(load_config().asr, backend=backend, trim_padding=trim_padding)
     started = time.monotonic()
     transcriber = load_transcriber(config, vocabulary) if vocabulary is not None else load_transcriber(config)
     result: dict = {"backend": backend, "load_s": time.monotonic() - started}
@@ -125,11 +124,11 @@ def bench_backend(backend: str, vocabulary: object) -> dict:
     return result
 
 
-def bench_latency(backend: str, vocabulary: object) -> list[float]:
+def bench_latency(backend: str, vocabulary: object, trim_padding: bool) -> list[float]:
     """Seconds from each scripted customer end to its commit, replaying the calls at real time."""
     from copilot.asr import load_transcriber
 
-    config = dataclasses.replace(load_config().asr, backend=backend, trim_padding=TRIM_PADDING[0])
+    config = dataclasses.replace(load_config().asr, backend=backend, trim_padding=trim_padding)
     load = (lambda c: load_transcriber(c, vocabulary)) if vocabulary is not None else load_transcriber
     transcriber = load(config)
     partial = load(dataclasses.replace(config, beam_size=1))
@@ -174,7 +173,6 @@ def main() -> int:
         help="faster-whisper encodes the audio, not the 30-s padded window",
     )
     args = parser.parse_args()
-    TRIM_PADDING[0] = args.trim_padding
 
     vocabulary = None
     if args.vocabulary:
@@ -184,11 +182,11 @@ def main() -> int:
         vocabulary = Vocabulary(words=tuple(domain_vocabulary()))
     print(f"load average at start: {os.getloadavg()[0]:.1f} (2 cores, shared)")
     print(f"vocabulary: {'knowledge base domain words' if vocabulary else 'none'}")
-    print(f"faster-whisper trim_padding: {TRIM_PADDING[0]}")
+    print(f"faster-whisper trim_padding: {args.trim_padding}")
     header = f"{'backend':15} {'audio CER':>9} {'plain':>6} {'agent CER':>9} {'cust CER':>8} {'RTF':>5} {'roles':>7}"
     print(header, flush=True)  # each row as soon as its backend is measured (openai-whisper is slow)
     for backend in args.backends:
-        r = bench_backend(backend, vocabulary)
+        r = bench_backend(backend, vocabulary, args.trim_padding)
         right, total = r["speakers_right"]
         print(
             f"{backend:15} {r['audio_cer']:9.3f} {r['audio_cer_plain']:6.3f} {r['calls_cer_agent']:9.3f} "
@@ -201,7 +199,7 @@ def main() -> int:
             for seg in r[f"{STEREO_CALL}_segments"]:
                 print("  ", seg)
     for backend in args.latency_backends:
-        values = bench_latency(backend, vocabulary)
+        values = bench_latency(backend, vocabulary, args.trim_padding)
         if values:
             print(
                 f"streaming latency {backend}: n={len(values)} p50={statistics.median(values):.2f} s "

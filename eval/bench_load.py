@@ -25,13 +25,11 @@ import contextlib
 import json
 import math
 import os
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,6 +39,7 @@ sys.path.insert(0, str(REPO))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from copilot.config import AppConfig  # noqa: E402
+from tests.app_process import AppDidNotStart, start_app, stop_app  # noqa: E402
 
 CALLS = REPO.parent / "shared" / "calls"
 ARTIFACTS = REPO / "artifacts"  # the app log and a screenshot of each page
@@ -124,12 +123,6 @@ class Turn:
 # --- the app process -------------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def proc_status(pid: int, key: str) -> float:
     """A /proc/PID/status figure in MB (VmHWM = peak resident memory, VmRSS = now)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -143,34 +136,16 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
 
 
-def start_app(home: Path) -> tuple[subprocess.Popen[bytes], str, Path]:
+def start_bench_app(home: Path) -> tuple[subprocess.Popen[bytes], str, Path]:
+    """The app with the shipped configuration and its own database; exits the benchmark if it does not start."""
     env = {k: v for k, v in os.environ.items() if k != "COPILOT_CONFIG"}  # the shipped configuration
     env.update(COPILOT_DB=f"sqlite:///{home / 'copilot.db'}", PYTHONUNBUFFERED="1")
-    port = free_port()
     log = home / "app.log"
-    with log.open("w") as out:
-        process = subprocess.Popen(
-            [sys.executable, "app.py", "--port", str(port)],
-            cwd=REPO,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.monotonic() + START_TIMEOUT
-    while True:
-        if process.poll() is not None:
-            sys.exit(f"the app exited with {process.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(url, timeout=5) as response:
-                if response.status == 200:
-                    return process, url, log
-        except OSError:
-            pass
-        if time.monotonic() > deadline:
-            process.terminate()
-            sys.exit(f"the app did not answer on {url}")
-        time.sleep(1.0)
+    try:
+        process, url = start_app(env, log, START_TIMEOUT)
+    except AppDidNotStart as e:
+        sys.exit(str(e))
+    return process, url, log
 
 
 def settle(pid: int) -> float:
@@ -351,7 +326,7 @@ def run(sessions_wanted: int, speed: int, llm: bool) -> int:
     limit = AppConfig().max_live_sessions
     with tempfile.TemporaryDirectory(prefix="bench_load_") as folder:
         clock = time.monotonic()
-        process, url, app_log = start_app(Path(folder))
+        process, url, app_log = start_bench_app(Path(folder))
         try:
             print(f"app up in {time.monotonic() - clock:.0f} s (pid {process.pid}, live-call limit {limit})")
             print(f"warm-up settled after {settle(process.pid):.0f} s more")
@@ -417,11 +392,7 @@ def run(sessions_wanted: int, speed: int, llm: bool) -> int:
             unfinished = sum(not s.log.get("finished") for s in sessions)
             return 1 if unfinished or refused != expected else 0
         finally:
-            process.terminate()
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                process.kill()
+            stop_app(process)
             text = app_log.read_text(errors="replace")
             ARTIFACTS.mkdir(exist_ok=True)
             (ARTIFACTS / "bench_load_app.log").write_text(text)

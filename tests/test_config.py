@@ -54,3 +54,11 @@ def test_bad_config_is_a_clear_error(tmp_path: Path, text: str, message: str) ->
 def test_missing_config_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="not found"):
         load_config(tmp_path / "nope.toml")
+
+
+def test_live_calls_trim_the_encoder_window_only_where_it_exists_and_is_asked_for() -> None:
+    from copilot.config import AsrConfig
+
+    assert AsrConfig().for_live().trim_padding and not AsrConfig().trim_padding
+    assert AsrConfig(live_trim_padding=False).for_live() == AsrConfig(live_trim_padding=False)
+    assert AsrConfig(backend="openai-whisper").for_live() == AsrConfig(backend="openai-whisper")

@@ -10,11 +10,6 @@ fixture).
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -22,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.app_process import AppDidNotStart, start_app, stop_app
 from tests.conftest import REPO, SHARED
 
 CHROMIUM = "/usr/bin/chromium"
@@ -53,16 +49,6 @@ class Server:
     log: Path
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _log_tail(log: Path, lines: int = 40) -> str:
-    return "\n".join(log.read_text(errors="replace").splitlines()[-lines:]) if log.exists() else ""
-
-
 @contextmanager
 def serve(home: Path, config_text: str, name: str) -> Iterator[Server]:
     """``python app.py`` on a free port with ``config_text`` as its configuration; its log is kept in
@@ -70,40 +56,18 @@ def serve(home: Path, config_text: str, name: str) -> Iterator[Server]:
     config = home / "copilot.toml"
     config.write_text(config_text, encoding="utf-8")
     db_url = f"sqlite:///{home / 'copilot.db'}"
-    port = _free_port()
     log = home / "app.log"
     env = {**os.environ, "COPILOT_DB": db_url, "COPILOT_CONFIG": str(config), "PYTHONUNBUFFERED": "1"}
-    with log.open("w") as out:
-        process = subprocess.Popen(
-            [sys.executable, "app.py", "--port", str(port)],
-            cwd=REPO,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.monotonic() + START_TIMEOUT
+    process = None
     try:
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"the app exited with {process.returncode}:\n{_log_tail(log)}")
-            try:
-                with urllib.request.urlopen(url, timeout=5) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"the app did not answer on {url}:\n{_log_tail(log)}")
-            time.sleep(1.0)
-        yield Server(url, db_url, log)
-    finally:
-        process.terminate()
         try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+            process, url = start_app(env, log, START_TIMEOUT)
+        except AppDidNotStart as e:
+            pytest.fail(str(e))
+        yield Server(url, db_url, log)
+    finally:  # the log is kept whether the app started or not
+        if process is not None:
+            stop_app(process)
         ARTIFACTS.mkdir(exist_ok=True)
         (ARTIFACTS / f"{name}.log").write_text(log.read_text(errors="replace"))
 
