@@ -291,7 +291,7 @@ class FasterWhisperTranscriber:
             initial_prompt=prompt or None,
             hotwords=" ".join(self.vocabulary.words) if use_hotwords else None,
             vad_filter=self.config.vad,
-            word_timestamps=True,
+            word_timestamps=self.config.word_timestamps,
             condition_on_previous_text=False,  # each call gets its context through ``prompt``
             max_new_tokens=token_budget(audio.size / SAMPLE_RATE),
         )
@@ -383,7 +383,7 @@ class OpenAIWhisperTranscriber:
             task="transcribe",
             initial_prompt=prompt or None,
             fp16=False,  # CPU
-            word_timestamps=True,
+            word_timestamps=self.config.word_timestamps,
             condition_on_previous_text=False,
             beam_size=beam if beam > 1 else None,
             best_of=beam if beam > 1 else None,

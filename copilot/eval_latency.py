@@ -127,10 +127,13 @@ def run(args: argparse.Namespace, config: Config) -> EvalOutcome:
     context = context_of(args, config)
     use_llm = config.llm.enabled and not getattr(args, "no_llm", False)
     _warm(context)
-    partial = load_transcriber(
-        dataclasses.replace(config.asr.for_live(), beam_size=PARTIAL_BEAM),
-        Vocabulary(words=tuple(context.services.vocabulary)),
-    )
+    live = config.asr.for_live()
+    partial = None  # None: the live transcriber decodes the partials too (it is greedy by default)
+    if live.beam_size != PARTIAL_BEAM:
+        partial = load_transcriber(
+            dataclasses.replace(live, beam_size=PARTIAL_BEAM),
+            Vocabulary(words=tuple(context.services.vocabulary)),
+        )
     rows: list[dict[str, Any]] = []
     missed: list[str] = []
     abandoned: dict[str, float] = {}

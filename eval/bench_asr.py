@@ -13,7 +13,8 @@ Run from the repository root (models installed with ``copilot models install``):
 * Offline RTF: wall time of ``transcribe_file`` on the stereo call over its duration.
 * Streaming latency: the stereo calls replayed at real time (chunks paced by a real clock, partials on);
   for each scripted customer utterance, wall time from its scripted ``end`` to the commit of the last
-  committed customer segment that overlaps it.
+  committed customer segment that overlaps it. The calls are decoded as live calls are (``AsrConfig.for_live``:
+  ``live_beam_size``, no word times, the trimmed window), and the CER of those live commits is printed per role.
 * Speakers right: every committed segment of the stereo calls is matched to the scripted utterance it
   overlaps most; its role must equal that utterance's role.
 
@@ -124,36 +125,54 @@ def bench_backend(backend: str, vocabulary: object, trim_padding: bool) -> dict:
     return result
 
 
-def bench_latency(backend: str, vocabulary: object, trim_padding: bool) -> list[float]:
-    """Seconds from each scripted customer end to its commit, replaying the calls at real time."""
+def bench_latency(backend: str, vocabulary: object, live_beam: int | None) -> tuple[list[float], dict]:
+    """Seconds from each scripted customer end to its commit, replaying the calls at real time with the
+    live decode settings (``AsrConfig.for_live``); also the CER of what was committed live, per role."""
     from copilot.asr import load_transcriber
 
-    config = dataclasses.replace(load_config().asr, backend=backend, trim_padding=trim_padding)
+    config = dataclasses.replace(load_config().asr, backend=backend)
+    if live_beam is not None:
+        config = dataclasses.replace(config, live_beam_size=live_beam)
+    live = config.for_live()
+    print(
+        f"live decode {backend}: beam {live.beam_size}, word times {live.word_timestamps}, "
+        f"trimmed window {live.trim_padding}"
+    )
     load = (lambda c: load_transcriber(c, vocabulary)) if vocabulary is not None else load_transcriber
-    transcriber = load(config)
-    partial = load(dataclasses.replace(config, beam_size=1))
+    transcriber = load(live)
+    partial = None if live.beam_size == 1 else load(dataclasses.replace(live, beam_size=1))
     latencies: list[float] = []
+    refs: dict[str, list[str]] = {"agent": [], "customer": []}
+    hyps: dict[str, list[str]] = {"agent": [], "customer": []}
     for name in CALLS:
         commits: list[tuple[float, Segment]] = []
         started = time.monotonic()
         for timed in replay(
             SHARED / "calls" / f"{name}.wav",
-            config,
+            live,
             transcriber,
             ReplayOptions(speed=1.0),
             partial_transcriber=partial,
         ):
-            if isinstance(timed.event, Committed) and timed.event.segment.speaker == "customer":
+            if isinstance(timed.event, Committed):
                 commits.append((time.monotonic() - started, timed.event.segment))
-        for line in script(name):
+        lines = script(name)
+        for role in refs:
+            refs[role].append("".join(x["text"] for x in lines if x["role"] == role))
+            hyps[role].append(role_text([s for _, s in commits], role))
+        for line in lines:
             if line["role"] != "customer":
                 continue
-            hits = [wall for wall, s in commits if overlap(s.start, s.end, line["start"], line["end"]) > 0]
+            hits = [
+                wall
+                for wall, s in commits
+                if s.speaker == "customer" and overlap(s.start, s.end, line["start"], line["end"]) > 0
+            ]
             if hits:
                 latencies.append(max(hits) - line["end"])
             else:
                 print(f"  {name}: no commit for customer line at {line['start']} s: {line['text']}")
-    return latencies
+    return latencies, {role: cer(refs[role], hyps[role]) for role in refs}
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -170,7 +189,11 @@ def main() -> int:
     parser.add_argument(
         "--trim-padding",
         action="store_true",
-        help="faster-whisper encodes the audio, not the 30-s padded window",
+        help="offline CER/RTF rows: faster-whisper encodes the audio, not the 30-s padded window "
+        "(the latency rows always decode as live calls do: [asr] live_trim_padding)",
+    )
+    parser.add_argument(
+        "--live-beam", type=int, help="beam size of live decodes (default: [asr] live_beam_size)"
     )
     args = parser.parse_args()
 
@@ -199,13 +222,16 @@ def main() -> int:
             for seg in r[f"{STEREO_CALL}_segments"]:
                 print("  ", seg)
     for backend in args.latency_backends:
-        values = bench_latency(backend, vocabulary, args.trim_padding)
+        values, live_cer = bench_latency(backend, vocabulary, args.live_beam)
         if values:
             print(
                 f"streaming latency {backend}: n={len(values)} p50={statistics.median(values):.2f} s "
                 f"p95={percentile(values, 0.95):.2f} s max={max(values):.2f} s "
                 f"(load average now {os.getloadavg()[0]:.1f})"
             )
+        print(
+            f"live commits CER {backend}: agent {live_cer['agent']:.3f} customer {live_cer['customer']:.3f}"
+        )
     return 0
 
 

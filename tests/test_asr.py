@@ -323,6 +323,24 @@ def test_trimmed_window_transcribes_a_real_clip_like_the_full_window(
     assert trimmed <= full + 0.05, texts
 
 
+@pytest.mark.real
+def test_live_decode_settings_transcribe_real_speech_without_word_times(
+    whisper_ct2_dir: Path, shared_dir: Path
+) -> None:
+    """What live calls decode with (greedy, trimmed window, no alignment pass) still reads the clip."""
+    import jiwer
+
+    from copilot.audio import read_all
+
+    audio, _duration = read_all(shared_dir / "audio" / CLIP)
+    live = AsrConfig(model=str(whisper_ct2_dir)).for_live()
+    segments = FasterWhisperTranscriber(live).transcribe(audio[0], start_time=3.0)
+    text = "".join(s.text for s in segments)
+    assert jiwer.cer(_bare(_reference(shared_dir, CLIP)), _bare(text)) < 0.35, text
+    assert segments and all(not s.words for s in segments)
+    assert all(s.start >= 3.0 for s in segments)
+
+
 def test_token_budget_grows_with_the_audio_and_fits_beside_the_longest_prompt() -> None:
     assert token_budget(0.5) < token_budget(5.0) < token_budget(15.0)
     assert token_budget(15.0) >= 15 * 7  # Mandarin: ~5 characters, ~7 tokens a second at most

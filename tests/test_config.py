@@ -60,5 +60,22 @@ def test_live_calls_trim_the_encoder_window_only_where_it_exists_and_is_asked_fo
     from copilot.config import AsrConfig
 
     assert AsrConfig().for_live().trim_padding and not AsrConfig().trim_padding
-    assert AsrConfig(live_trim_padding=False).for_live() == AsrConfig(live_trim_padding=False)
-    assert AsrConfig(backend="openai-whisper").for_live() == AsrConfig(backend="openai-whisper")
+    assert not AsrConfig(live_trim_padding=False).for_live().trim_padding
+    assert not AsrConfig(backend="openai-whisper").for_live().trim_padding
+
+
+def test_live_calls_decode_with_the_live_beam_and_without_word_times() -> None:
+    from copilot.config import AsrConfig
+
+    offline = AsrConfig(beam_size=5, live_beam_size=2)
+    live = offline.for_live()
+    assert (live.beam_size, live.word_timestamps) == (2, False)
+    assert (offline.beam_size, offline.word_timestamps) == (5, True)
+    assert AsrConfig(backend="openai-whisper").for_live().beam_size == AsrConfig().live_beam_size
+
+
+def test_a_live_beam_below_one_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text("[asr]\nlive_beam_size = 0\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="live_beam_size"):
+        load_config(path)

@@ -123,9 +123,13 @@ def _run(args: argparse.Namespace) -> int:
         from copilot.knowledge import domain_vocabulary
 
         vocabulary = Vocabulary(words=tuple(domain_vocabulary(Path(config.knowledge_dir))))
-    transcriber = load_transcriber(asr, vocabulary)  # loaded once for every file
     partial = None
-    if args.live:  # greedy partials: tentative text is replaced by the beam-search commit anyway
+    if args.live:  # decode as a live call does (greedy, trimmed window); --words keeps word times
+        asr = asr.for_live()
+        if args.words:
+            asr = dataclasses.replace(asr, word_timestamps=True)
+    transcriber = load_transcriber(asr, vocabulary)  # loaded once for every file
+    if args.live and asr.beam_size != PARTIAL_BEAM:  # greedy partials: replaced on commit anyway
         partial = load_transcriber(dataclasses.replace(asr, beam_size=PARTIAL_BEAM), vocabulary)
     worst = 0
     for file in files:
