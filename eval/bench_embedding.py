@@ -4,6 +4,11 @@ Each model is measured in its own child process so resident memory is not shared
 Run after ``copilot models install``:
 
     .venv/bin/python eval/bench_embedding.py [--models e5-small use-multilingual] [--sentences 256]
+
+``--queries`` instead times one-query calls of a sentence-transformers model (default e5-small) over the
+queries of eval/retrieval.yaml, torch against the ONNX query encoder, interleaved so both see the same load:
+
+    .venv/bin/python eval/bench_embedding.py --queries [--models e5-small]
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ HANDBOOKS = REPO.parent / "shared" / "handbooks"
 DEFAULT_MODELS = ("e5-small", "use-multilingual")
 SENTENCES = 256  # batch measured for throughput
 SINGLE_RUNS = 20  # one-sentence calls timed for latency
+QUERY_REPEATS = 1  # passes over eval/retrieval.yaml in --queries mode
+WARMUP = 3  # first calls pay for lazy initialisation
 MIN_CHARS, MAX_CHARS = 8, 120  # keep sentence-sized pieces of the handbooks
 
 
@@ -78,12 +85,51 @@ def measure(model: str, count: int) -> dict:
     }
 
 
+def query_latency(model: str, repeats: int = QUERY_REPEATS) -> None:
+    """p50 / p95 of one live query (``embed([q], kind="query")``), torch vs the ONNX query encoder."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from copilot.config import EmbedderConfig
+    from copilot.embedding import SentenceTransformerEmbedder
+    from copilot.retrieval_eval import DEFAULT_SET, load_set, percentile
+
+    queries = [item.query for item in load_set(DEFAULT_SET)]
+    embedders = {
+        "torch": SentenceTransformerEmbedder(EmbedderConfig(model=model, onnx_queries=False)),
+        "onnx": SentenceTransformerEmbedder(EmbedderConfig(model=model)),
+    }
+    if embedders["onnx"].onnx is None:
+        raise SystemExit(f"{model} has no ONNX query encoder; run: .venv/bin/copilot models install")
+    timings: dict[str, list[float]] = {name: [] for name in embedders}
+    for embedder in embedders.values():
+        for query in queries[:WARMUP]:
+            embedder.embed([query], kind="query")
+    for _ in range(repeats):
+        for query in queries:
+            for name, embedder in embedders.items():
+                started = time.perf_counter()
+                embedder.embed([query], kind="query")
+                timings[name].append((time.perf_counter() - started) * 1000)
+    print(
+        f"{os.cpu_count()} CPUs; {model}: {len(queries)} queries of {DEFAULT_SET.name} x {repeats}, one at a time"
+    )
+    for name, values in timings.items():
+        print(
+            f"{name:<6} query p50 {percentile(values, 0.5):6.1f} ms   p95 {percentile(values, 0.95):6.1f} ms"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=list(DEFAULT_MODELS))
     parser.add_argument("--sentences", type=int, default=SENTENCES)
     parser.add_argument("--one", help=argparse.SUPPRESS)  # child mode: measure one model, print JSON
+    parser.add_argument(
+        "--queries", action="store_true", help="one-query latency, torch vs ONNX, on eval/retrieval.yaml"
+    )
     args = parser.parse_args()
+    if args.queries:
+        query_latency(args.models[0])
+        return
     if args.one:
         print(json.dumps(measure(args.one, args.sentences)))
         return
