@@ -93,6 +93,11 @@ class LlmConfig:
     enabled: bool = True
     # float32: this CPU has no native bf16, so bf16 prefill is ~2x slower; costs ~1.5 GB more RAM (0.5B).
     dtype: str = "float32"
+    # "int8": the transformer blocks' Linear weights quantised to int8, per channel, after loading (torch
+    # dynamic quantisation, fbgemm kernels; the LM head stays float32). Decoding on 2 cores is memory-bound:
+    # fewer bytes per token, more tokens/s (`copilot eval suggestions --config default --config
+    # eval/configs/llm-float32.toml`). "none": the weights as loaded.
+    quantize: str = "int8"
 
 
 @dataclass(frozen=True)
@@ -168,6 +173,8 @@ def validate(config: Config) -> Config:
         raise ConfigError("retrieval.mode must be hybrid, dense or bm25")
     if config.retrieval.top_k < 1:
         raise ConfigError("retrieval.top_k must be at least 1")
+    if config.llm.quantize not in ("none", "int8"):
+        raise ConfigError("llm.quantize must be none or int8")
     if config.llm.max_new_tokens < 1:
         raise ConfigError("llm.max_new_tokens must be at least 1")
     if config.app.max_live_sessions < 1:

@@ -108,6 +108,8 @@ class TransformersGenerator:
         if not self.tokenizer.chat_template:
             raise ModelError(f"the LLM {config.model!r} has no chat template: use an instruction-tuned model")
         self.model.eval()
+        if config.quantize == "int8":
+            self.model = quantize_int8(self.model)
         self._lock = threading.Lock()
         self._prefix_caches: OrderedDict[tuple[int, ...], Any] = OrderedDict()
 
@@ -207,6 +209,35 @@ class TransformersGenerator:
             thread.join(JOIN_TIMEOUT)
         if failure:
             raise ModelError(f"generation with {self.name} failed: {failure[0]}") from failure[0]
+
+
+def quantize_int8(model: Any) -> Any:
+    """``model`` with its transformer blocks' ``nn.Linear`` layers int8 dynamic-quantised, per channel.
+
+    torch's eager dynamic quantisation runs fbgemm int8 GEMMs on CPU; decoding is memory-bound, so
+    smaller weights mean more tokens a second. Measured on 16 suggestion prompts (0.5B, 2 cores):
+    per-tensor scales everywhere were fastest but the guard then rejected 43% of rewrites (garbled
+    text); per-channel scales keep quality, and the LM head stays in float32 (quantising it was slower
+    here and it is the layer that picks every token). torch marks the eager API deprecated in favour of
+    torchao, but torchao 0.18's int8 configs ran ~5x slower than float32 on this CPU, so it stays.
+    """
+    import warnings
+
+    import torch
+    from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
+
+    if model.dtype != torch.float32:  # fbgemm quantises float32 weights
+        model = model.float()
+    output = model.get_output_embeddings()
+    layers = {
+        name: per_channel_dynamic_qconfig
+        for name, module in model.named_modules()
+        if isinstance(module, torch.nn.Linear) and module is not output
+    }
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", category=DeprecationWarning)
+        warnings.filterwarnings("ignore", message=".*(torchao|quantize_per_tensor|deprecated).*")
+        return quantize_dynamic(model, layers, dtype=torch.qint8)
 
 
 def load_generator(config: LlmConfig) -> Generator:

@@ -89,14 +89,20 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=3, help="timed suggestions per mode")
     parser.add_argument("--threads", type=int, default=LlmConfig().threads)
     parser.add_argument("--dtype", default="auto", help="auto (bf16 as converted) or float32")
+    parser.add_argument(
+        "--quantize", choices=("none", "int8"), default=LlmConfig().quantize, help="[llm] quantize"
+    )
     args = parser.parse_args()
 
     started = time.perf_counter()
-    generator = TransformersGenerator(LlmConfig(model=args.model, threads=args.threads), dtype=args.dtype)
+    config = LlmConfig(model=args.model, threads=args.threads, quantize=args.quantize)
+    generator = TransformersGenerator(config, dtype=args.dtype)
     load = time.perf_counter() - started
     prompt_tokens = len(generator.encode([SYSTEM, USER]))
     prefix_tokens = len(generator._prefix_ids([SYSTEM, USER]))
-    print(f"model {args.model}  dtype {generator.model.dtype}  threads {args.threads}")
+    print(
+        f"model {args.model}  dtype {generator.model.dtype}  quantize {args.quantize}  threads {args.threads}"
+    )
     print(f"load {load:.1f} s  RSS {rss_mb():.0f} MB (safetensors are mapped lazily: see RSS after the runs)")
     print(f"prompt {prompt_tokens} tokens (system prefix {prefix_tokens}), cap {MAX_NEW_TOKENS} new tokens")
 

@@ -79,3 +79,10 @@ def test_a_live_beam_below_one_is_refused(tmp_path: Path) -> None:
     path.write_text("[asr]\nlive_beam_size = 0\n", encoding="utf-8")
     with pytest.raises(ConfigError, match="live_beam_size"):
         load_config(path)
+
+
+def test_an_unknown_llm_quantisation_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text('[llm]\nquantize = "int4"\n', encoding="utf-8")
+    with pytest.raises(ConfigError, match="quantize"):
+        load_config(path)

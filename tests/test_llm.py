@@ -185,6 +185,26 @@ def test_bad_arguments_are_refused(tiny_generator: TransformersGenerator) -> Non
         list(tiny_generator.stream([], max_new_tokens=CAP))
 
 
+def test_int8_quantises_the_blocks_per_channel_but_keeps_the_lm_head_float(
+    tiny_generator: TransformersGenerator, tmp_path: Path
+) -> None:
+    import torch
+    from torch.ao.nn.quantized.dynamic import Linear as QuantizedLinear
+
+    model = tiny_generator.model
+    quantized = [m for m in model.modules() if isinstance(m, QuantizedLinear)]
+    assert quantized and all(m.weight().qscheme() == torch.per_channel_affine for m in quantized)
+    assert not any(type(m) is torch.nn.Linear and m is not model.lm_head for m in model.modules())
+    assert type(model.lm_head) is torch.nn.Linear and model.lm_head.weight.dtype == torch.float32
+
+    source = tmp_path / "gguf"
+    source.mkdir()
+    write_tiny_gguf(source / GGUF_NAME)
+    plain = TransformersGenerator(LlmConfig(model=str(convert(source, tmp_path / "hf")), quantize="none"))
+    assert not any(isinstance(m, QuantizedLinear) for m in plain.model.modules())
+    assert "".join(plain.stream([SYSTEM, USER], max_new_tokens=CAP))  # still generates
+
+
 def test_unloadable_model_is_a_model_error(tmp_path: Path) -> None:
     (tmp_path / "config.json").write_text("{}", encoding="utf-8")
     with pytest.raises(ModelError):
@@ -217,6 +237,9 @@ def test_qwen_answers_politely_in_chinese(qwen: TransformersGenerator) -> None:
     assert len(text.strip()) >= 4
     assert _cjk_share(text) >= 0.8, text
     assert len(qwen.tokenizer(text)["input_ids"]) <= REAL_CAP + 2  # re-tokenising may differ slightly
+    from torch.ao.nn.quantized.dynamic import Linear as QuantizedLinear
+
+    assert isinstance(qwen.model.model.layers[0].mlp.down_proj, QuantizedLinear)  # the default: int8
 
 
 @pytest.mark.real
