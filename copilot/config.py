@@ -56,6 +56,10 @@ class AsrConfig:
     # Per-word times (``transcribe --words``, offline reviews). Live sessions never use them and the extra
     # alignment pass costs ~30% of a decode, so live decodes skip it (see ``for_live``).
     word_timestamps: bool = True
+    # Tentative text while the *agent* speaks. Off: the agent knows what they are saying, and on 2 cores
+    # those decodes compete with the customer's commit and the LLM's suggestion (copilot eval latency).
+    # The agent's lines still appear when committed; the customer's channel always has tentative text.
+    agent_partials: bool = False
 
     def for_live(self) -> AsrConfig:
         """What live calls decode with: ``live_beam_size``, no word times, and the trimmed window when

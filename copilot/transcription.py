@@ -57,6 +57,13 @@ class TimedEvent:
     event: StreamEvent | EndOfAudio
 
 
+def stream_options(options: StreamOptions, role: Role, config: AsrConfig) -> StreamOptions:
+    """A channel's stream options: no tentative text on the agent's channel unless ``agent_partials``."""
+    if role == "agent" and not config.agent_partials:
+        return replace(options, partials=False)
+    return options
+
+
 def replay(
     path: str | Path,
     config: AsrConfig,
@@ -83,7 +90,11 @@ def replay(
             roles = channel_roles(chunk.channels, config.agent_channel)
             streams = [
                 ChannelStream(
-                    role, transcriber, make_vad(), options.stream, partial_transcriber=partial_transcriber
+                    role,
+                    transcriber,
+                    make_vad(),
+                    stream_options(options.stream, role, config),
+                    partial_transcriber=partial_transcriber,
                 )
                 for role in roles
             ]

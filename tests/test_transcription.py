@@ -111,6 +111,27 @@ def test_live_replay_paces_chunks_at_speed(stereo_call):
             assert timed.audio_time - timed.event.segment.end <= 0.4 + 0.5 + 0.05
 
 
+@pytest.mark.parametrize("agent_partials", [False, True])
+def test_agent_tentative_text_only_when_configured(stereo_call, agent_partials):
+    clock = FakeClock()
+    options = ReplayOptions(speed=1.0, stream=StreamOptions(partial_interval=0.5))
+    events = list(
+        replay(
+            stereo_call,
+            AsrConfig(agent_partials=agent_partials),
+            ScriptedTranscriber(AGENT + CUSTOMER),
+            options,
+            vad_factory=EnergyVad,
+            clock=clock,
+            sleep=clock.sleep,
+        )
+    )
+    tentative = {t.event.speaker for t in events if isinstance(t.event, TentativeText) and t.event.text}
+    committed = {t.event.segment.speaker for t in events if isinstance(t.event, Committed)}
+    assert committed == {"agent", "customer"}  # the agent's lines still commit either way
+    assert tentative == ({"agent", "customer"} if agent_partials else {"customer"})
+
+
 def test_live_replay_skips_partials_when_behind(stereo_call):
     clock = FakeClock()
 
