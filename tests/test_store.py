@@ -178,6 +178,40 @@ def test_search_filters(store: Store) -> None:
     assert len(store.search(ReviewFilter(limit=2))) == 2
 
 
+# Transcripts that tell a literal, ASCII-case-insensitive search from a LIKE pattern: only "wild" holds
+# % _ / and a backslash; "plain" matches the searches for them if they are taken as a pattern.
+TEXT_CALLS = {
+    "plain": ("您好，编号AB1", "共100台，C:Temp，ab"),
+    "iphone": ("您好", "我的iPhone坏了"),
+    "wild": ("编号A_1", "打九折100%，路径C:\\Temp\\a/b"),
+}
+
+
+def _save_text_calls(store: Store) -> dict[str, int]:
+    ids: dict[str, int] = {}
+    for n, (name, (first, second)) in enumerate(TEXT_CALLS.items()):
+        segments = (Segment("agent", 0.0, 4.0, first), Segment("customer", 4.5, 9.0, second))
+        ids[name] = _save(store, dataclasses.replace(_review(name), segments=segments), f"{n + 7}" * 64)
+    return ids
+
+
+def test_text_search_ignores_ascii_case_and_is_literal(store: Store) -> None:
+    calls = _save_text_calls(store)
+    iphone, wild = calls["iphone"], calls["wild"]
+
+    def ids(text: str) -> set[int]:
+        return {c.id for c in store.search(ReviewFilter(text=text))}
+
+    for typed in ("iPhone", "iphone", "IPHONE", "IpHoNe", "PHONE坏了"):
+        assert ids(typed) == {iphone}, typed
+    assert ids("坏了") == {iphone}
+    # Taken as LIKE patterns each would also match "plain" (a/b if "/" escaped without being escaped itself,
+    # C:\TEMP under PostgreSQL's default backslash escape), and "%%" / "__" would match every call.
+    for typed in ("%", "_", "0%", "a_1", "a/b", "C:\\TEMP"):
+        assert ids(typed) == {wild}, typed
+    assert ids("%%") == ids("__") == ids("A%1") == set()
+
+
 def test_ratings_blocklist_and_eval_runs(store: Store) -> None:
     rid = store.add_rating(Rating("请您稍等", "good", "clear"))
     store.add_rating(Rating("随便你", "bad"))

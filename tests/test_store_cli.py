@@ -22,6 +22,7 @@ from copilot.errors import ConfigError, StoreError
 from copilot.store import Provenance, ReviewFilter, Store
 from copilot.store.retention import purge
 from copilot.types import CallReview, Segment
+from tests.test_store import _save_text_calls
 
 PHONE = "13812345678"
 DAY = timedelta(days=1)
@@ -165,6 +166,19 @@ def test_search_filters_pick_the_right_calls(db: Db, capsys: pytest.CaptureFixtu
     assert _search_ids(capsys, "--text", bad_only) == {bad}
     assert _search_ids(capsys, "--text", "[手机号]") == {phone}  # the stored text is redacted ...
     assert _search_ids(capsys, "--text", PHONE) == set()  # ... so the number itself is not there
+
+
+def test_search_text_ignores_ascii_case_and_is_literal(db: Db, capsys: pytest.CaptureFixture[str]) -> None:
+    good, phone = db.ids["good"], db.ids["phone"]
+    for typed in ("XQB", "xqb", "Xqb", "型号是xqb八十"):  # good_call (and its copy) names model XQB八十
+        assert _search_ids(capsys, "--text", typed) == {good, phone}, typed
+    with Store.open(db.url) as store:
+        calls = _save_text_calls(store)
+    for typed in ("iPhone", "iphone", "IPHONE"):
+        assert _search_ids(capsys, "--text", typed) == {calls["iphone"]}, typed
+    for typed in ("%", "_", "0%", "a_1", "a/b", "c:\\temp"):  # as patterns they match other calls too
+        assert _search_ids(capsys, "--text", typed) == {calls["wild"]}, typed
+    assert _search_ids(capsys, "--text", "%%") == _search_ids(capsys, "--text", "__") == set()
 
 
 def test_search_prints_a_table(db: Db, capsys: pytest.CaptureFixture[str]) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import itertools
+import json
 import math
 import os
 import shutil
@@ -24,6 +25,7 @@ import pytest
 import sqlalchemy as sa
 
 from copilot.batch import BatchOptions, run
+from copilot.cli import main
 from copilot.config import Config
 from copilot.errors import StoreError
 from copilot.metadata import CallMetadata
@@ -31,7 +33,7 @@ from copilot.store import EvalRun, Rating, ReviewFilter, Store, StoredCall
 from copilot.store.migrations import MIGRATIONS, VERSION_TABLE, migrate
 from tests import test_store
 from tests.test_batch_fakes import ScriptedReviewer
-from tests.test_store import PHONE, _review, _save
+from tests.test_store import PHONE, _review, _save, _save_text_calls
 
 PG_ROOT = Path("/usr/lib/postgresql")
 SERVER_TZ = "Asia/Shanghai"  # UTC+8: a naive or local-time timestamp would be 8 hours off
@@ -243,6 +245,29 @@ def test_batch_is_stored_resumable_and_matches_sqlite(
 
 def test_search_filters(pg_store: Store) -> None:
     test_store.test_search_filters(pg_store)
+
+
+def test_text_search_ignores_ascii_case_and_is_literal(pg_store: Store) -> None:
+    """PostgreSQL's LIKE is case-sensitive and takes a backslash as its escape; the search must not be."""
+    test_store.test_text_search_ignores_ascii_case_and_is_literal(pg_store)
+
+
+def test_store_search_cli_text_on_postgresql(
+    pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with Store.open(pg_url) as store:
+        calls = _save_text_calls(store)
+    monkeypatch.setenv("COPILOT_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("COPILOT_DB", pg_url)
+    monkeypatch.delenv("COPILOT_CONFIG", raising=False)
+
+    def ids(text: str) -> set[int]:
+        assert main(["store", "search", "--text", text, "--json"]) == 0
+        return {row["id"] for row in json.loads(capsys.readouterr().out)}
+
+    assert ids("iphone") == ids("IPHONE") == ids("iPhone") == {calls["iphone"]}
+    assert ids("%") == ids("_") == ids("a_1") == ids("c:\\temp") == {calls["wild"]}
+    assert ids("%%") == set()
 
 
 def test_same_content_and_config_is_stored_once_force_replaces(pg_store: Store) -> None:

@@ -18,7 +18,8 @@ LIST_LIMIT = 200  # rows `store search` prints unless --limit says otherwise
 FILTERS_HELP = (
     "Filters narrow together. Dates are YYYY-MM-DD, inclusive, on the call's date (from metadata), or on "
     "the day it was reviewed when the call's date is unknown. --text matches the stored, redacted "
-    "transcript: search for [手机号], not for a number."
+    "transcript literally (% and _ are not wildcards), ignoring ASCII case: search for [手机号], not for a "
+    "number."
 )
 
 

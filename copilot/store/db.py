@@ -498,10 +498,13 @@ class Store:
                 )
             )
         if where.text:
+            # Literal (autoescape: % _ and the escape character match themselves) and case-insensitive
+            # for ASCII on every backend: ILIKE on PostgreSQL, whose LIKE is case-sensitive; lower() LIKE
+            # lower() on SQLite. An explicit ESCAPE also keeps a backslash literal on PostgreSQL.
             segments = t["segments"]
             query = query.where(
                 sa.exists().where(
-                    segments.c.call_id == calls.c.id, segments.c.text.contains(where.text, autoescape=True)
+                    segments.c.call_id == calls.c.id, segments.c.text.icontains(where.text, autoescape=True)
                 )
             )
         if where.content_hashes:

@@ -86,7 +86,7 @@ class ReviewFilter:
     min_score: float | None = None
     max_score: float | None = None
     failed_check: str = ""  # check id that must have failed
-    text: str = ""  # substring of the (redacted) transcript
+    text: str = ""  # literal substring of the (redacted) transcript, ASCII case ignored
     content_hashes: tuple[str, ...] = ()  # restrict to these calls (e.g. one batch)
     queue: str = ""
     # Call date range, inclusive; a call without a known date is matched by the day it was reviewed (UTC).
