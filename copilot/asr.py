@@ -293,7 +293,7 @@ class FasterWhisperTranscriber:
             vad_filter=self.config.vad,
             word_timestamps=self.config.word_timestamps,
             condition_on_previous_text=False,  # each call gets its context through ``prompt``
-            max_new_tokens=token_budget(audio.size / SAMPLE_RATE),
+            max_new_tokens=token_budget(audio.size / SAMPLE_RATE) if self.config.limit_tokens else None,
         )
         return [
             DecodedSegment(

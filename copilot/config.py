@@ -60,11 +60,19 @@ class AsrConfig:
     # those decodes compete with the customer's commit and the LLM's suggestion (copilot eval latency).
     # The agent's lines still appear when committed; the customer's channel always has tentative text.
     agent_partials: bool = False
+    # Cap each decode at 32 + 12 tokens per second of audio (asr.token_budget) so that a repetition loop on
+    # a short noisy clip stops early instead of running to Whisper's 448 tokens. Live calls need that (a
+    # loop once held a 0.7-s "你好" for 25 s); offline reviews do not: there a full-length loop trips
+    # Whisper's compression-ratio check and the temperature fallback re-decodes it cleanly, where a capped
+    # loop slips under it (real clips' CER 0.315 uncapped against 0.382 capped).
+    limit_tokens: bool = False
 
     def for_live(self) -> AsrConfig:
-        """What live calls decode with: ``live_beam_size``, no word times, and the trimmed window when
-        ``live_trim_padding`` asks for it (only faster-whisper has one)."""
-        live = dataclasses.replace(self, beam_size=self.live_beam_size, word_timestamps=False)
+        """What live calls decode with: ``live_beam_size``, no word times, the token budget, and the trimmed
+        window when ``live_trim_padding`` asks for it (only faster-whisper has one)."""
+        live = dataclasses.replace(
+            self, beam_size=self.live_beam_size, word_timestamps=False, limit_tokens=True
+        )
         if self.backend != "faster-whisper" or not self.live_trim_padding:
             return live
         return dataclasses.replace(live, trim_padding=True)

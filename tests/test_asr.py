@@ -345,3 +345,22 @@ def test_token_budget_grows_with_the_audio_and_fits_beside_the_longest_prompt() 
     assert token_budget(0.5) < token_budget(5.0) < token_budget(15.0)
     assert token_budget(15.0) >= 15 * 7  # Mandarin: ~5 characters, ~7 tokens a second at most
     assert token_budget(30.0) == token_budget(600.0) <= 448 - 224  # Whisper: 448 positions, prompt <= 224
+
+
+@pytest.mark.parametrize(("limit", "expected"), [(True, token_budget(2.0)), (False, None)])
+def test_the_token_budget_caps_a_decode_only_when_configured(limit: bool, expected: int | None) -> None:
+    """Live decodes are capped (a loop must not hold a commit); offline ones keep Whisper's own limit,
+    where a full-length loop triggers the temperature fallback that re-decodes it cleanly."""
+    seen: dict[str, object] = {}
+
+    class Model:
+        def transcribe(self, audio: np.ndarray, **options: object) -> tuple[list[object], None]:
+            seen.update(options)
+            return [], None
+
+    transcriber = object.__new__(FasterWhisperTranscriber)
+    transcriber.config = AsrConfig(limit_tokens=limit)
+    transcriber.vocabulary = Vocabulary()
+    transcriber._model = Model()
+    transcriber.decode(np.zeros(2 * 16000, dtype=np.float32), "")
+    assert seen["max_new_tokens"] == expected

@@ -69,8 +69,8 @@ def test_live_calls_decode_with_the_live_beam_and_without_word_times() -> None:
 
     offline = AsrConfig(beam_size=5, live_beam_size=2)
     live = offline.for_live()
-    assert (live.beam_size, live.word_timestamps) == (2, False)
-    assert (offline.beam_size, offline.word_timestamps) == (5, True)
+    assert (live.beam_size, live.word_timestamps, live.limit_tokens) == (2, False, True)
+    assert (offline.beam_size, offline.word_timestamps, offline.limit_tokens) == (5, True, False)
     assert AsrConfig(backend="openai-whisper").for_live().beam_size == AsrConfig().live_beam_size
 
 
