@@ -33,9 +33,10 @@ CHROMIUM_ARGS = [
 ARTIFACTS = REPO / "artifacts"
 START_TIMEOUT = 300.0  # s for the server to answer (imports and the index check on a loaded 2-core machine)
 LIVE_SLOTS = 2
-EXCERPT_SECONDS = (
-    8.7  # s of bad_call.wav: the agent's rude opening (喂，什么事？) and the customer's complaint
-)
+# s of bad_call.wav: the agent's rude opening (喂，什么事？), the customer's complaint and the agent's
+# dismissive answer (您别激动，这没什么大不了的). The answer is in because the live path decodes greedily and
+# Whisper base does not always hear the 0.7-s opening on its own; either agent line fails the greeting.
+EXCERPT_SECONDS = 13.0
 GREETING_SECONDS = 2.6  # s of bad_call.wav: only the agent's "喂，什么事？" (a failed greeting to listen to)
 # Greedy decoding keeps the two tests that run the real ASR short on a shared 2-core machine; the audio still
 # goes through the product's own streaming path, VAD and Whisper model.
