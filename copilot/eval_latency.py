@@ -18,7 +18,6 @@ Not part of ``--quick``: it takes the calls' length in wall time (about two minu
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import statistics
 import time
@@ -31,7 +30,6 @@ from copilot.types import Committed, Segment
 
 CALLS_DIR = REPO_DIR.parent / "shared" / "calls"
 CALLS = ("good_call", "bad_call")
-PARTIAL_BEAM = 1  # greedy tentative decodes, as `copilot transcribe --live` does
 MS_PER_SECOND = 1000.0
 STAGES = ("commit", "script", "first_token", "done")
 # s: a replay this far behind the clock measures the machine, not the copilot: the call is abandoned and its
@@ -129,11 +127,9 @@ def run(args: argparse.Namespace, config: Config) -> EvalOutcome:
     _warm(context)
     live = config.asr.for_live()
     partial = None  # None: the live transcriber decodes the partials too (it is greedy by default)
-    if live.beam_size != PARTIAL_BEAM:
-        partial = load_transcriber(
-            dataclasses.replace(live, beam_size=PARTIAL_BEAM),
-            Vocabulary(words=tuple(context.services.vocabulary)),
-        )
+    partial_config = live.for_partials()
+    if partial_config is not None:
+        partial = load_transcriber(partial_config, Vocabulary(words=tuple(context.services.vocabulary)))
     rows: list[dict[str, Any]] = []
     missed: list[str] = []
     abandoned: dict[str, float] = {}

@@ -140,7 +140,8 @@ def bench_latency(backend: str, vocabulary: object, live_beam: int | None) -> tu
     )
     load = (lambda c: load_transcriber(c, vocabulary)) if vocabulary is not None else load_transcriber
     transcriber = load(live)
-    partial = None if live.beam_size == 1 else load(dataclasses.replace(live, beam_size=1))
+    partial_config = live.for_partials()
+    partial = None if partial_config is None else load(partial_config)
     latencies: list[float] = []
     refs: dict[str, list[str]] = {"agent": [], "customer": []}
     hyps: dict[str, list[str]] = {"agent": [], "customer": []}

@@ -86,3 +86,11 @@ def test_an_unknown_llm_quantisation_is_refused(tmp_path: Path) -> None:
     path.write_text('[llm]\nquantize = "int4"\n', encoding="utf-8")
     with pytest.raises(ConfigError, match="quantize"):
         load_config(path)
+
+
+def test_tentative_decodes_get_a_greedy_model_only_when_the_live_one_is_not_greedy() -> None:
+    from copilot.config import AsrConfig
+
+    assert AsrConfig(live_beam_size=1).for_live().for_partials() is None  # one model serves both
+    partial = AsrConfig(live_beam_size=5).for_live().for_partials()
+    assert partial is not None and partial.beam_size == 1 and not partial.word_timestamps

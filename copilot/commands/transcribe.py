@@ -13,8 +13,6 @@ from copilot.config import AsrConfig, Config
 from copilot.errors import AudioError, ConfigError, CopilotError
 from copilot.types import Committed, Segment, TentativeText, Transcript
 
-PARTIAL_BEAM = 1  # greedy decoding for tentative text: about half the cost of beam 5, replaced on commit
-
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -129,8 +127,9 @@ def _run(args: argparse.Namespace) -> int:
         if args.words:
             asr = dataclasses.replace(asr, word_timestamps=True)
     transcriber = load_transcriber(asr, vocabulary)  # loaded once for every file
-    if args.live and asr.beam_size != PARTIAL_BEAM:  # greedy partials: replaced on commit anyway
-        partial = load_transcriber(dataclasses.replace(asr, beam_size=PARTIAL_BEAM), vocabulary)
+    partial_config = asr.for_partials() if args.live else None
+    if partial_config is not None:
+        partial = load_transcriber(partial_config, vocabulary)
     worst = 0
     for file in files:
         try:
