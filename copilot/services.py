@@ -89,6 +89,10 @@ class Services:
             # (knowledge/vocabulary_custom.txt), never the handbooks' frequent generic words (您好, 请问 ...),
             # which the decoder then hallucinates into trailing silence.
             vocabulary = Vocabulary(words=tuple(self.hotwords[:MAX_HOTWORDS]), hotwords=asr.hotwords)
+            if vocabulary.correct and vocabulary.words:
+                from copilot import asr_correct
+
+                asr_correct.warm()
             return load_transcriber(asr, vocabulary)
 
     @cached_property
