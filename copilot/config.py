@@ -21,6 +21,7 @@ REPO_DIR = PACKAGE_DIR.parent
 CONFIG_ENV = "COPILOT_CONFIG"
 HOME_ENV = "COPILOT_HOME"
 MAX_CONFIG_BYTES = 1024 * 1024  # a configuration is a few hundred bytes; a bigger file is a wrong path
+MAX_LLM_WAIT_SECONDS = 30.0  # a rewrite that starts later than this would land long after the agent spoke
 PARTIAL_BEAM_SIZE = 1  # tentative text is replaced on commit: greedy costs about half of beam 5
 
 
@@ -134,6 +135,10 @@ class AppConfig:
     auth_user: str = ""  # optional login for Review and Train
     auth_password: str = ""
     max_live_sessions: int = 4
+    # LLM rewrites running at once across all live calls, and how long one may wait for a place before
+    # its call keeps the handbook script (on 2 cores, parallel generations only slow each other down).
+    llm_at_once: int = 1
+    llm_wait_seconds: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -199,6 +204,10 @@ def validate(config: Config) -> Config:
         raise ConfigError("llm.max_new_tokens must be at least 1")
     if config.app.max_live_sessions < 1:
         raise ConfigError("app.max_live_sessions must be at least 1")
+    if config.app.llm_at_once < 1:
+        raise ConfigError("app.llm_at_once must be at least 1")
+    if not 0 <= config.app.llm_wait_seconds <= MAX_LLM_WAIT_SECONDS:
+        raise ConfigError(f"app.llm_wait_seconds must be between 0 and {MAX_LLM_WAIT_SECONDS:g}")
     if not 0 < config.app.port < 65536:
         raise ConfigError("app.port must be between 1 and 65535")
     if bool(config.app.auth_user) != bool(config.app.auth_password):

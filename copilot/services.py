@@ -117,6 +117,7 @@ class Services:
     @cached_property
     def suggester(self) -> Suggester:
         from copilot.suggest.engine import Suggester
+        from copilot.suggest.gate import GenerationGate
 
         with self._lock:
             return Suggester(
@@ -126,4 +127,5 @@ class Services:
                 generator=self.generator,
                 rules=self.rules,
                 max_new_tokens=self.config.llm.max_new_tokens,
+                gate=GenerationGate(self.config.app.llm_at_once, self.config.app.llm_wait_seconds),
             )

@@ -21,6 +21,7 @@ from copilot.llm import Generator
 from copilot.query import build_query, turns
 from copilot.retrieval import Retriever
 from copilot.rules.engine import RuleEngine
+from copilot.suggest.gate import GenerationGate
 from copilot.suggest.guard import check_rewrite, unsupported_promises
 from copilot.suggest.prompt import suggestion_messages
 from copilot.suggest.slots import extract_slots, fill_script
@@ -36,6 +37,7 @@ SEARCH_DEPTH = 5  # passages considered when choosing a script
 DEFAULT_MAX_NEW_TOKENS = (
     64  # two short Chinese sentences fit well under 64 tokens (config: [llm] max_new_tokens)
 )
+BUSY_REASON = "LLM busy with other calls: the script stands"
 NON_SUGGESTION_KINDS = frozenset({"pace", "overlap", "missing_response"})  # rules about delivery, not words
 GENERIC_SCRIPT = Script(
     id="generic",
@@ -104,8 +106,10 @@ class Suggester:
         generator: Generator | None = None,
         rules: RuleEngine | None = None,
         max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
+        gate: GenerationGate | None = None,
     ) -> None:
         self.retriever = retriever
+        self.gate = gate  # shared by every session: how many rewrites run at once
         self.max_new_tokens = max_new_tokens
         self.scripts = [s for s in scripts if s.kind == "script"] or [GENERIC_SCRIPT]
         self.embedder = embedder
@@ -217,6 +221,15 @@ class Suggester:
         first_token: float | None = None
         reason = ""
         budget = options.max_new_tokens or self.max_new_tokens
+        if self.gate is not None and not self.gate.enter(stop):
+            cancelled = stop is not None and stop.is_set()
+            yield replace(
+                base,
+                final=True,
+                reason="cancelled by a new customer turn" if cancelled else BUSY_REASON,
+                latency_ms=Latency(latency.script, None, ms()),
+            )
+            return
         pieces = self.generator.stream(messages, max_new_tokens=budget, stop=stop)
         try:
             for piece in pieces:
@@ -240,6 +253,8 @@ class Suggester:
             close = getattr(pieces, "close", None)  # generators: stops the model's compute at once
             if close is not None:
                 close()
+            if self.gate is not None:
+                self.gate.leave()
         done = ms()
         timing = Latency(latency.script, first_token, done)
         if stop is not None and stop.is_set():
