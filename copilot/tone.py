@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import TYPE_CHECKING, Literal
 
 from copilot.types import ToneLabel
@@ -34,6 +35,7 @@ SILENCE_DB = -45.0  # frames quieter than this (dBFS) are ignored
 LOUDER_DB = 6.0  # this much louder than the speaker's baseline counts as raised voice
 HIGHER_PITCH = 1.15  # this ratio above the baseline pitch counts as raised pitch
 PROTOTYPE_MARGIN = 0.02  # cosine margin an emotion prototype needs over the neutral ones
+SENTIMENT_CACHE = 1024  # distinct utterances whose snownlp sentiment is kept
 
 _ANGRY = [
     "投诉", "什么质量", "什么态度", "什么服务", "什么东西", "什么叫", "气死", "生气", "火大", "恼火",
@@ -149,12 +151,20 @@ def _cues(words: Sequence[str], text: str) -> list[str]:
     return [w for w in words if w in text]
 
 
+@lru_cache(maxsize=SENTIMENT_CACHE)
 def _snownlp_positive(text: str) -> float | None:
+    # Cached: the live panel asks about the same last customer turn on every refresh.
     try:
         from snownlp import SnowNLP
     except ImportError:  # optional: the cue lists work without it
         return None
     return float(SnowNLP(text).sentiments)
+
+
+def warm() -> None:
+    """Load snownlp's models now. Its first use costs seconds of pure Python that hold the interpreter
+    lock, which stalled every live call in the app when it happened on a customer turn."""
+    _snownlp_positive("太慢了，我很生气")
 
 
 def _prototype_label(text: str, embedder: TextEmbedder) -> tuple[CustomerEmotion, float, str] | None:

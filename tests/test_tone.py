@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -64,3 +66,22 @@ def test_prototypes_decide_lines_without_cues() -> None:
     assert reading.label == "satisfied"
     plain = customer_emotion("请问维修需要带发票吗？", embedder=HashEmbedder())
     assert plain.label == "neutral"
+
+
+def test_the_suggester_warm_up_loads_snownlp_before_any_call() -> None:
+    import sys
+
+    from copilot import tone
+    from copilot.config import load_config
+    from copilot.services import Services
+
+    tone._snownlp_positive.cache_clear()
+    config = load_config()
+    services = Services(dataclasses.replace(config, llm=dataclasses.replace(config.llm, enabled=False)))
+    services.suggester.warm()
+    assert "snownlp" in sys.modules and tone._snownlp_positive.cache_info().currsize >= 1
+    angry = "你们这是什么态度？太气人了！"
+    first = tone.customer_emotion(angry)
+    hits = tone._snownlp_positive.cache_info().hits
+    assert tone.customer_emotion(angry) == first  # the panel's next refresh: same label, from the cache
+    assert tone._snownlp_positive.cache_info().hits == hits + 1

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from copilot import tone
 from copilot.embedding import Embedder
 from copilot.llm import Generator
 from copilot.query import build_query, turns
@@ -156,6 +157,7 @@ class Suggester:
         context = (Segment("customer", 0.0, 0.0, "你好，我的洗衣机坏了"),)
         for _ in self.suggest(context, options=SuggestOptions(max_new_tokens=1)):
             pass
+        tone.warm()  # an upset caller's first turn would otherwise load snownlp
 
     def rule_violations(self, text: str) -> list[str]:
         if self.rules is None:
