@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import threading
 from collections.abc import Iterator
@@ -16,7 +17,7 @@ from copilot.session import CallSession, SessionOptions
 from copilot.transcript_io import read_transcript
 from copilot.transcription import EndOfAudio, TimedEvent
 from copilot.types import Committed
-from copilot.ui.app import LiveHandlers, shared_calls
+from copilot.ui.app import PANEL_FIELDS, RESEND_BELOW_CHARS, LiveHandlers, shared_calls
 from copilot.ui.live import CallInfo, LiveCall, LiveSlots, playbook_steps, to_mono_16k, transcript_events
 from tests.fakes_asr import EnergyVad, Line, ScriptedTranscriber, tone_track
 from tests.ui_fakes import Engines, FailingGenerator, FakeServices, context
@@ -173,7 +174,26 @@ def test_the_timer_stops_once_the_call_is_finished_and_skips_unchanged_parts(
     first = handlers.tick(call)
     assert isinstance(first[0], gr.Timer) and first[0].active is False
     again = handlers.tick(call)
-    assert all(isinstance(part, type(gr.skip())) for part in again[1:])
+    skipped = [isinstance(part, type(gr.skip())) for part in again[1:]]
+    view = call.view()
+    long_fields = [len(getattr(view, f)) >= RESEND_BELOW_CHARS for f in PANEL_FIELDS]
+    assert skipped == long_fields and any(long_fields)  # the finished call's transcript is long
+    assert [p for p in again[1:] if not isinstance(p, type(gr.skip()))] == [
+        getattr(view, f) for f, long in zip(PANEL_FIELDS, long_fields, strict=True) if not long
+    ]
+
+
+def test_only_unchanged_parts_at_least_the_resend_size_are_skipped() -> None:
+    from copilot.ui.live import changed_parts
+    from copilot.ui.panel import render_idle
+
+    old = render_idle()
+    new = dataclasses.replace(old, status="<b>new</b>", transcript="x" * 5000)
+    fields = ("status", "transcript", "flags")
+    assert changed_parts(new, None, fields, resend_below=10) == [new.status, new.transcript, new.flags]
+    assert changed_parts(new, old, fields, resend_below=0) == [new.status, new.transcript, None]
+    assert len(new.flags) < 1000  # the idle flags box is short: re-sent; the long transcript is skipped
+    assert changed_parts(new, new, fields, resend_below=1000) == [new.status, None, new.flags]
 
 
 def test_a_bad_file_is_a_readable_error_before_any_call_starts(

@@ -12,6 +12,7 @@ import functools
 import logging
 import os
 import shutil
+import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -48,11 +49,13 @@ from copilot.ui.panel import PanelView, render_idle
 log = logging.getLogger(__name__)
 
 TITLE = "售后通话助手 · Mandarin service-call copilot"
+GIL_SWITCH_SECONDS = 0.001  # Python's default is 0.005
 TICK_SECONDS = 0.3  # s between panel refreshes while a call runs
 MAX_SPEED = (
     1000.0  # "max" for recordings: as fast as the decoder goes (tentative decodes skipped when behind)
 )
 ANALYTICS_EVENTS = 500  # Gradio's per-event timing records kept (and events between their summaries)
+RESEND_BELOW_CHARS = 2048  # unchanged panel parts shorter than this are re-sent, not skipped (cheaper)
 MIC_STREAM_EVERY = 0.5  # s of microphone audio per chunk sent by the browser
 MIC_TIME_LIMIT = 4 * 3600  # s: the longest microphone call
 DEFAULT_CALLS_DIR = REPO_DIR.parent / "shared" / "calls"
@@ -255,7 +258,7 @@ class LiveHandlers:
         if call is None:
             return [gr.Timer(active=False), *[gr.skip() for _ in PANEL_FIELDS]]
         view = call.view()
-        parts = changed_parts(view, call.last_view, PANEL_FIELDS)
+        parts = changed_parts(view, call.last_view, PANEL_FIELDS, resend_below=RESEND_BELOW_CHARS)
         call.last_view = view
         timer = gr.Timer(active=not view.finished)
         return [timer, *[gr.skip() if p is None else p for p in parts]]
@@ -675,6 +678,10 @@ def launch(
     # 0.3 s per call that costs a core. Keep few records and summarise rarely.
     os.environ.setdefault("GRADIO_ANALYTICS_MAX_EVENTS", str(ANALYTICS_EVENTS))
     os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", str(ANALYTICS_EVENTS))
+    # The event loop runs Python for every panel refresh; each call's feeder thread needs the interpreter
+    # lock back after every VAD or decoder call. With the default 5-ms switch interval those hand-backs
+    # queued behind the loop and the calls fell behind the clock.
+    sys.setswitchinterval(GIL_SWITCH_SECONDS)
     ctx: AppContext | None = getattr(demo, "copilot_context", None)
     if ctx is not None:
         threading.Thread(target=_warm, args=(ctx,), name="warm-up", daemon=True).start()
