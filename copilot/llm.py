@@ -6,6 +6,11 @@ criterion checks after every token: the model stops computing, not just the outp
 
 Every suggestion starts with the same system prompt, so its KV cache is computed once per distinct
 system prompt and copied for each request: only the changing dialogue is prefilled.
+
+Replies mostly copy runs of the handbook script that is in the prompt, so decoding drafts the tokens that
+followed the reply's last few tokens in the prompt and checks the whole draft in one forward pass (prompt
+lookup decoding): every accepted draft token is a forward pass saved, and the output is still the model's
+own greedy choice at every position.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import copy
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -24,6 +29,7 @@ from copilot.errors import ModelError, install_hint
 ChatRole = Literal["system", "user", "assistant"]
 PREFIX_CACHE_SLOTS = 4  # distinct system prompts whose KV cache is kept (one per prompt variant in use)
 JOIN_TIMEOUT = 60.0  # seconds to wait for the generation thread after the stream ends or is abandoned
+LOOKUP_NGRAM = 3  # longest tail of the reply looked up in the prompt (shorter ones are tried next)
 
 
 @dataclass(frozen=True)
@@ -129,6 +135,13 @@ class TransformersGenerator:
         )
         return tuple(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
+    def _eos_ids(self) -> frozenset[int]:
+        """The token ids that end a reply (the generation config may list several)."""
+        eos = self.model.generation_config.eos_token_id
+        if eos is None:
+            eos = self.tokenizer.eos_token_id
+        return frozenset([eos] if isinstance(eos, int) else eos)
+
     def _prefix_cache(self, prefix_ids: tuple[int, ...]) -> Any:
         """The prefilled KV cache of a system prefix (computed on first use, then kept)."""
         import torch
@@ -165,33 +178,45 @@ class TransformersGenerator:
         if not messages:
             raise ValueError("a chat needs at least one message")
         ids = self.encode(messages)
-        past = None
-        if reuse_prefix:
-            prefix_ids = self._prefix_ids(messages)
-            # Reuse only when the prefix tokenises identically inside the full prompt, and leave at least
-            # one token to prefill (generate needs a position to predict from).
-            if prefix_ids and tuple(ids[: len(prefix_ids)]) == prefix_ids and len(ids) > len(prefix_ids):
-                past = copy.deepcopy(self._prefix_cache(prefix_ids))
+        prefix_ids = self._prefix_ids(messages)
+        # Reuse only when the prefix tokenises identically inside the full prompt, and leave at least one
+        # token to prefill (decoding needs a position to predict from).
+        reusable = prefix_ids and tuple(ids[: len(prefix_ids)]) == prefix_ids and len(ids) > len(prefix_ids)
+        past = copy.deepcopy(self._prefix_cache(prefix_ids)) if reuse_prefix and reusable else None
 
         abandoned = threading.Event()  # set when the consumer leaves the loop early
         events = (abandoned, stop) if stop is not None else (abandoned,)
         streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
-        input_ids = torch.tensor([ids])
-        kwargs: dict[str, Any] = {
-            "input_ids": input_ids,
-            "attention_mask": torch.ones_like(input_ids),
-            "past_key_values": past,
-            "max_new_tokens": max_new_tokens,
-            "do_sample": False,
-            "streamer": streamer,
-            "stopping_criteria": StoppingCriteriaList([_EventCriteria(*events)]),
-        }
         failure: list[BaseException] = []
+
+        def decode() -> None:
+            if self.config.prompt_lookup > 0:
+                lookup_decode(
+                    self.model,
+                    ids,
+                    past,
+                    Lookup(self.config.prompt_lookup, search_from=len(prefix_ids)),
+                    max_new_tokens=max_new_tokens,
+                    eos=self._eos_ids(),
+                    streamer=streamer,
+                    stopped=lambda: any(event.is_set() for event in events),
+                )
+                return
+            input_ids = torch.tensor([ids])
+            self.model.generate(
+                input_ids=input_ids,
+                attention_mask=torch.ones_like(input_ids),
+                past_key_values=past,
+                max_new_tokens=max_new_tokens,
+                do_sample=False,
+                streamer=streamer,
+                stopping_criteria=StoppingCriteriaList([_EventCriteria(*events)]),
+            )
 
         def work() -> None:
             try:
                 with torch.inference_mode():
-                    self.model.generate(**kwargs)
+                    decode()
             except Exception as e:  # surfaced in the consumer's thread below
                 failure.append(e)
                 streamer.end()
@@ -209,6 +234,92 @@ class TransformersGenerator:
             thread.join(JOIN_TIMEOUT)
         if failure:
             raise ModelError(f"generation with {self.name} failed: {failure[0]}") from failure[0]
+
+
+@dataclass(frozen=True)
+class Lookup:
+    """Prompt lookup: draft up to ``tokens`` tokens per step from ``ids[search_from:]`` (the system prompt's
+    rules are not reply material) and the reply so far."""
+
+    tokens: int
+    search_from: int = 0
+    ngram: int = LOOKUP_NGRAM
+
+
+def lookup_draft(ids: Sequence[int], lookup: Lookup, limit: int) -> list[int]:
+    """The tokens that followed the first earlier occurrence of ``ids``' last n-gram (longest n first), at most
+    ``min(lookup.tokens, limit)`` of them; empty when nothing matches."""
+    count = min(lookup.tokens, limit)
+    if count < 1:
+        return []
+    end = len(ids)
+    for n in range(min(lookup.ngram, end - 1), 0, -1):
+        tail = list(ids[end - n :])
+        for start in range(lookup.search_from, end - n):
+            if ids[start] == tail[0] and list(ids[start : start + n]) == tail:
+                return list(ids[start + n : min(start + n + count, end)])
+    return []
+
+
+def _accepted(draft: Sequence[int], picks: Sequence[int]) -> int:
+    """How many leading draft tokens the model would have picked itself."""
+    matched = 0
+    while matched < len(draft) and draft[matched] == picks[matched]:
+        matched += 1
+    return matched
+
+
+def lookup_decode(
+    model: Any,
+    ids: Sequence[int],
+    past: Any,
+    lookup: Lookup,
+    *,
+    max_new_tokens: int,
+    eos: frozenset[int],
+    streamer: Any,
+    stopped: Callable[[], bool],
+) -> None:
+    """Greedy decoding of ``ids`` (whose first tokens may already be in the cache ``past``) with prompt lookup.
+
+    Each forward pass feeds the last picked token plus a draft copied from the prompt, and keeps the draft
+    tokens up to the first one the model would not have picked, plus the model's own pick after them.
+    ``generate(prompt_lookup_num_tokens=...)`` does the same but, in transformers 5.23, feeds the whole
+    prompt again on top of a pre-filled cache (garbage output), hence this loop. ``stopped`` is checked
+    after every forward pass, like a stopping criterion.
+    """
+    import torch
+    from transformers import DynamicCache
+
+    cache = past if past is not None else DynamicCache(config=model.config)
+    tokens = list(ids)
+    streamer.put(torch.tensor(tokens))  # the prompt first, as generate does (the streamer skips it)
+    pending = tokens[cache.get_seq_length() :]  # prompt tokens not in the cache yet, then the last pick
+    draft: list[int] = []
+    produced = 0
+    while True:
+        logits = model(
+            input_ids=torch.tensor([pending + draft]),
+            past_key_values=cache,
+            use_cache=True,
+            logits_to_keep=len(draft) + 1,  # the prompt's other positions need no logits
+        ).logits
+        picks = logits[0].argmax(dim=-1).tolist()
+        matched = _accepted(draft, picks)
+        if matched < len(draft):
+            cache.crop(matched - len(draft))  # forget the rejected draft tokens
+        new = picks[: min(matched + 1, max_new_tokens - produced)]
+        ended = next((i for i, token in enumerate(new) if token in eos), None)
+        if ended is not None:
+            new = new[: ended + 1]
+        tokens += new
+        produced += len(new)
+        streamer.put(torch.tensor(new))
+        if ended is not None or produced >= max_new_tokens or stopped():
+            break
+        pending = [new[-1]]
+        draft = lookup_draft(tokens, lookup, max_new_tokens - produced - 1)
+    streamer.end()
 
 
 def quantize_int8(model: Any) -> Any:

@@ -1,9 +1,11 @@
 """Load time, memory, first-token latency and throughput of the local LLM, with and without the
-reused system-prefix KV cache, on a typical suggestion prompt (~200 tokens, 2-sentence reply).
+reused system-prefix KV cache, and with and without prompt lookup decoding, on a typical suggestion prompt
+(~200 tokens, 2-sentence reply).
 
 Run after ``copilot models install`` (or point ``--model`` at any converted folder):
 
     .venv/bin/python eval/bench_llm.py [--model qwen2.5-coder-0.5b] [--runs 3] [--dtype auto|float32]
+        [--prompt-lookup 16]
 
 One process, one model: run it again for another model so resident memory is not shared.
 """
@@ -11,6 +13,7 @@ One process, one model: run it again for another model so resident memory is not
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import statistics
 import sys
@@ -53,7 +56,7 @@ def rss_mb() -> float:
 
 
 def run_once(generator: TransformersGenerator, reuse: bool) -> tuple[float, float, float, float, int, str]:
-    """(first-token s, first-token CPU s, total s, total CPU s, generated tokens, text) of one suggestion.
+    """(first-token s, first-token CPU s, total s, total CPU s, forward passes, text) of one suggestion.
 
     CPU seconds (all threads of this process) show the work saved even on a machine whose cores are
     shared with other jobs, where wall-clock latency mostly measures the neighbours.
@@ -62,7 +65,7 @@ def run_once(generator: TransformersGenerator, reuse: bool) -> tuple[float, floa
     original = generator.model.forward
 
     def counting(*args: object, **kwargs: object) -> object:
-        forwards[0] += 1  # one forward pass per generated token (the first one also prefills)
+        forwards[0] += 1  # the first one also prefills; with prompt lookup one may yield several tokens
         return original(*args, **kwargs)
 
     generator.model.forward = counting
@@ -92,10 +95,18 @@ def main() -> int:
     parser.add_argument(
         "--quantize", choices=("none", "int8"), default=LlmConfig().quantize, help="[llm] quantize"
     )
+    parser.add_argument(
+        "--prompt-lookup",
+        type=int,
+        default=LlmConfig().prompt_lookup,
+        help="[llm] prompt_lookup: draft tokens per forward pass (0: off; the last row always runs with 0)",
+    )
     args = parser.parse_args()
 
     started = time.perf_counter()
-    config = LlmConfig(model=args.model, threads=args.threads, quantize=args.quantize)
+    config = LlmConfig(
+        model=args.model, threads=args.threads, quantize=args.quantize, prompt_lookup=args.prompt_lookup
+    )
     generator = TransformersGenerator(config, dtype=args.dtype)
     load = time.perf_counter() - started
     prompt_tokens = len(generator.encode([SYSTEM, USER]))
@@ -111,24 +122,33 @@ def main() -> int:
     generator._prefix_cache(generator._prefix_ids([SYSTEM, USER]))
     print(f"system prefix prefill (once per prompt variant) {time.perf_counter() - started:.2f} s")
 
-    for reuse in (False, True):
+    modes = [(False, args.prompt_lookup), (True, args.prompt_lookup)]
+    if args.prompt_lookup:
+        modes.append((True, 0))  # what prompt lookup saves
+    for reuse, lookup in modes:
+        generator.config = dataclasses.replace(config, prompt_lookup=lookup)
         firsts: list[float] = []
         totals: list[float] = []
         cpus: list[float] = []
-        cpu_rates: list[float] = []
+        total_cpus: list[float] = []
         rates: list[float] = []
+        passes: list[int] = []
         text = ""
         for _ in range(args.runs):
-            first, first_cpu, total, total_cpu, tokens, text = run_once(generator, reuse)
-            cpu_rates.append((tokens - 1) / max(1e-9, total_cpu - first_cpu))
+            first, first_cpu, total, total_cpu, forwards, text = run_once(generator, reuse)
+            tokens = len(generator.tokenizer(text)["input_ids"]) + 1  # + the end-of-turn token
             firsts.append(first)
             cpus.append(first_cpu)
             totals.append(total)
+            total_cpus.append(total_cpu)
             rates.append((tokens - 1) / max(1e-9, total - first))  # decode speed after the first token
-        label = "with prefix cache   " if reuse else "without prefix cache"
+            passes.append(forwards)
+        label = f"{'with' if reuse else 'without'} prefix cache, prompt lookup {lookup:2d}"
         print(
-            f"{label}: first token {statistics.median(firsts):.2f} s ({statistics.median(cpus):.2f} CPU s)  total {statistics.median(totals):.2f} s  "
-            f"decode {statistics.median(rates):.1f} tokens/s ({statistics.median(cpu_rates):.1f}/CPU s)  (median of {args.runs})"
+            f"{label}: first token {statistics.median(firsts):.2f} s ({statistics.median(cpus):.2f} CPU s)  "
+            f"total {statistics.median(totals):.2f} s ({statistics.median(total_cpus):.2f} CPU s)  "
+            f"decode {statistics.median(rates):.1f} tokens/s  {statistics.median(passes)} forward passes "
+            f"for {tokens} tokens  (median of {args.runs})"
         )
     print(f"reply: {text}")
     print(

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import threading
 from collections.abc import Generator as PyGenerator
@@ -13,7 +14,15 @@ import pytest
 
 from copilot.config import LlmConfig
 from copilot.errors import ModelError
-from copilot.llm import ChatMessage, Generator, TransformersGenerator, load_generator, system_prefix
+from copilot.llm import (
+    ChatMessage,
+    Generator,
+    Lookup,
+    TransformersGenerator,
+    load_generator,
+    lookup_draft,
+    system_prefix,
+)
 from copilot.models.convert_gguf import GGUF_NAME, convert
 from tests.fakes_llm import ScriptedGenerator, write_tiny_gguf
 
@@ -60,6 +69,16 @@ def test_system_prefix_takes_only_leading_system_messages() -> None:
     assert system_prefix([USER, SYSTEM]) == ()
 
 
+def test_lookup_draft_copies_what_followed_the_longest_matching_tail() -> None:
+    ids = [2, 3, 6, 1, 2, 3, 4, 5, 1, 2, 3]
+    assert lookup_draft(ids, Lookup(tokens=2), limit=10) == [4, 5]  # (1, 2, 3) beats the earlier (2, 3)
+    assert lookup_draft(ids, Lookup(tokens=2, ngram=2), limit=10) == [6, 1]  # the first (2, 3)
+    assert lookup_draft(ids, Lookup(tokens=2, ngram=2, search_from=1), limit=10) == [4, 5]
+    assert lookup_draft(ids, Lookup(tokens=10), limit=3) == [4, 5, 1]  # capped by the caller's limit
+    assert lookup_draft([1, 2, 3, 4], Lookup(tokens=5), limit=10) == []  # the tail occurs nowhere else
+    assert lookup_draft(ids, Lookup(tokens=5), limit=0) == []
+
+
 def test_disabled_llm_is_a_model_error() -> None:
     with pytest.raises(ModelError, match="disabled"):
         load_generator(LlmConfig(enabled=False))
@@ -103,6 +122,20 @@ def test_prefix_cache_gives_the_same_greedy_output(tiny_generator: TransformersG
     other_plain = "".join(tiny_generator.stream([SYSTEM, other_user], max_new_tokens=CAP, reuse_prefix=False))
     assert plain and plain == cached_first == cached_again
     assert other == other_plain
+
+
+def test_prompt_lookup_decodes_the_same_text_as_generate(
+    tiny_generator: TransformersGenerator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert tiny_generator.config.prompt_lookup > 0  # the default path
+    forwards = _count_forwards(tiny_generator, monkeypatch)
+    lookup = list(tiny_generator.stream([SYSTEM, USER], max_new_tokens=CAP))
+    lookup_forwards = forwards[0]
+    monkeypatch.setattr(tiny_generator, "config", dataclasses.replace(tiny_generator.config, prompt_lookup=0))
+    forwards[0] = 0
+    plain = list(tiny_generator.stream([SYSTEM, USER], max_new_tokens=CAP))
+    assert "".join(lookup) == "".join(plain)
+    assert lookup_forwards < forwards[0]  # the random model repeats prompt tokens: drafts were accepted
 
 
 def test_prefix_cache_skips_the_system_prompt_prefill(
@@ -262,4 +295,46 @@ def test_qwen_stop_ends_generation_early(qwen: TransformersGenerator) -> None:
             stop.set()
     assert len(pieces) == 3
     assert len(qwen.tokenizer("".join(pieces))["input_ids"]) < REAL_CAP
+    assert not _generation_threads()
+
+
+# A real suggestion prompt (copilot/suggest/prompt.py) whose reply copies the handbook script.
+SCRIPT = "抱歉,由于电话线路问题,我这里听不到您的声音,请您换部电话或者稍后来电,好吗?"
+CLAUSE = "无声电话问候语于常规开头语之后,如果没有声音,重复俩次“请问有什么能够帮您?”"
+
+
+def _suggestion_prompt() -> list[ChatMessage]:
+    from copilot.suggest.prompt import suggestion_messages
+
+    return suggestion_messages("喂？喂？有人吗，怎么没声音", SCRIPT, [CLAUSE + SCRIPT], "您")
+
+
+@pytest.mark.real
+def test_qwen_prompt_lookup_streams_the_plain_greedy_reply_in_fewer_passes(
+    qwen: TransformersGenerator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    forwards = _count_forwards(qwen, monkeypatch)
+    lookup = list(qwen.stream(_suggestion_prompt(), max_new_tokens=REAL_CAP))
+    lookup_forwards = forwards[0]
+    monkeypatch.setattr(qwen, "config", dataclasses.replace(qwen.config, prompt_lookup=0))
+    forwards[0] = 0
+    plain = list(qwen.stream(_suggestion_prompt(), max_new_tokens=REAL_CAP))
+    assert "".join(lookup) == "".join(plain)
+    assert _cjk_share("".join(lookup)) >= 0.8
+    assert len(lookup) >= 2  # still streamed, several tokens a piece
+    assert lookup_forwards * 2 <= forwards[0], (lookup_forwards, forwards[0])
+
+
+@pytest.mark.real
+def test_qwen_prompt_lookup_stops_when_asked(
+    qwen: TransformersGenerator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    forwards = _count_forwards(qwen, monkeypatch)
+    stop = threading.Event()
+    pieces = []
+    for piece in qwen.stream(_suggestion_prompt(), max_new_tokens=REAL_CAP, stop=stop):
+        pieces.append(piece)
+        stop.set()  # a new customer turn arrived
+    assert len(pieces) == 1
+    assert forwards[0] <= 2  # the pass in flight when the stop came may finish; no pass after it
     assert not _generation_threads()
