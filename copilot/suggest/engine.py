@@ -155,7 +155,8 @@ class Suggester:
         """Pay the first suggestion's one-off costs now (jieba, query embedding, the LLM's system-prefix
         KV cache), so the first customer turn of a call is as fast as the rest."""
         context = (Segment("customer", 0.0, 0.0, "你好，我的洗衣机坏了"),)
-        for _ in self.suggest(context, options=SuggestOptions(max_new_tokens=1)):
+        # Past the gate: a call starting while the app warms up must not wait behind this one token.
+        for _ in self.suggest(context, options=SuggestOptions(max_new_tokens=1), gated=False):
             pass
         tone.warm()  # an upset caller's first turn would otherwise load snownlp
 
@@ -173,11 +174,13 @@ class Suggester:
         options: SuggestOptions = SuggestOptions(),
         stop: threading.Event | None = None,
         turn_ended: float | None = None,
+        gated: bool = True,
     ) -> Iterator[Suggestion]:
         """Yield the script at once, then the streaming rewrite, then the final guarded suggestion.
 
         ``turn_ended`` is the ``time.monotonic()`` at which the customer's turn ended (latencies are
-        measured from it; default: now). Setting ``stop`` cancels the LLM; the script stays.
+        measured from it; default: now). Setting ``stop`` cancels the LLM; the script stays. ``gated=False``
+        generates without waiting for a place at the shared gate (the warm-up's single token).
         """
         started = turn_ended if turn_ended is not None else time.monotonic()
 
@@ -223,7 +226,9 @@ class Suggester:
         first_token: float | None = None
         reason = ""
         budget = options.max_new_tokens or self.max_new_tokens
-        if self.gate is not None and not self.gate.enter(stop):
+        gate = self.gate if gated else None
+        ticket = gate.enter(stop) if gate is not None else None
+        if gate is not None and ticket is None:
             cancelled = stop is not None and stop.is_set()
             yield replace(
                 base,
@@ -255,8 +260,8 @@ class Suggester:
             close = getattr(pieces, "close", None)  # generators: stops the model's compute at once
             if close is not None:
                 close()
-            if self.gate is not None:
-                self.gate.leave()
+            if gate is not None and ticket is not None:
+                gate.leave(ticket)
         done = ms()
         timing = Latency(latency.script, first_token, done)
         if stop is not None and stop.is_set():

@@ -5,6 +5,10 @@ side by side: each one slower than running them in turn, and all of them taking 
 transcription needs. The gate lets ``limit`` generations run; a request that cannot start within
 ``wait_seconds`` gives up, and its call keeps the handbook script it already shows (the reason is recorded).
 A rewrite that starts late would land after the agent has already answered.
+
+Waiting behind a cancelled generation does not count: a new customer turn cancels its call's previous
+rewrite, which leaves as soon as the model finishes its current step (a long prompt's prefill can take
+more than ``wait_seconds`` on a busy machine), and the new turn's rewrite must not lose its place to it.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from __future__ import annotations
 import threading
 import time
 
-POLL_SECONDS = 0.05  # how often a waiting request looks at its cancel event
+POLL_SECONDS = 0.05  # how often a waiting request looks at its own and the holders' cancel events
 
 
 class GenerationGate:
@@ -25,23 +29,31 @@ class GenerationGate:
             raise ValueError("wait_seconds cannot be negative")
         self.limit = limit
         self.wait_seconds = wait_seconds
-        self._slots = threading.BoundedSemaphore(limit)
+        self._changed = threading.Condition()
+        self._holders: list[threading.Event] = []  # each running generation's cancel event
 
-    def enter(self, cancel: threading.Event | None = None) -> bool:
-        """Take a place: ``True`` when the caller may generate (it must call :meth:`leave`), ``False`` when
-        none freed up within ``wait_seconds`` or ``cancel`` was set while waiting."""
+    def enter(self, cancel: threading.Event | None = None) -> threading.Event | None:
+        """Take a place: a ticket to hand back to :meth:`leave` when the caller may generate; ``None``
+        when no place freed up within ``wait_seconds`` of waiting behind running generations, or when
+        ``cancel`` was set while waiting."""
+        ticket = cancel if cancel is not None else threading.Event()
         deadline = time.monotonic() + self.wait_seconds
-        while True:
-            if cancel is not None and cancel.is_set():
-                return False
-            left = deadline - time.monotonic()
-            if self._slots.acquire(timeout=max(0.0, min(POLL_SECONDS, left))):
-                if cancel is not None and cancel.is_set():
-                    self._slots.release()
-                    return False
-                return True
-            if left <= 0:
-                return False
+        with self._changed:
+            while True:
+                if ticket.is_set():
+                    return None
+                if len(self._holders) < self.limit:
+                    self._holders.append(ticket)
+                    return ticket
+                now = time.monotonic()
+                if all(holder.is_set() for holder in self._holders):
+                    deadline = max(deadline, now + self.wait_seconds)  # they are on their way out
+                if now >= deadline:
+                    return None
+                self._changed.wait(min(POLL_SECONDS, deadline - now))
 
-    def leave(self) -> None:
-        self._slots.release()
+    def leave(self, ticket: threading.Event) -> None:
+        """Give back the place :meth:`enter` gave with ``ticket``."""
+        with self._changed:
+            self._holders = [holder for holder in self._holders if holder is not ticket]
+            self._changed.notify_all()
