@@ -22,7 +22,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from copilot.asr_correct import correct_homophones
-from copilot.asr_window import trimming_whisper_model
+from copilot.asr_window import FRAMES_PER_SECOND, trimming_whisper_model
 from copilot.audio import SAMPLE_RATE
 from copilot.config import AsrConfig
 from copilot.errors import AudioError, ConfigError, ModelError, install_hint
@@ -69,6 +69,7 @@ MAX_NEW_TOKENS = 220
 REPEAT_UNIT_MAX = 15  # chars: longest n-gram checked for a repetition loop
 REPEAT_MIN = 4  # occurrences in a row of an n-gram (2+ chars) that make a loop
 REPEAT_MIN_SINGLE = 6  # occurrences of one character (对对对 is speech; 对 x 6 is a loop)
+MEL_HOP = SAMPLE_RATE // FRAMES_PER_SECOND  # samples per Whisper log-mel frame
 
 
 class Transcriber(Protocol):
@@ -328,16 +329,22 @@ def token_budget(seconds: float) -> int:
     return min(MAX_NEW_TOKENS, BASE_NEW_TOKENS + round(NEW_TOKENS_PER_SECOND * seconds))
 
 
-def clip_seconds(speech: Sequence[dict[str, int]]) -> list[float]:
-    """Silero's speech spans (sample indices) as openai-whisper's flat ``clip_timestamps`` in seconds."""
-    return [float(span[key]) / SAMPLE_RATE for span in speech for key in ("start", "end")]
+def clip_seconds(speech: Sequence[dict[str, int]], samples: int) -> list[float]:
+    """Silero's speech spans (sample indices) as openai-whisper's flat ``clip_timestamps`` in seconds.
+
+    Ends are cut to the last whole mel frame of the ``samples``-long audio: openai-whisper rounds a clip's
+    end to frames but decodes only whole frames, so an end rounded past them left a clip 0 frames short,
+    and it decoded that empty remainder again and again (a hallucination loop that never advanced).
+    """
+    last = samples // MEL_HOP / FRAMES_PER_SECOND
+    return [min(float(span[key]) / SAMPLE_RATE, last) for span in speech for key in ("start", "end")]
 
 
 def speech_clips(audio: np.ndarray) -> list[float]:
     """Where ``audio`` has speech, by the Silero VAD bundled with faster-whisper (same defaults as there)."""
     from faster_whisper.vad import VadOptions, get_speech_timestamps
 
-    return clip_seconds(get_speech_timestamps(audio, VadOptions(), sampling_rate=SAMPLE_RATE))
+    return clip_seconds(get_speech_timestamps(audio, VadOptions(), sampling_rate=SAMPLE_RATE), audio.size)
 
 
 def _openai_model_path(name: str) -> str:
@@ -364,6 +371,9 @@ class OpenAIWhisperTranscriber:
             self._model = whisper.load_model(path, device="cpu")
         except Exception as e:  # torch/whisper raise many types on a bad checkpoint
             raise ModelError(f"cannot load openai-whisper model {config.model!r} from {path}: {e}") from e
+        from copilot.asr_openai import speed_up
+
+        speed_up(self._model, trim=config.trim_padding)
         heads = getattr(whisper, "_ALIGNMENT_HEADS", {}).get(OPENAI_ALIGNMENT_KEY)
         if Path(path).is_file() and heads is not None and self._model.dims.n_text_layer == 6:
             # A file path loses openai's per-model alignment heads; base's are the ones CT2 ships too.

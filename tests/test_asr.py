@@ -201,13 +201,13 @@ def test_build_prompt_orders_config_vocabulary_then_recent_context() -> None:
 
 
 def test_clip_seconds_flattens_vad_spans_for_openai_whisper() -> None:
-    assert clip_seconds([{"start": 8000, "end": 24000}, {"start": 32000, "end": 40000}]) == [
+    assert clip_seconds([{"start": 8000, "end": 24000}, {"start": 32000, "end": 40000}], 48000) == [
         0.5,
         1.5,
         2.0,
         2.5,
     ]
-    assert clip_seconds([]) == []
+    assert clip_seconds([], 0) == []
 
 
 def test_to_simplified() -> None:
@@ -273,6 +273,14 @@ def test_openai_whisper_transcribes_real_speech(whisper_openai_pt: Path, shared_
     transcriber = load_transcriber(config)
     assert isinstance(transcriber, OpenAIWhisperTranscriber)
     _check_real(transcriber, shared_dir)
+
+
+@pytest.mark.real
+def test_openai_whisper_with_the_trimmed_encoder_still_transcribes_and_times_words(
+    whisper_openai_pt: Path, shared_dir: Path
+) -> None:
+    config = AsrConfig(backend="openai-whisper", model=str(whisper_openai_pt), beam_size=5, trim_padding=True)
+    _check_real(load_transcriber(config), shared_dir)
 
 
 # ---------------------------------------------------------------- the trimmed encoder window
@@ -364,3 +372,52 @@ def test_the_token_budget_caps_a_decode_only_when_configured(limit: bool, expect
     transcriber._model = Model()
     transcriber.decode(np.zeros(2 * 16000, dtype=np.float32), "")
     assert seen["max_new_tokens"] == expected
+
+
+# ---------------------------------------------------------------- openai-whisper speed-ups (asr_openai)
+
+
+def test_clip_ends_stop_at_the_last_whole_mel_frame() -> None:
+    # 463679 samples hold 2897 whole 10-ms frames; Silero's end (28.97994 s) rounds to frame 2898.
+    assert clip_seconds([{"start": 0, "end": 463679}], 463679) == [0.0, 28.97]
+
+
+def test_folded_cross_attention_equals_the_broadcast_one() -> None:
+    import torch
+    import whisper.model
+
+    from copilot.asr_openai import SharedAudioCrossAttention
+
+    torch.manual_seed(0)
+    stock = whisper.model.MultiHeadAttention(64, 4).eval()
+    folded = whisper.model.MultiHeadAttention(64, 4).eval()
+    folded.load_state_dict(stock.state_dict())
+    folded.__class__ = SharedAudioCrossAttention
+    beams, audio = torch.randn(5, 3, 64), torch.randn(1, 50, 64)  # 5 hypotheses, one audio
+    with torch.no_grad():
+        expected, _ = stock(beams, audio)
+        got, _ = folded(beams, audio)
+        alone, _ = folded(beams[:1], audio)  # one hypothesis: the stock path
+    assert got.shape == expected.shape
+    assert torch.allclose(got, expected, atol=1e-5)
+    assert torch.allclose(alone, expected[:1], atol=1e-5)
+
+
+def test_reusing_encoder_encodes_a_window_once_and_trims_only_when_asked() -> None:
+    import torch
+    import whisper.model
+
+    from copilot.asr_openai import ReusingEncoder, encoder_frames
+
+    torch.manual_seed(0)
+    stock = whisper.model.AudioEncoder(80, WHISPER_WINDOW_FRAMES // 2, 16, 2, 1).eval()
+    mel = torch.from_numpy(_padded_features(400, np.random.default_rng(1)))[None]
+    assert encoder_frames(mel, trim=False) == WHISPER_WINDOW_FRAMES
+    assert encoder_frames(mel, trim=True) == 1000
+    with torch.no_grad():
+        full, trimmed = ReusingEncoder(stock, trim=False), ReusingEncoder(stock, trim=True)
+        first = full(mel)
+        assert torch.equal(first, stock(mel))
+        assert full(mel.clone()) is first  # the same window again: no second encoder pass
+        assert trimmed(mel).shape == (1, 500, 16)
+        assert not torch.equal(full(mel + 1), first)
