@@ -70,6 +70,8 @@ REPEAT_UNIT_MAX = 15  # chars: longest n-gram checked for a repetition loop
 REPEAT_MIN = 4  # occurrences in a row of an n-gram (2+ chars) that make a loop
 REPEAT_MIN_SINGLE = 6  # occurrences of one character (对对对 is speech; 对 x 6 is a loop)
 MEL_HOP = SAMPLE_RATE // FRAMES_PER_SECOND  # samples per Whisper log-mel frame
+MIN_CLIP_SECONDS = 1.0  # openai-whisper: VAD clips are widened to this much audio
+MIN_CLIP_FRAMES = 100  # openai-whisper: a clip's leftover under this many mel frames is not decoded
 
 
 class Transcriber(Protocol):
@@ -371,9 +373,11 @@ class OpenAIWhisperTranscriber:
             self._model = whisper.load_model(path, device="cpu")
         except Exception as e:  # torch/whisper raise many types on a bad checkpoint
             raise ModelError(f"cannot load openai-whisper model {config.model!r} from {path}: {e}") from e
-        from copilot.asr_openai import speed_up
+        from copilot.asr_openai import RemnantGuard, speed_up
 
         speed_up(self._model, trim=config.trim_padding)
+        self.remnant_guard = RemnantGuard(self._model.decode)
+        self._model.decode = self.remnant_guard
         heads = getattr(whisper, "_ALIGNMENT_HEADS", {}).get(OPENAI_ALIGNMENT_KEY)
         if Path(path).is_file() and heads is not None and self._model.dims.n_text_layer == 6:
             # A file path loses openai's per-model alignment heads; base's are the ones CT2 ships too.
@@ -386,6 +390,14 @@ class OpenAIWhisperTranscriber:
         clips = speech_clips(audio) if self.config.vad else []
         if self.config.vad and not clips:
             return []
+        if clips:
+            from copilot.asr_openai import pad_clips, remnant_frames
+
+            clips = pad_clips(clips, audio.size // MEL_HOP / FRAMES_PER_SECOND, MIN_CLIP_SECONDS)
+            # A clip's leftover shorter than every clip is not decoded (see RemnantGuard).
+            self.remnant_guard.min_frames = remnant_frames(clips, MIN_CLIP_FRAMES)
+        else:
+            self.remnant_guard.min_frames = 0
         result = self._model.transcribe(
             audio,
             clip_timestamps=clips or "0",

@@ -16,13 +16,16 @@ optionally encodes only the audio plus a margin, as faster-whisper's trimming do
 
 from __future__ import annotations
 
+import math
+from typing import Any
+
 import numpy as np
 import torch
 import whisper.model
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from copilot.asr_window import WHISPER_WINDOW_FRAMES, trimmed_length
+from copilot.asr_window import FRAMES_PER_SECOND, WHISPER_WINDOW_FRAMES, content_frames, trimmed_length
 
 
 class SharedAudioCrossAttention(whisper.model.MultiHeadAttention):
@@ -90,3 +93,68 @@ def speed_up(model: whisper.model.Whisper, *, trim: bool) -> None:
         if block.cross_attn is not None:
             block.cross_attn.__class__ = SharedAudioCrossAttention
     model.encoder = ReusingEncoder(model.encoder, trim=trim)
+
+
+class RemnantGuard:
+    """openai-whisper's ``model.decode`` that does not decode a window's short leftover of a VAD clip.
+
+    With word timestamps, ``transcribe()`` moves ``seek`` back to the last word's end and decodes what is
+    left of the clip, often a fraction of a second of silence after 再见 or 嗯; on such a piece the decoder
+    writes repetition loops, each worth five more temperature fallbacks. A piece with fewer than
+    ``min_frames`` mel frames of audio comes back as silence (no tokens, no_speech_prob 1), which
+    ``transcribe()`` skips. Callers set ``min_frames`` per call no longer than their shortest clip, so the
+    first decode of every clip always runs; 0 turns the guard off.
+    """
+
+    def __init__(self, decode: Any) -> None:
+        self.decode = decode
+        self.min_frames = 0
+        self.skipped = 0
+
+    def __call__(self, mel: Tensor, options: whisper.DecodingOptions) -> Any:
+        if (
+            self.min_frames > 0
+            and mel.ndim == 2
+            and content_frames(np.asarray(mel.detach().cpu())) < self.min_frames
+        ):
+            self.skipped += 1
+            return silence(options)
+        return self.decode(mel, options)
+
+
+def silence(options: whisper.DecodingOptions) -> whisper.DecodingResult:
+    """A decode result that ``transcribe()`` takes for silence: skipped, with no temperature fallback."""
+    return whisper.DecodingResult(
+        audio_features=torch.empty(0),
+        language=options.language or "zh",
+        tokens=[],
+        text="",
+        avg_logprob=-math.inf,
+        no_speech_prob=1.0,
+        temperature=options.temperature,
+        compression_ratio=0.0,
+    )
+
+
+def pad_clips(clips: list[float], duration: float, min_seconds: float) -> list[float]:
+    """Flat ``[start, end, ...]`` clips widened to at least ``min_seconds`` inside ``[0, duration]``
+    (end first, then start), overlapping ones merged."""
+    spans: list[list[float]] = []
+    for start, end in zip(clips[::2], clips[1::2], strict=True):
+        short = min_seconds - (end - start)
+        if short > 0:
+            end = min(duration, end + short)
+            start = max(0.0, end - min_seconds)
+        if spans and start <= spans[-1][1]:
+            spans[-1][1] = max(spans[-1][1], end)
+        else:
+            spans.append([start, end])
+    return [t for span in spans for t in span]
+
+
+def remnant_frames(clips: list[float], most: int) -> int:
+    """RemnantGuard's ``min_frames`` for flat ``clips``: ``most``, or fewer than the shortest clip as
+    openai-whisper rounds it to frames, so that no clip's first decode counts as a leftover."""
+    fps = FRAMES_PER_SECOND
+    lengths = [round(e * fps) - round(s * fps) for s, e in zip(clips[::2], clips[1::2], strict=True)]
+    return min([most, *lengths])

@@ -273,6 +273,8 @@ def test_openai_whisper_transcribes_real_speech(whisper_openai_pt: Path, shared_
     transcriber = load_transcriber(config)
     assert isinstance(transcriber, OpenAIWhisperTranscriber)
     _check_real(transcriber, shared_dir)
+    # the leftover after the last word of a VAD clip was not decoded, and the text above is still right
+    assert transcriber.remnant_guard.skipped >= 1
 
 
 @pytest.mark.real
@@ -421,3 +423,47 @@ def test_reusing_encoder_encodes_a_window_once_and_trims_only_when_asked() -> No
         assert full(mel.clone()) is first  # the same window again: no second encoder pass
         assert trimmed(mel).shape == (1, 500, 16)
         assert not torch.equal(full(mel + 1), first)
+
+
+def test_openai_short_vad_clips_are_widened_to_a_second_inside_the_audio_and_merged() -> None:
+    from copilot.asr_openai import pad_clips
+
+    assert pad_clips([1.0, 1.3, 5.0, 7.0], 10.0, 1.0) == [1.0, 2.0, 5.0, 7.0]  # end widened, long one kept
+    assert pad_clips([9.7, 9.9], 10.0, 1.0) == [9.0, 10.0]  # no room after: start moves back
+    assert pad_clips([0.0, 0.2], 0.5, 1.0) == [0.0, 0.5]  # shorter audio: all of it
+    assert pad_clips([1.0, 1.2, 1.8, 3.0], 10.0, 1.0) == [1.0, 3.0]  # widened into the next: merged
+    assert pad_clips([], 3.0, 1.0) == []
+
+
+def test_openai_remnant_limit_never_exceeds_the_shortest_clip_in_whisper_frames() -> None:
+    from copilot.asr_openai import remnant_frames
+
+    assert remnant_frames([0.0, 5.0, 6.0, 8.0], 100) == 100
+    assert remnant_frames([0.0, 5.0, 6.0, 6.5], 100) == 50  # a first decode of a clip is never a remnant
+    assert remnant_frames([0.004, 0.996], 100) == 100  # rounded to frames as openai-whisper does
+
+
+def test_openai_remnant_guard_returns_silence_for_short_leftovers_only() -> None:
+    import math
+
+    import torch
+    import whisper
+
+    from copilot.asr_openai import RemnantGuard
+
+    calls: list[int] = []
+
+    def decode(mel: torch.Tensor, options: whisper.DecodingOptions) -> str:
+        calls.append(mel.shape[-1])
+        return "decoded"
+
+    guard = RemnantGuard(decode)
+    options = whisper.DecodingOptions(language="zh", temperature=0.0)
+    short = torch.from_numpy(_padded_features(49, np.random.default_rng(2)))
+    long = torch.from_numpy(_padded_features(100, np.random.default_rng(3)))
+    assert guard(short, options) == "decoded"  # off (min_frames 0): every window is decoded
+    guard.min_frames = 100
+    assert guard(long, options) == "decoded"
+    result = guard(short, options)
+    assert result.tokens == [] and result.no_speech_prob == 1.0 and result.avg_logprob == -math.inf
+    assert guard.skipped == 1 and len(calls) == 2
