@@ -46,11 +46,12 @@ class AsrConfig:
     # into silences as repeated words; the homophone correction over the same words stays on.
     hotwords: bool = False
     threads: int = 2  # CPU threads for the decoder
-    # faster-whisper: encode the audio (at least 10 s), not 30 s of zero padding (copilot/asr_window.py).
-    # Offline (reviews, batches) keeps the full window: CER on the real clips is better with it.
+    # Encode the audio (at least 10 s), not 30 s of zero padding (faster-whisper: copilot/asr_window.py;
+    # openai-whisper: copilot/asr_openai.py). Offline (reviews, batches) keeps the full window: CER on the
+    # real clips is better with it, and openai-whisper's whole-call RTF was worse trimmed (0.97 vs 0.35).
     trim_padding: bool = False
-    # The live path (app, latency eval) trims: live calls keep up with the clock only this way on 2 cores
-    # (eval/bench_asr.py --trim-padding: commit latency p50 1.5 s instead of minutes behind).
+    # The live path (app, latency eval) trims with faster-whisper: live calls keep up with the clock only
+    # this way on 2 cores (eval/bench_asr.py --trim-padding: commit latency p50 1.5 s instead of minutes).
     live_trim_padding: bool = True
     # Live commits decode greedily: on a 2-s customer turn beam 5 costs ~0.8 s and greedy ~0.36 s, the
     # difference between a commit 0.8 s after the customer stops and one well after (eval/bench_asr.py).
