@@ -375,7 +375,7 @@ class OpenAIWhisperTranscriber:
             raise ModelError(f"cannot load openai-whisper model {config.model!r} from {path}: {e}") from e
         from copilot.asr_openai import RemnantGuard, speed_up
 
-        speed_up(self._model, trim=config.trim_padding)
+        speed_up(self._model, trim=config.trim_padding or config.openai_trim_padding)
         self.remnant_guard = RemnantGuard(self._model.decode)
         self._model.decode = self.remnant_guard
         heads = getattr(whisper, "_ALIGNMENT_HEADS", {}).get(OPENAI_ALIGNMENT_KEY)

@@ -206,7 +206,9 @@ def main() -> int:
         vocabulary = Vocabulary(words=tuple(domain_vocabulary()))
     print(f"load average at start: {os.getloadavg()[0]:.1f} (2 cores, shared)")
     print(f"vocabulary: {'knowledge base domain words' if vocabulary else 'none'}")
-    print(f"faster-whisper trim_padding: {args.trim_padding}")
+    print(
+        f"faster-whisper trim_padding: {args.trim_padding}; openai-whisper trims: {load_config().asr.openai_trim_padding}"
+    )
     header = f"{'backend':15} {'audio CER':>9} {'plain':>6} {'agent CER':>9} {'cust CER':>8} {'RTF':>5} {'roles':>7}"
     print(header, flush=True)  # each row as soon as its backend is measured (openai-whisper is slow)
     for backend in args.backends:
