@@ -1,0 +1,32 @@
+"""`copilot suggest --file … --json` with the real packaged models: the issue's held-out check, on our own lines."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from copilot.cli import main
+from copilot.rules import default_engine
+from copilot.suggest.engine import NON_SUGGESTION_KINDS
+from copilot.types import Segment
+
+LINES = ("我的洗衣机不能脱水了", "你们必须给我退款，不然我投诉", "把你的手机号告诉我")
+
+
+@pytest.mark.real
+def test_one_guarded_cited_suggestion_per_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    utterances = tmp_path / "utterances.txt"
+    utterances.write_text("\n".join(LINES) + "\n", encoding="utf-8")
+    assert main(["suggest", "--file", str(utterances), "--json"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(rows) == len(LINES)
+    rules = default_engine()
+    for row in rows:
+        assert set(row) >= {"script", "text", "cites", "fallback", "reason", "latency_ms"}
+        assert row["cites"] and all(c["id"] and c["text"] for c in row["cites"])
+        said = Segment("agent", 0.0, 2.0, row["text"])
+        broken = [f.rule for f in rules.check_utterance(said) if f.kind not in NON_SUGGESTION_KINDS]
+        assert row["text"] and not broken, (row["text"], broken)
+        assert row["latency_ms"]["script"] is not None and row["latency_ms"]["done"] is not None
