@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 import time
 import unicodedata
 from collections.abc import Sequence
@@ -338,8 +339,13 @@ def clip_seconds(speech: Sequence[dict[str, int]], samples: int) -> list[float]:
     end to frames but decodes only whole frames, so an end rounded past them left a clip 0 frames short,
     and it decoded that empty remainder again and again (a hallucination loop that never advanced).
     """
-    last = samples // MEL_HOP / FRAMES_PER_SECOND
+    last = whole_frame_seconds(samples)
     return [min(float(span[key]) / SAMPLE_RATE, last) for span in speech for key in ("start", "end")]
+
+
+def whole_frame_seconds(samples: int) -> float:
+    """Seconds covered by the whole mel frames of ``samples`` audio samples (what openai-whisper decodes)."""
+    return samples // MEL_HOP / FRAMES_PER_SECOND
 
 
 def speech_clips(audio: np.ndarray) -> list[float]:
@@ -377,6 +383,7 @@ class OpenAIWhisperTranscriber:
 
         speed_up(self._model, trim=config.trim_padding or config.openai_trim_padding)
         self.remnant_guard = RemnantGuard(self._model.decode)
+        self._decode_lock = threading.Lock()
         self._model.decode = self.remnant_guard
         heads = getattr(whisper, "_ALIGNMENT_HEADS", {}).get(OPENAI_ALIGNMENT_KEY)
         if Path(path).is_file() and heads is not None and self._model.dims.n_text_layer == 6:
@@ -385,19 +392,24 @@ class OpenAIWhisperTranscriber:
         self.load_info = LoadInfo("openai-whisper", path, time.monotonic() - started)
 
     def decode(self, audio: np.ndarray, prompt: str) -> list[DecodedSegment]:
-        beam = self.config.beam_size
         # openai-whisper has no VAD of its own: decode only the speech (silence is where it hallucinates).
         clips = speech_clips(audio) if self.config.vad else []
         if self.config.vad and not clips:
             return []
         if clips:
-            from copilot.asr_openai import pad_clips, remnant_frames
+            from copilot.asr_openai import pad_clips
 
-            clips = pad_clips(clips, audio.size // MEL_HOP / FRAMES_PER_SECOND, MIN_CLIP_SECONDS)
-            # A clip's leftover shorter than every clip is not decoded (see RemnantGuard).
-            self.remnant_guard.min_frames = remnant_frames(clips, MIN_CLIP_FRAMES)
-        else:
-            self.remnant_guard.min_frames = 0
+            clips = pad_clips(clips, whole_frame_seconds(audio.size), MIN_CLIP_SECONDS)
+        # The guard's limit belongs to this decode's clips: one decode at a time on the shared model.
+        with self._decode_lock:
+            return self._decode_clips(audio, clips, prompt)
+
+    def _decode_clips(self, audio: np.ndarray, clips: list[float], prompt: str) -> list[DecodedSegment]:
+        from copilot.asr_openai import remnant_frames
+
+        beam = self.config.beam_size
+        # A clip's leftover shorter than every clip is not decoded (see RemnantGuard).
+        self.remnant_guard.min_frames = remnant_frames(clips, MIN_CLIP_FRAMES) if clips else 0
         result = self._model.transcribe(
             audio,
             clip_timestamps=clips or "0",
