@@ -16,10 +16,10 @@ Printed per session and overall:
 
 The Start click is taken as the start of the call's clock, so latencies include the start request's
 round trip (printed as "start"). Chromium has to run on the same two cores as the app, where an agent's
-browser would run on the agent's own machine: its threads are kept at ``--browser-nice`` (default 19) so the
-app gets the cores first (four pages refreshing every 0.3 s took over a core at equal priority). A starved
-page can only see a line late, never early, so this errs toward higher latencies; ``--browser-nice 0``
-leaves Chromium's own priorities.
+browser would run on the agent's own machine: its scheduler group and threads are kept at ``--browser-nice``
+(default 19) so the app gets the cores first (four pages refreshing every 0.3 s took over a core at equal
+priority). A starved page can only see a line late, never early, so this errs toward higher latencies;
+``--browser-nice 0`` leaves Chromium's own priorities.
 """
 
 from __future__ import annotations
@@ -325,10 +325,13 @@ def summary(all_turns: list[Turn], llm: bool) -> None:
 
 
 class BrowserNicer(threading.Thread):
-    """Keeps every thread of every Chromium process at ``niceness``, twice a second.
+    """Keeps Chromium at ``niceness``, twice a second: its scheduler group and every thread in it.
 
-    Starting Chromium under ``nice`` is not enough: it sets its own priorities (the browser process raised
-    to -8, page processes back to 0), and Linux keeps a nice value per thread, so each thread is reniced.
+    A thread's nice value only weighs against threads of the same autogroup (one per session, when
+    ``/proc/sys/kernel/sched_autogroup_enabled`` is 1), and Playwright starts Chromium in a session of its
+    own: niced threads alone still took half the cores from the app (its decoder threads were runnable and
+    preempted, measured). So the group's own nice is set through ``/proc/PID/autogroup`` as well. Chromium
+    also resets its threads' priorities (browser process -8, pages 0), hence the renice of each thread.
     """
 
     def __init__(self, niceness: int) -> None:
@@ -338,11 +341,12 @@ class BrowserNicer(threading.Thread):
 
     def run(self) -> None:
         while not self.done.wait(0.5):
-            for task in Path("/proc").glob("[0-9]*/task/[0-9]*"):
+            for process in Path("/proc").glob("[0-9]*"):
                 with contextlib.suppress(OSError):
-                    if (
-                        (task.parent.parent / "comm").read_text().startswith("chrom")
-                    ):  # threads have own names
+                    if not (process / "comm").read_text().startswith("chrom"):
+                        continue
+                    (process / "autogroup").write_text(str(self.niceness))
+                    for task in (process / "task").iterdir():
                         os.setpriority(os.PRIO_PROCESS, int(task.name), self.niceness)
 
 
