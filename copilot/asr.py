@@ -280,7 +280,11 @@ class FasterWhisperTranscriber:
         model_class = trimming_whisper_model if config.trim_padding else WhisperModel
         try:
             self._model = model_class(
-                path, device="cpu", compute_type=config.compute_type, cpu_threads=config.threads
+                path,
+                device="cpu",
+                compute_type=config.compute_type,
+                cpu_threads=config.threads,
+                num_workers=config.workers,
             )
         except Exception as e:  # CTranslate2 raises RuntimeError/ValueError on a bad folder or type
             raise ModelError(f"cannot load Whisper model {config.model!r} from {path}: {e}") from e

@@ -354,6 +354,31 @@ def test_live_decode_settings_transcribe_real_speech_without_word_times(
     assert all(s.start >= 3.0 for s in segments)
 
 
+@pytest.mark.real
+def test_live_decodes_run_side_by_side_and_each_reads_as_it_would_alone(
+    whisper_ct2_dir: Path, shared_dir: Path
+) -> None:
+    """Two calls decoding at once on the live model's workers get the text each gets on its own."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from copilot.audio import read_all
+
+    live = AsrConfig(model=str(whisper_ct2_dir)).for_live()
+    assert live.workers >= 2
+    transcriber = FasterWhisperTranscriber(live)
+    names = [CLIP, "firered_IT0011W0001.wav", "firered_TEST_NET_Y0000000000_-KTKHdZ2fb8_S00000.wav"]
+    clips = [read_all(shared_dir / "audio" / name)[0][0] for name in names]
+
+    def read(audio: np.ndarray) -> str:
+        return "".join(s.text for s in transcriber.transcribe(audio))
+
+    alone = [read(clip) for clip in clips]
+    with ThreadPoolExecutor(len(clips)) as pool:
+        together = list(pool.map(read, clips * 2))
+    assert together == alone * 2
+    assert all(alone) and len(set(alone)) == len(alone)
+
+
 def test_token_budget_grows_with_the_audio_and_fits_beside_the_longest_prompt() -> None:
     assert token_budget(0.5) < token_budget(5.0) < token_budget(15.0)
     assert token_budget(15.0) >= 15 * 7  # Mandarin: ~5 characters, ~7 tokens a second at most

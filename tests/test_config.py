@@ -74,6 +74,25 @@ def test_live_calls_decode_with_the_live_beam_and_without_word_times() -> None:
     assert AsrConfig(backend="openai-whisper").for_live().beam_size == AsrConfig().live_beam_size
 
 
+def test_live_faster_whisper_decodes_run_side_by_side_and_openai_keeps_the_process_threads() -> None:
+    from copilot.config import AsrConfig
+
+    offline = AsrConfig(threads=2, workers=1, live_workers=3, live_threads=1)
+    live = offline.for_live()
+    assert (live.workers, live.threads) == (3, 1)
+    assert (offline.workers, offline.threads) == (1, 2)
+    openai = AsrConfig(backend="openai-whisper", threads=2, live_workers=3, live_threads=1).for_live()
+    assert (openai.workers, openai.threads) == (1, 2)  # torch's thread count is process-wide
+
+
+@pytest.mark.parametrize("key", ["threads", "workers", "live_threads", "live_workers"])
+def test_a_decoder_thread_or_worker_count_below_one_is_refused(tmp_path: Path, key: str) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(f"[asr]\n{key} = 0\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=key):
+        load_config(path)
+
+
 def test_a_live_beam_below_one_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "c.toml"
     path.write_text("[asr]\nlive_beam_size = 0\n", encoding="utf-8")
