@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from copilot.store import Store
 from tests.browser.conftest import LIVE_SLOTS, Server, screenshot
@@ -25,6 +26,7 @@ REPLAY = 300_000  # ms for a transcript replayed as live (the first call also wa
 ASR = 900_000  # ms for a recording through the real ASR on a loaded machine
 NARROW = {"width": 480, "height": 1400}  # the agent's second monitor
 WIDE = {"width": 1280, "height": 1400}
+UPLOAD_ATTEMPTS = 4  # the upload bound is shared out between this many tries
 
 
 def texts_of(call: str) -> list[str]:
@@ -38,6 +40,24 @@ def open_app(browser: Any, server: Server, viewport: dict[str, int] = NARROW) ->
     page.goto(server.url)
     page.wait_for_selector("#live-start", timeout=PAGE_LOAD)
     return page
+
+
+def upload(page: Any, root: str, files: list[Path]) -> None:
+    """Give ``files`` to the upload box ``root`` and wait until it lists the first one.
+
+    Under load the page can take a file before its upload box is ready (CI once waited out the whole
+    bound for a name that never came), so the files are given again after each quiet spell.
+    """
+    for attempt in range(UPLOAD_ATTEMPTS):
+        page.set_input_files(f"{root} input[type=file]", [str(f) for f in files])
+        try:
+            page.wait_for_selector(
+                f"{root}:has-text('{files[0].name}')", timeout=PAGE_LOAD // UPLOAD_ATTEMPTS
+            )
+            return
+        except PlaywrightTimeout:
+            if attempt == UPLOAD_ATTEMPTS - 1:
+                raise
 
 
 def choose(page: Any, dropdown: str, option: str) -> None:
@@ -186,8 +206,7 @@ def test_qa_reviews_bad_call_sees_failed_checks_and_hears_the_evidence(
 ) -> None:
     page = open_app(browser, server, WIDE)
     page.get_by_role("tab", name="质检 Review").click()
-    page.set_input_files("#review-files input[type=file]", [str(greeting_wav), str(CALLS / "bad_call.json")])
-    page.wait_for_selector(f"#review-files:has-text('{greeting_wav.name}')", timeout=PAGE_LOAD)
+    upload(page, "#review-files", [greeting_wav, CALLS / "bad_call.json"])
     page.locator("#review-agent").get_by_role("textbox").fill("A017")
     page.click("#review-go")
     page.wait_for_function(
@@ -227,8 +246,7 @@ def test_a_recording_replayed_through_the_real_asr_produces_transcript_suggestio
     browser: Any, server: Server, excerpt_wav: Path
 ) -> None:
     page = open_app(browser, server)
-    page.set_input_files("#live-upload input[type=file]", str(excerpt_wav))
-    page.wait_for_selector(f"#live-upload:has-text('{excerpt_wav.name}')", timeout=PAGE_LOAD)
+    upload(page, "#live-upload", [excerpt_wav])
     page.locator("#live-speed").get_by_label("max", exact=True).check()
     box = page.locator("#live-llm input[type=checkbox]")
     if box.is_checked():
