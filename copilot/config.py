@@ -31,9 +31,12 @@ def copilot_home() -> Path:
     return Path(env).expanduser() if env else Path.home() / ".cache" / "mandarin-copilot"
 
 
+AsrBackend = Literal["faster-whisper", "openai-whisper"]
+
+
 @dataclass(frozen=True)
 class AsrConfig:
-    backend: Literal["faster-whisper", "openai-whisper"] = "faster-whisper"
+    backend: AsrBackend = "faster-whisper"
     model: str = "whisper-base"  # packaged name, local path, or hub id (e.g. "large-v3")
     compute_type: str = "int8"  # faster-whisper only: int8 is fastest on CPU at equal accuracy
     beam_size: int = 5  # 1 = greedy; 5 halves the CER of base on Mandarin at ~2x cost

@@ -32,6 +32,7 @@ import sys
 import time
 import unicodedata
 from pathlib import Path
+from typing import TYPE_CHECKING, get_args
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -39,9 +40,12 @@ REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
 sys.path.insert(0, str(REPO))
 
-from copilot.config import load_config  # noqa: E402
+from copilot.config import AsrBackend, load_config  # noqa: E402
 from copilot.transcription import ReplayOptions, replay, transcribe_file  # noqa: E402
 from copilot.types import Committed, Segment  # noqa: E402
+
+if TYPE_CHECKING:
+    from copilot.asr import Vocabulary
 
 CALLS = ("good_call", "bad_call")
 STEREO_CALL = "good_call"  # the call whose offline RTF is reported
@@ -78,7 +82,7 @@ def role_text(segments: tuple[Segment, ...] | list[Segment], role: str) -> str:
     return "".join(s.text for s in segments if s.speaker == role)
 
 
-def bench_backend(backend: str, vocabulary: object, trim_padding: bool) -> dict:
+def bench_backend(backend: AsrBackend, vocabulary: Vocabulary | None, trim_padding: bool) -> dict:
     from copilot.asr import load_transcriber
 
     config = dataclasses.replace(load_config().asr, backend=backend, trim_padding=trim_padding)
@@ -125,7 +129,9 @@ def bench_backend(backend: str, vocabulary: object, trim_padding: bool) -> dict:
     return result
 
 
-def bench_latency(backend: str, vocabulary: object, live_beam: int | None) -> tuple[list[float], dict]:
+def bench_latency(
+    backend: AsrBackend, vocabulary: Vocabulary | None, live_beam: int | None
+) -> tuple[list[float], dict]:
     """Seconds from each scripted customer end to its commit, replaying the calls at real time with the
     live decode settings (``AsrConfig.for_live``); also the CER of what was committed live, per role."""
     from copilot.asr import load_transcriber
@@ -183,8 +189,9 @@ def percentile(values: list[float], q: float) -> float:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--backends", nargs="*", default=["faster-whisper", "openai-whisper"])
-    parser.add_argument("--latency-backends", nargs="*", default=["faster-whisper"])
+    backends = list(get_args(AsrBackend))
+    parser.add_argument("--backends", nargs="*", choices=backends, default=backends)
+    parser.add_argument("--latency-backends", nargs="*", choices=backends, default=["faster-whisper"])
     parser.add_argument("--vocabulary", action="store_true", help="use the knowledge base's domain words")
     parser.add_argument("--show", action="store_true", help="print the transcripts")
     parser.add_argument(

@@ -24,6 +24,10 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from copilot.batch import Engine
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_CALLS = REPO.parent / "shared" / "calls"
@@ -52,7 +56,7 @@ def make_inputs(folder: Path, copies: int, audio: bool) -> list[str]:
 
 
 def bench(
-    label: str, inputs: list[str], engine: str, workers: int, work: Path, reports: bool
+    label: str, inputs: list[str], engine: Engine, workers: int, work: Path, reports: bool
 ) -> dict[str, float]:
     from copilot.batch import BatchOptions, PipelineReviewer, run
     from copilot.config import load_config
@@ -64,7 +68,7 @@ def bench(
         engine=engine,
         workers=workers,
         progress=False,
-        reports=reports,  # type: ignore[arg-type]
+        reports=reports,
     )
     reviewer = PipelineReviewer(config)
     started = time.perf_counter()
@@ -106,7 +110,8 @@ def main() -> int:
         work = Path(tmp)
         inputs = make_inputs(work / "in", args.copies, args.audio)
         for label in args.engines.split(","):
-            engine, workers = ("local", 0) if label == "local" else ("ray", int(label.removeprefix("ray")))
+            engine: Engine = "local" if label == "local" else "ray"
+            workers = 0 if label == "local" else int(label.removeprefix("ray"))
             results[label] = bench(label, inputs, engine, workers, work, not args.no_reports)
             r = results[label]
             print(
