@@ -72,7 +72,8 @@ REPEAT_MIN = 4  # occurrences in a row of an n-gram (2+ chars) that make a loop
 REPEAT_MIN_SINGLE = 6  # occurrences of one character (对对对 is speech; 对 x 6 is a loop)
 MEL_HOP = SAMPLE_RATE // FRAMES_PER_SECOND  # samples per Whisper log-mel frame
 MIN_CLIP_SECONDS = 1.0  # openai-whisper: VAD clips are widened to this much audio
-MIN_CLIP_FRAMES = 100  # openai-whisper: a clip's leftover under this many mel frames is not decoded
+# openai-whisper: a clip's leftover under this many mel frames (the widened length) is not decoded
+MIN_CLIP_FRAMES = round(MIN_CLIP_SECONDS * FRAMES_PER_SECOND)
 
 
 class Transcriber(Protocol):
