@@ -51,8 +51,8 @@ class AsrConfig:
     threads: int = 2  # CPU threads for each decode
     # faster-whisper: decodes that can run at once (CTranslate2 workers, one model copy each)
     workers: int = 1
-    # Encode the audio (at least 10 s), not 30 s of zero padding (faster-whisper: copilot/asr_window.py;
-    # openai-whisper: copilot/asr_openai.py). Offline (reviews, batches) keeps the full window: CER on the
+    # Encode the audio (at least 10 s), not 30 s of zero padding (faster-whisper: copilot/transcription/window.py;
+    # openai-whisper: copilot/transcription/openai_decode.py). Offline (reviews, batches) keeps the full window: CER on the
     # real clips is better with it, and openai-whisper's whole-call RTF was worse trimmed (0.97 vs 0.35).
     trim_padding: bool = False
     # openai-whisper trims offline too: with its leftover guard (asr_openai.RemnantGuard) good_call ran at RTF

@@ -30,7 +30,6 @@ import os
 import statistics
 import sys
 import time
-import unicodedata
 from pathlib import Path
 from typing import TYPE_CHECKING, get_args
 
@@ -41,33 +40,15 @@ SHARED = REPO.parent / "shared"
 sys.path.insert(0, str(REPO))
 
 from copilot.config import AsrBackend, load_config  # noqa: E402
-from copilot.transcription import ReplayOptions, replay, transcribe_file  # noqa: E402
+from copilot.evaluation.metrics import cer, percentile  # noqa: E402
+from copilot.transcription.playback import ReplayOptions, replay, transcribe_file  # noqa: E402
 from copilot.types import Committed, Segment  # noqa: E402
 
 if TYPE_CHECKING:
-    from copilot.asr import Vocabulary
+    from copilot.transcription.asr import Vocabulary
 
 CALLS = ("good_call", "bad_call")
 STEREO_CALL = "good_call"  # the call whose offline RTF is reported
-
-
-def normalise(text: str) -> str:
-    """The CER normalisation stated in the module docstring."""
-    import cn2an
-    from opencc import OpenCC
-
-    text = OpenCC("t2s").convert(text)
-    text = cn2an.transform(text, "an2cn")
-    return "".join(ch for ch in text.lower() if unicodedata.category(ch)[0] in "LN")
-
-
-def cer(refs: list[str], hyps: list[str]) -> float:
-    """Corpus-level character error rate (edits over reference characters)."""
-    import jiwer
-
-    pairs = [(normalise(r), normalise(h)) for r, h in zip(refs, hyps, strict=True)]
-    pairs = [(r, h if h else "∅") for r, h in pairs if r]  # jiwer refuses empty hypotheses
-    return float(jiwer.cer([r for r, _ in pairs], [h for _, h in pairs]))
 
 
 def script(name: str) -> list[dict]:
@@ -83,7 +64,7 @@ def role_text(segments: tuple[Segment, ...] | list[Segment], role: str) -> str:
 
 
 def bench_backend(backend: AsrBackend, vocabulary: Vocabulary | None, trim_padding: bool) -> dict:
-    from copilot.asr import load_transcriber
+    from copilot.transcription.asr import load_transcriber
 
     config = dataclasses.replace(load_config().asr, backend=backend, trim_padding=trim_padding)
     started = time.monotonic()
@@ -96,7 +77,7 @@ def bench_backend(backend: AsrBackend, vocabulary: Vocabulary | None, trim_paddi
         path = SHARED / "audio" / file
         refs.append(ref)
         hyps.append("".join(s.text for s in transcribe_file(path, config, transcriber).segments))
-        from copilot.audio import read_all
+        from copilot.transcription.audio import read_all
 
         audio, _ = read_all(path)
         plain.append("".join(s.text for s in transcriber.transcribe(audio[0])))
@@ -134,7 +115,7 @@ def bench_latency(
 ) -> tuple[list[float], dict]:
     """Seconds from each scripted customer end to its commit, replaying the calls at real time with the
     live decode settings (``AsrConfig.for_live``); also the CER of what was committed live, per role."""
-    from copilot.asr import load_transcriber
+    from copilot.transcription.asr import load_transcriber
 
     config = dataclasses.replace(load_config().asr, backend=backend)
     if live_beam is not None:
@@ -182,11 +163,6 @@ def bench_latency(
     return latencies, {role: cer(refs[role], hyps[role]) for role in refs}
 
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     backends = list(get_args(AsrBackend))
@@ -207,8 +183,8 @@ def main() -> int:
 
     vocabulary = None
     if args.vocabulary:
-        from copilot.asr import Vocabulary
         from copilot.knowledge import domain_vocabulary
+        from copilot.transcription.asr import Vocabulary
 
         vocabulary = Vocabulary(words=tuple(domain_vocabulary()))
     print(f"load average at start: {os.getloadavg()[0]:.1f} (2 cores, shared)")

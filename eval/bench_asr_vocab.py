@@ -16,13 +16,11 @@ Two suites, both print a table (numbers only; no assertions):
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import resource
 import sys
 import time
-import unicodedata
 from dataclasses import replace
 from pathlib import Path
 
@@ -32,10 +30,11 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 SHARED = REPO.parent / "shared"
 
-from copilot.asr import Transcriber, Vocabulary, load_transcriber, to_simplified  # noqa: E402
-from copilot.asr_correct import correct_homophones  # noqa: E402
-from copilot.audio import read_all  # noqa: E402
 from copilot.config import AsrConfig, load_config  # noqa: E402
+from copilot.evaluation.metrics import cer  # noqa: E402
+from copilot.transcription.asr import Transcriber, Vocabulary, load_transcriber  # noqa: E402
+from copilot.transcription.audio import read_all  # noqa: E402
+from copilot.transcription.correct import correct_homophones  # noqa: E402
 
 # Until the knowledge engineer ships one built from the handbooks: after-sales words Whisper base mishears.
 VOCABULARY = (
@@ -77,23 +76,6 @@ CONDITIONS = {  # correction is measured on every condition's decode, so it is o
 }
 CHANNEL_ROLES = ("agent", "customer")  # left, right (recorder convention of ../shared/calls)
 KIB = 1024  # ru_maxrss is in KiB on Linux
-
-
-def normalise(text: str) -> str:
-    """Simplified, digits as Chinese numerals, upper-case Latin, no punctuation or spaces."""
-    import cn2an
-
-    text = to_simplified(text).upper()
-    with contextlib.suppress(ValueError, KeyError):  # cn2an refuses some digit runs: keep them
-        text = cn2an.transform(text, "an2cn")
-    return "".join(c for c in text if not unicodedata.category(c).startswith(("P", "Z", "S")))
-
-
-def cer(refs: list[str], hyps: list[str]) -> float:
-    import jiwer
-
-    pairs = [(normalise(r), normalise(h)) for r, h in zip(refs, hyps, strict=True)]
-    return float(jiwer.cer([r for r, _ in pairs], [h or "-" for _, h in pairs]))
 
 
 def term_recall(refs: list[str], hyps: list[str], vocabulary: tuple[str, ...]) -> float:

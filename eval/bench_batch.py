@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from copilot.batch import Engine
+    from copilot.qa.batch import Engine
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_CALLS = REPO.parent / "shared" / "calls"
@@ -58,8 +58,8 @@ def make_inputs(folder: Path, copies: int, audio: bool) -> list[str]:
 def bench(
     label: str, inputs: list[str], engine: Engine, workers: int, work: Path, reports: bool
 ) -> dict[str, float]:
-    from copilot.batch import BatchOptions, PipelineReviewer, run
     from copilot.config import load_config
+    from copilot.qa.batch import BatchOptions, PipelineReviewer, run
 
     os.environ["COPILOT_DB"] = f"sqlite:///{work / (label + '.db')}"
     config = load_config()

@@ -59,7 +59,7 @@ def measure(model: str, count: int) -> dict:
     sentences = handbook_sentences(count)
     started = time.perf_counter()
     from copilot.config import EmbedderConfig
-    from copilot.embedding import load_embedder
+    from copilot.knowledge.embedding import load_embedder
 
     embedder = load_embedder(EmbedderConfig(model=model))
     load_s = time.perf_counter() - started
@@ -89,8 +89,9 @@ def query_latency(model: str, repeats: int = QUERY_REPEATS) -> None:
     """p50 / p95 of one live query (``embed([q], kind="query")``), torch vs the ONNX query encoder."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from copilot.config import EmbedderConfig
-    from copilot.embedding import SentenceTransformerEmbedder
-    from copilot.retrieval_eval import DEFAULT_SET, load_set, percentile
+    from copilot.evaluation.metrics import percentile
+    from copilot.evaluation.retrieval import DEFAULT_SET, load_set
+    from copilot.knowledge.embedding import SentenceTransformerEmbedder
 
     queries = [item.query for item in load_set(DEFAULT_SET)]
     embedders = {

@@ -30,8 +30,9 @@ SHARED = REPO.parent / "shared"
 sys.path.insert(0, str(REPO))
 
 from copilot.config import Config, load_config  # noqa: E402
-from copilot.services import Services  # noqa: E402
-from copilot.transcription import ReplayOptions, replay  # noqa: E402
+from copilot.evaluation.metrics import percentile  # noqa: E402
+from copilot.session.engines import Services  # noqa: E402
+from copilot.transcription.playback import ReplayOptions, replay  # noqa: E402
 from copilot.types import Committed  # noqa: E402
 
 CALLS = ("good_call", "bad_call")
@@ -40,11 +41,6 @@ CALLS = ("good_call", "bad_call")
 def cpu_seconds() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
-
-
-def quantile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def replay_call(services: Services, config: Config, name: str, speed: float, lags: list[float]) -> None:
@@ -89,7 +85,7 @@ def run(calls: int, speed: float, workers: int | None, threads: int | None) -> i
     for i, call_lags in enumerate(lags):
         if call_lags:
             print(
-                f"  call {i + 1} ({CALLS[i % 2]}): {len(call_lags)} commits, lag p50 {quantile(call_lags, 0.5):.2f} s"
+                f"  call {i + 1} ({CALLS[i % 2]}): {len(call_lags)} commits, lag p50 {percentile(call_lags, 0.5):.2f} s"
                 f" max {max(call_lags):.2f} s"
             )
     every = [lag for call_lags in lags for lag in call_lags]
@@ -97,7 +93,7 @@ def run(calls: int, speed: float, workers: int | None, threads: int | None) -> i
         print("no segment was committed")
         return 1
     print(
-        f"commit lag over {len(every)} commits: p50 {quantile(every, 0.5):.2f} s, p90 {quantile(every, 0.9):.2f} s,"
+        f"commit lag over {len(every)} commits: p50 {percentile(every, 0.5):.2f} s, p90 {percentile(every, 0.9):.2f} s,"
         f" max {max(every):.2f} s"
     )
     print(

@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from copilot.config import LlmConfig
-from copilot.llm import ChatMessage, TransformersGenerator
+from copilot.suggest.llm import ChatMessage, TransformersGenerator
 
 MAX_NEW_TOKENS = 64  # the product's default cap (LlmConfig.max_new_tokens)
 

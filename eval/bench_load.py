@@ -43,6 +43,7 @@ sys.path.insert(0, str(REPO))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from copilot.config import AppConfig  # noqa: E402
+from copilot.evaluation.metrics import percentile  # noqa: E402
 from tests.app_process import AppDidNotStart, start_app, stop_app  # noqa: E402
 
 CALLS = REPO.parent / "shared" / "calls"
@@ -264,20 +265,12 @@ def turns_of(session: Session, speed: int) -> list[Turn]:
     return turns
 
 
-def percentile(values: list[float], q: float) -> float:
-    """Nearest-rank percentile (few samples: p95 is close to the maximum)."""
-    if not values:
-        return math.nan
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
-
-
 def spread(values: list[float | None]) -> str:
     seen = [v for v in values if v is not None]
     if not seen:
         return "n=0"
     return (
-        f"n={len(seen):<2} p50 {percentile(seen, 50):6.0f}  p95 {percentile(seen, 95):6.0f}  "
+        f"n={len(seen):<2} p50 {percentile(seen, 0.50):6.0f}  p95 {percentile(seen, 0.95):6.0f}  "
         f"max {max(seen):6.0f} ms"
     )
 

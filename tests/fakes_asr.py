@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from copilot.audio import SAMPLE_RATE
+from copilot.transcription.audio import SAMPLE_RATE
 from copilot.types import Segment, Word
 
 ENERGY_THRESHOLD = 0.01  # RMS above which a frame counts as speech for the fake VAD

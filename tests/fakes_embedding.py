@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from copilot.embedding import EMBED_KINDS, EmbedKind
+from copilot.knowledge.embedding import EMBED_KINDS, EmbedKind
 
 HASH_DIMENSION = 256
 NGRAM_SIZES = (1, 2, 3)  # characters; Chinese words are mostly 1-3 characters

@@ -1,6 +1,6 @@
 """Fakes for the LLM path.
 
-``ScriptedGenerator`` satisfies :class:`copilot.llm.Generator` without a model: each call streams the
+``ScriptedGenerator`` satisfies :class:`copilot.suggest.llm.Generator` without a model: each call streams the
 next scripted reply one character at a time (a character stands for a token), honours the token cap
 and the stop event, and records the messages it was given.
 
@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from copilot.llm import ChatMessage
+from copilot.suggest.llm import ChatMessage
 
 
 @dataclass

@@ -10,7 +10,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from copilot.asr import (
+from copilot.config import AsrConfig
+from copilot.errors import AudioError, ConfigError
+from copilot.transcription.asr import (
     DecodedSegment,
     FasterWhisperTranscriber,
     OpenAIWhisperTranscriber,
@@ -26,10 +28,8 @@ from copilot.asr import (
     to_simplified,
     token_budget,
 )
-from copilot.asr_correct import correct_homophones, correction_map
-from copilot.asr_window import WHISPER_WINDOW_FRAMES, content_frames, trimmed_length
-from copilot.config import AsrConfig
-from copilot.errors import AudioError, ConfigError
+from copilot.transcription.correct import correct_homophones, correction_map
+from copilot.transcription.window import WHISPER_WINDOW_FRAMES, content_frames, trimmed_length
 from copilot.types import Word
 
 DOMAIN = ["客服", "致电", "售后", "油烟机", "保修", "保修期", "报修", "维修", "上门"]
@@ -243,7 +243,7 @@ def _is_simplified(text: str) -> bool:
 def _check_real(transcriber: Transcriber, shared: Path) -> None:
     import jiwer
 
-    from copilot.audio import read_all
+    from copilot.transcription.audio import read_all
 
     audio, duration = read_all(shared / "audio" / CLIP)
     start = 12.5  # pretend the clip sits 12.5 s into a call
@@ -317,7 +317,7 @@ def test_digital_silence_is_content_not_padding() -> None:
 def test_trimmed_window_transcribes_a_real_clip_like_the_full_window(
     whisper_ct2_dir: Path, shared_dir: Path
 ) -> None:
-    from copilot.audio import read_all
+    from copilot.transcription.audio import read_all
 
     audio, _duration = read_all(shared_dir / "audio" / CLIP)
     texts = [
@@ -343,7 +343,7 @@ def test_live_decode_settings_transcribe_real_speech_without_word_times(
     """What live calls decode with (greedy, trimmed window, no alignment pass) still reads the clip."""
     import jiwer
 
-    from copilot.audio import read_all
+    from copilot.transcription.audio import read_all
 
     audio, _duration = read_all(shared_dir / "audio" / CLIP)
     live = AsrConfig(model=str(whisper_ct2_dir)).for_live()
@@ -361,7 +361,7 @@ def test_live_decodes_run_side_by_side_and_each_reads_as_it_would_alone(
     """Two calls decoding at once on the live model's workers get the text each gets on its own."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from copilot.audio import read_all
+    from copilot.transcription.audio import read_all
 
     live = AsrConfig(model=str(whisper_ct2_dir)).for_live()
     assert live.workers >= 2
@@ -416,7 +416,7 @@ def test_folded_cross_attention_equals_the_broadcast_one() -> None:
     import torch
     import whisper.model
 
-    from copilot.asr_openai import SharedAudioCrossAttention
+    from copilot.transcription.openai_decode import SharedAudioCrossAttention
 
     torch.manual_seed(0)
     stock = whisper.model.MultiHeadAttention(64, 4).eval()
@@ -437,7 +437,7 @@ def test_reusing_encoder_encodes_a_window_once_and_trims_only_when_asked() -> No
     import torch
     import whisper.model
 
-    from copilot.asr_openai import ReusingEncoder, encoder_frames
+    from copilot.transcription.openai_decode import ReusingEncoder, encoder_frames
 
     torch.manual_seed(0)
     stock = whisper.model.AudioEncoder(80, WHISPER_WINDOW_FRAMES // 2, 16, 2, 1).eval()
@@ -454,7 +454,7 @@ def test_reusing_encoder_encodes_a_window_once_and_trims_only_when_asked() -> No
 
 
 def test_openai_short_vad_clips_are_widened_to_a_second_inside_the_audio_and_merged() -> None:
-    from copilot.asr_openai import pad_clips
+    from copilot.transcription.openai_decode import pad_clips
 
     assert pad_clips([1.0, 1.3, 5.0, 7.0], 10.0, 1.0) == [1.0, 2.0, 5.0, 7.0]  # end widened, long one kept
     assert pad_clips([9.7, 9.9], 10.0, 1.0) == [9.0, 10.0]  # no room after: start moves back
@@ -464,7 +464,7 @@ def test_openai_short_vad_clips_are_widened_to_a_second_inside_the_audio_and_mer
 
 
 def test_openai_remnant_limit_never_exceeds_the_shortest_clip_in_whisper_frames() -> None:
-    from copilot.asr_openai import remnant_frames
+    from copilot.transcription.openai_decode import remnant_frames
 
     assert remnant_frames([0.0, 5.0, 6.0, 8.0], 100) == 100
     assert remnant_frames([0.0, 5.0, 6.0, 6.5], 100) == 50  # a first decode of a clip is never a remnant
@@ -477,7 +477,7 @@ def test_openai_remnant_guard_returns_silence_for_short_leftovers_only() -> None
     import torch
     import whisper
 
-    from copilot.asr_openai import RemnantGuard
+    from copilot.transcription.openai_decode import RemnantGuard
 
     calls: list[int] = []
 

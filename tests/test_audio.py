@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from copilot.audio import SAMPLE_RATE, channel_roles, probe, read_all, read_chunks
 from copilot.errors import AudioError
+from copilot.transcription.audio import SAMPLE_RATE, channel_roles, probe, read_all, read_chunks
 from tests.fakes_asr import tone_track, write_wav
 
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared"

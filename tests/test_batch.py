@@ -15,18 +15,17 @@ from pathlib import Path
 
 import pytest
 
-from copilot.batch import (
+from copilot.commands.review import add_batch_arguments, run_batch
+from copilot.config import Config
+from copilot.qa.batch import (
     BatchOptions,
     CallOutcome,
     PipelineReviewer,
-    add_batch_arguments,
     expand_inputs,
     run,
-    run_batch,
 )
-from copilot.config import Config
-from copilot.report.files import PARTIAL_PREFIX
-from copilot.store import ReviewFilter, Store
+from copilot.qa.report.files import PARTIAL_PREFIX
+from copilot.qa.store import ReviewFilter, Store
 from tests.test_batch_fakes import ScriptedReviewer, write_call
 
 REPO = Path(__file__).resolve().parent.parent
@@ -135,7 +134,7 @@ def test_expand_inputs_globs_folders_and_sidecars(tmp_path: Path) -> None:
 KILL_SCRIPT = """
 import sys
 from pathlib import Path
-from copilot.batch import BatchOptions, CallOutcome, run
+from copilot.qa.batch import BatchOptions, CallOutcome, run
 from copilot.config import Config
 from tests.test_batch_fakes import ScriptedReviewer
 

@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from copilot.transcript_io import read_transcript
+from copilot.transcription.transcript_files import read_transcript
 from copilot.types import CallReview, CheckResult, Clause, Evidence, Flag, Segment
 
 GREETING_CLAUSE = Clause("服务规范", "开场", "您好，欢迎致电……我是……")

@@ -265,7 +265,7 @@ def test_onnx_export_matches_the_numpy_bert_forward_pass(
 ) -> None:
     from sentence_transformers import SentenceTransformer
 
-    from copilot.embedding import OnnxQueryEncoder
+    from copilot.models.convert_e5 import OnnxQueryEncoder
 
     _, out, decoded = tiny_model
     model = SentenceTransformer(str(out), device="cpu", local_files_only=True)

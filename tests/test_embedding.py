@@ -12,16 +12,16 @@ from typing import Any, ClassVar
 import numpy as np
 import pytest
 
-from copilot import embedding
 from copilot.config import EmbedderConfig
-from copilot.embedding import (
+from copilot.errors import ModelError, ModelNotInstalledError
+from copilot.knowledge import embedding
+from copilot.knowledge.embedding import (
     Embedder,
     OnnxQueryEncoder,
     SentenceTransformerEmbedder,
     UseEmbedder,
     load_embedder,
 )
-from copilot.errors import ModelError, ModelNotInstalledError
 from copilot.models.convert_e5 import ONNX_QUERY_ENCODER
 from tests.fakes_embedding import HashEmbedder
 
@@ -154,10 +154,10 @@ def test_a_corrupt_onnx_file_is_refused_unless_onnx_queries_is_off(fake_st: Path
 def test_without_an_onnx_file_queries_use_torch_and_a_packaged_model_says_so(
     fake_st: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.WARNING, logger="copilot.embedding"):
+    with caplog.at_level(logging.WARNING, logger="copilot.knowledge.embedding"):
         folder = SentenceTransformerEmbedder(EmbedderConfig(model=str(fake_st)))
     assert folder.onnx is None and not caplog.records  # a user's folder or hub model: torch, quietly
-    with caplog.at_level(logging.WARNING, logger="copilot.embedding"):
+    with caplog.at_level(logging.WARNING, logger="copilot.knowledge.embedding"):
         packaged = SentenceTransformerEmbedder(EmbedderConfig())  # e5-small, installed without the file
     assert packaged.onnx is None
     assert "copilot models install" in caplog.text
@@ -320,9 +320,9 @@ def test_real_retrieval_finds_the_same_clauses_with_onnx_queries(
     e5_pair: tuple[SentenceTransformerEmbedder, SentenceTransformerEmbedder], tmp_path: Path
 ) -> None:
     from copilot.config import Config
+    from copilot.evaluation.retrieval import DEFAULT_SET, load_set
     from copilot.knowledge import load_passages
-    from copilot.retrieval import open_retriever
-    from copilot.retrieval_eval import DEFAULT_SET, load_set
+    from copilot.knowledge.retrieval import open_retriever
 
     with_onnx, torch_only = e5_pair
     passages = load_passages(Path(__file__).resolve().parent.parent / "knowledge")

@@ -10,10 +10,11 @@ from typing import Any
 
 import pytest
 
-from copilot.cli import main
+from copilot.commands.cli import main
 from copilot.config import Config, RetrievalConfig
 from copilot.errors import ConfigError, KnowledgeError
-from copilot.eval_harness import (
+from copilot.evaluation import EvalContext, EvalOutcome, Metric, Suite, context_of
+from copilot.evaluation.harness import (
     ConfigRun,
     Floor,
     check_floors,
@@ -23,8 +24,7 @@ from copilot.eval_harness import (
     run_suites,
     table_rows,
 )
-from copilot.evaluation import EvalContext, EvalOutcome, Metric, Suite, context_of
-from copilot.store import EvalRun, Store
+from copilot.qa.store import EvalRun, Store
 
 # --- fake suites -----------------------------------------------------------------------------------
 
@@ -175,8 +175,8 @@ def test_load_floors_reads_minimums_and_maximums(tmp_path: Path) -> None:
 
 
 def test_the_repository_floors_name_metrics_the_suites_report() -> None:
-    from copilot.eval_suites import LEGACY_METRICS
     from copilot.evaluation import suites
+    from copilot.evaluation.adapters import LEGACY_METRICS
 
     known = suites()
     floors = load_floors()

@@ -14,18 +14,18 @@ import pytest
 
 from copilot.config import Config, RetrievalConfig
 from copilot.errors import ConfigError
-from copilot.eval_asr import cer, speakers_right
-from copilot.eval_calls import load_calls
-from copilot.eval_calls import run as run_calls
-from copilot.eval_judge import score
-from copilot.eval_latency import percentile
-from copilot.eval_ratings import ratings_summary
-from copilot.eval_scenarios import load_scenario, load_scenarios, play, timed_segments
 from copilot.evaluation import EvalContext
+from copilot.evaluation.asr import cer, speakers_right
+from copilot.evaluation.calls import load_calls
+from copilot.evaluation.calls import run as run_calls
+from copilot.evaluation.judge import score
+from copilot.evaluation.metrics import percentile
+from copilot.evaluation.ratings import ratings_summary
+from copilot.evaluation.scenarios import load_scenario, load_scenarios, play, timed_segments
+from copilot.judgement import RuleEngine, default_engine
 from copilot.knowledge import load_passages, load_scripts
-from copilot.retrieval import Retriever
-from copilot.rules import RuleEngine, default_engine
-from copilot.store import Rating
+from copilot.knowledge.retrieval import Retriever
+from copilot.qa.store import Rating
 from copilot.suggest.engine import Suggester
 from copilot.types import Segment
 from tests.fakes_llm import ScriptedGenerator
@@ -200,7 +200,7 @@ def test_judge_reads_the_first_score_and_says_when_there_is_none() -> None:
 
 
 def test_judge_suite_scores_suggestions_against_controls(engines: FakeEngines) -> None:
-    from copilot.eval_judge import run as run_judge
+    from copilot.evaluation.judge import run as run_judge
 
     @dataclass
     class JudgeServices:
@@ -241,7 +241,7 @@ def test_quick_run_of_every_suite_reports_each_metric_and_holds_the_floors(
         [
             sys.executable,
             "-m",
-            "copilot.cli",
+            "copilot.commands.cli",
             "eval",
             "--quick",
             "--json",
@@ -281,7 +281,7 @@ def test_quick_run_of_every_suite_reports_each_metric_and_holds_the_floors(
             assert 0.0 <= value <= 1.0, row
     assert ran["suggestions"]["data"]["llm"] == ""  # quick: scripts only
     assert result["floors"] == []
-    from copilot.store import Store
+    from copilot.qa.store import Store
 
     with Store.open(env["COPILOT_DB"]) as store:
         assert {r.suite for r in store.eval_runs()} >= {"retrieval", "flags", "calls", "asr", "scenarios"}

@@ -17,8 +17,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from copilot.rules.engine import RuleEngine
-from copilot.rules.playbook import Playbook, PlaybookError, load_playbook, parse_playbook
+from copilot.judgement.engine import RuleEngine
+from copilot.judgement.playbook import Playbook, PlaybookError, load_playbook, parse_playbook
 from copilot.types import Segment, Transcript
 
 REPO = Path(__file__).resolve().parent.parent

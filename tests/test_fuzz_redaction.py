@@ -10,7 +10,7 @@ import itertools
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from copilot.redact import MASKS, find_pii, redact
+from copilot.transcription.redact import MASKS, find_pii, redact
 
 FUZZ = settings(max_examples=400, deadline=None)
 

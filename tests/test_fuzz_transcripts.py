@@ -15,7 +15,12 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from copilot.errors import TranscriptError
-from copilot.transcript_io import MAX_SECONDS, read_transcript, transcript_from_dict, write_transcript
+from copilot.transcription.transcript_files import (
+    MAX_SECONDS,
+    read_transcript,
+    transcript_from_dict,
+    write_transcript,
+)
 from copilot.types import ROLES, Transcript
 
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

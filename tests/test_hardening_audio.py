@@ -20,9 +20,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from copilot.audio import SAMPLE_RATE, read_all, read_chunks
-from copilot.cli import main
+from copilot.commands.cli import main
 from copilot.errors import AudioError
+from copilot.transcription.audio import SAMPLE_RATE, read_all, read_chunks
 from tests import badinput
 
 CHILD_TIMEOUT = 1800  # s: safety net for a child process on a shared, busy machine (never asserted on)
@@ -109,8 +109,8 @@ def test_every_rate_and_codec_decodes_to_the_same_signal(variants: dict[str, Pat
 
 @pytest.fixture(scope="module")
 def real_transcriber(installed_models: None) -> Any:
-    from copilot.asr import load_transcriber
     from copilot.config import Config
+    from copilot.transcription.asr import load_transcriber
 
     return load_transcriber(Config().asr)
 
@@ -118,9 +118,11 @@ def real_transcriber(installed_models: None) -> Any:
 @pytest.fixture()
 def loaded_once(real_transcriber: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """The commands load the ASR model per invocation; here they all get the one real model."""
-    import copilot.asr
+    import copilot.transcription.asr
 
-    monkeypatch.setattr(copilot.asr, "load_transcriber", lambda *_args, **_kwargs: real_transcriber)
+    monkeypatch.setattr(
+        copilot.transcription.asr, "load_transcriber", lambda *_args, **_kwargs: real_transcriber
+    )
     yield
 
 
@@ -149,7 +151,7 @@ def test_each_bad_audio_file_fails_the_command_with_one_line(
 
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "copilot.cli", *args],
+        [sys.executable, "-m", "copilot.commands.cli", *args],
         capture_output=True,
         text=True,
         timeout=CHILD_TIMEOUT,
@@ -182,7 +184,7 @@ def test_transcribe_batch_with_bad_files_transcribes_the_good_ones(
 
 _PEAK_SCRIPT = """
 import json, sys
-from copilot.cli import main
+from copilot.commands.cli import main
 code = main(["transcribe", "--json", sys.argv[2]])
 # VmHWM (KB), not ru_maxrss, which Linux carries over from the parent pytest process across fork+exec.
 peak = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:"))

@@ -17,10 +17,10 @@ from typing import Any
 
 import pytest
 
-from copilot.cli import main
+from copilot.commands.cli import main
 from copilot.errors import CopilotError, KnowledgeError, TranscriptError
-from copilot.review import review_dict, review_file
-from copilot.transcript_io import read_transcript
+from copilot.qa.review import review_dict, review_file
+from copilot.transcription.transcript_files import read_transcript
 from tests import badinput
 from tests.test_hardening_audio import CHILD_TIMEOUT, MAX_CER, assert_one_line_error, error_lines, run_cli
 
@@ -156,7 +156,7 @@ def test_ingest_with_an_empty_handbook_keeps_the_others(
 
 _CHILD = """
 import contextlib, io, json, sys
-from copilot.cli import main
+from copilot.commands.cli import main
 runs = []
 for args in json.loads(sys.argv[2]):
     out, err = io.StringIO(), io.StringIO()

@@ -14,7 +14,8 @@ import pytest
 
 from copilot.config import LlmConfig
 from copilot.errors import ModelError
-from copilot.llm import (
+from copilot.models.convert_gguf import GGUF_NAME, convert
+from copilot.suggest.llm import (
     ChatMessage,
     Generator,
     Lookup,
@@ -23,7 +24,6 @@ from copilot.llm import (
     lookup_draft,
     system_prefix,
 )
-from copilot.models.convert_gguf import GGUF_NAME, convert
 from tests.fakes_llm import ScriptedGenerator, write_tiny_gguf
 
 SYSTEM = ChatMessage("system", "您好，请问有什么可以帮您？")

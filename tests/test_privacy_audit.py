@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from copilot.cli import main
-from copilot.redact import MASKS
+from copilot.commands.cli import main
+from copilot.transcription.redact import MASKS
 from tests import badinput
 from tests.fakes_asr import EnergyVad, Line, ScriptedTranscriber, tone_track, write_wav
 
@@ -103,7 +103,7 @@ def files_under(*folders: Path) -> list[Path]:
 
 def run_cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[bytes]:
     return subprocess.run(
-        [sys.executable, "-m", "copilot.cli", *args],
+        [sys.executable, "-m", "copilot.commands.cli", *args],
         capture_output=True,
         timeout=CHILD_TIMEOUT,
         env={**os.environ, **env},
@@ -206,21 +206,23 @@ HEARD = (
 @pytest.fixture()
 def heard_call(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A mono recording with speech-like tones where the scripted recogniser hears the numbers."""
-    import copilot.asr
-    import copilot.transcription
+    import copilot.transcription.asr
+    import copilot.transcription.playback
 
     path = tmp_path / "call.wav"
     write_wav(path, tone_track([(x.start, x.end) for x in HEARD], 10.5)[None, :])
-    monkeypatch.setattr(copilot.asr, "load_transcriber", lambda *_a, **_k: ScriptedTranscriber(HEARD))
-    monkeypatch.setattr(copilot.transcription, "SileroVad", EnergyVad)
+    monkeypatch.setattr(
+        copilot.transcription.asr, "load_transcriber", lambda *_a, **_k: ScriptedTranscriber(HEARD)
+    )
+    monkeypatch.setattr(copilot.transcription.playback, "SileroVad", EnergyVad)
     return path
 
 
 def test_transcribe_outputs_and_logs_are_redacted(
     heard_call: Path, tmp_path: Path, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from copilot.transcript_io import write_transcript
-    from copilot.transcription import transcribe_file
+    from copilot.transcription.playback import transcribe_file
+    from copilot.transcription.transcript_files import write_transcript
 
     monkeypatch.setenv("COPILOT_DB", f"sqlite:///{tmp_path / 'db.sqlite'}")
     commands = [
@@ -240,10 +242,12 @@ def test_transcribe_outputs_and_logs_are_redacted(
     words = "".join(w["text"] for s in first["segments"] for w in s["words"])
     assert len(first["segments"]) == len(HEARD) and MASKS["bank_card"] in words
     assert leaks_in(words.encode(), "words") == []
-    import copilot.asr
+    import copilot.transcription.asr
     from copilot.config import Config
 
-    transcript = transcribe_file(heard_call, Config().asr, copilot.asr.load_transcriber(Config().asr))
+    transcript = transcribe_file(
+        heard_call, Config().asr, copilot.transcription.asr.load_transcriber(Config().asr)
+    )
     assert "".join(s.text for s in transcript.segments) == heard  # the library keeps raw text in memory
     saved = tmp_path / "saved.json"
     write_transcript(transcript, saved)

@@ -7,7 +7,7 @@ import string
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from copilot.redact import MASKS, find_pii, redact
+from copilot.transcription.redact import MASKS, find_pii, redact
 
 SPOKEN = {
     "0": "零",

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from copilot.metadata import CallMetadata, MetadataError, load_metadata
-from copilot.report import (
+from copilot.qa.metadata import CallMetadata, MetadataError, load_metadata
+from copilot.qa.report import (
     atomic_write_text,
     batch_stats,
     call_json,
@@ -21,9 +21,9 @@ from copilot.report import (
     to_csv,
     to_json,
 )
-from copilot.report.files import PARTIAL_PREFIX
-from copilot.report.plots import pace
-from copilot.store import CallSummary, StoredCall, StoredSegment
+from copilot.qa.report.files import PARTIAL_PREFIX
+from copilot.qa.report.plots import pace
+from copilot.qa.store import CallSummary, StoredCall, StoredSegment
 from copilot.types import CheckResult, Clause, Evidence, Flag, Segment
 
 CLAUSE = Clause("服务规范", "4.1", "禁止使用<不耐烦>的语气")

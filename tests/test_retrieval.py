@@ -11,8 +11,8 @@ import pytest
 
 from copilot.config import Config, RetrievalConfig
 from copilot.errors import IndexMismatchError
-from copilot.query import build_query, normalize_query
-from copilot.retrieval import (
+from copilot.knowledge.query import build_query, normalize_query
+from copilot.knowledge.retrieval import (
     DENSE_FILE,
     Retriever,
     build_index,
@@ -25,7 +25,7 @@ from copilot.retrieval import (
     tokenize,
     view_layout,
 )
-from copilot.situations import Situation
+from copilot.knowledge.situations import Situation
 from copilot.types import Passage, Segment
 from tests.fakes_embedding import HashEmbedder
 
@@ -232,8 +232,8 @@ def test_build_query_uses_latest_customer_turn_first_with_context():
 def test_real_e5_retrieves_handbook_clauses(e5_dir, tmp_path):
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from copilot.config import EmbedderConfig
-    from copilot.embedding import load_embedder
     from copilot.knowledge import load_passages
+    from copilot.knowledge.embedding import load_embedder
 
     embedder = load_embedder(EmbedderConfig(model=str(e5_dir)))
     passages = load_passages(REPO / "knowledge")

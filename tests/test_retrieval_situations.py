@@ -10,8 +10,8 @@ import yaml
 
 from copilot.errors import KnowledgeError
 from copilot.knowledge import load_passages
-from copilot.retrieval import index_text
-from copilot.situations import (
+from copilot.knowledge.retrieval import index_text
+from copilot.knowledge.situations import (
     link_situations,
     load_situations,
     parse_situations,

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from copilot.cli import main
+from copilot.commands.cli import main
 from copilot.errors import AudioError
-from copilot.review import ReviewOptions, review_call, review_dict, review_file
-from copilot.transcript_io import transcript_from_dict
+from copilot.qa.review import ReviewOptions, review_call, review_dict, review_file
+from copilot.transcription.transcript_files import transcript_from_dict
 
 PHONE = "13912345678"
 

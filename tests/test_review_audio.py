@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from copilot.config import Config
-from copilot.pipeline import load_call
-from copilot.review import review_call
-from copilot.services import Services
+from copilot.qa.calls import load_call
+from copilot.qa.review import review_call
+from copilot.session.engines import Services
 
 EXPECTED_FAILURES = {"greeting", "forbidden", "apology", "closing", "interruption"}
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from copilot.rules import RuleEngine, default_engine, load_playbook
-from copilot.rules.playbook import PhrasesParams, SemanticSpec
-from copilot.transcript_io import read_transcript
+from copilot.judgement import RuleEngine, default_engine, load_playbook
+from copilot.judgement.playbook import PhrasesParams, SemanticSpec
+from copilot.transcription.transcript_files import read_transcript
 from copilot.types import Segment, Transcript
 from tests.fakes_embedding import HashEmbedder
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from copilot.rules import default_engine
-from copilot.rules.evaluate import evaluate_flags, load_labelled
+from copilot.evaluation.rules import evaluate_flags, load_labelled
+from copilot.judgement import default_engine
 
 MIN_PRECISION = 0.9
 MIN_RECALL = 0.9

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from copilot.rules.playbook import (
+from copilot.judgement.playbook import (
     PhrasesParams,
     PlaybookError,
     default_playbook_path,

@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 
 from copilot.config import RetrievalConfig
+from copilot.judgement import RuleEngine, default_engine
 from copilot.knowledge import load_passages, load_scripts
-from copilot.retrieval import Retriever
-from copilot.rules import RuleEngine, default_engine
-from copilot.session import CallSession, SessionOptions
+from copilot.knowledge.retrieval import Retriever
+from copilot.session.call import CallSession, SessionOptions
 from copilot.suggest.engine import Suggester
-from copilot.transcript_io import read_transcript
+from copilot.transcription.transcript_files import read_transcript
 from copilot.types import Committed, Segment, TentativeText
 from tests.fakes_llm import ScriptedGenerator
 

@@ -11,9 +11,9 @@ import sqlalchemy as sa
 
 from copilot.config import Config, StoreConfig
 from copilot.errors import StoreError
-from copilot.metadata import CallMetadata
-from copilot.store import EvalRun, Rating, ReviewFilter, Store, content_hash, database_url, provenance
-from copilot.store.migrations import MIGRATIONS, VERSION_TABLE, migrate
+from copilot.qa.metadata import CallMetadata
+from copilot.qa.store import EvalRun, Rating, ReviewFilter, Store, content_hash, database_url, provenance
+from copilot.qa.store.migrations import MIGRATIONS, VERSION_TABLE, migrate
 from copilot.types import CallReview, CheckResult, Clause, Evidence, Flag, Segment
 from tests.test_batch_fakes import ScriptedReviewer, write_call
 

@@ -15,12 +15,12 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from copilot.batch import KEPT_AUDIO_DIR, keep_audio
-from copilot.cli import main
+from copilot.commands.cli import main
 from copilot.config import load_config
 from copilot.errors import ConfigError, StoreError
-from copilot.store import Provenance, ReviewFilter, Store
-from copilot.store.retention import purge
+from copilot.qa.archive import KEPT_AUDIO_DIR, keep_audio
+from copilot.qa.store import Provenance, ReviewFilter, Store
+from copilot.qa.store.retention import purge
 from copilot.types import CallReview, Segment
 from tests.test_store import _save_text_calls
 

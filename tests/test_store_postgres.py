@@ -24,13 +24,13 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from copilot.batch import BatchOptions, run
-from copilot.cli import main
+from copilot.commands.cli import main
 from copilot.config import Config
 from copilot.errors import StoreError
-from copilot.metadata import CallMetadata
-from copilot.store import EvalRun, Rating, ReviewFilter, Store, StoredCall
-from copilot.store.migrations import MIGRATIONS, VERSION_TABLE, migrate
+from copilot.qa.batch import BatchOptions, run
+from copilot.qa.metadata import CallMetadata
+from copilot.qa.store import EvalRun, Rating, ReviewFilter, Store, StoredCall
+from copilot.qa.store.migrations import MIGRATIONS, VERSION_TABLE, migrate
 from tests import test_store
 from tests.test_batch_fakes import ScriptedReviewer
 from tests.test_store import PHONE, _review, _save, _save_text_calls

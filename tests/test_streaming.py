@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from copilot.audio import SAMPLE_RATE
 from copilot.errors import AudioError
-from copilot.streaming import (
+from copilot.transcription.audio import SAMPLE_RATE
+from copilot.transcription.streaming import (
     ChannelStream,
     Discard,
     EndpointPolicy,

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from copilot.cli import main
-from copilot.rules import default_engine
+from copilot.commands.cli import main
+from copilot.judgement import default_engine
 from copilot.suggest.engine import NON_SUGGESTION_KINDS
 from copilot.types import Segment
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import threading
 
 from copilot.config import RetrievalConfig
-from copilot.retrieval import Retriever
-from copilot.rules import default_engine
+from copilot.judgement import default_engine
+from copilot.knowledge.retrieval import Retriever
 from copilot.suggest.engine import Suggester, SuggestOptions, run_to_end
 from copilot.types import Passage, Script, Segment
 from tests.fakes_embedding import HashEmbedder

@@ -8,8 +8,8 @@ import pytest
 
 from copilot.config import AppConfig, Config, validate
 from copilot.errors import ConfigError
-from copilot.retrieval import Retriever
-from copilot.rules import default_engine
+from copilot.judgement import default_engine
+from copilot.knowledge.retrieval import Retriever
 from copilot.suggest.engine import BUSY_REASON, Suggester
 from copilot.suggest.gate import GenerationGate
 from tests.fakes_embedding import HashEmbedder

@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 
 from copilot.config import RetrievalConfig
+from copilot.evaluation.turn_by_turn import actual_reply, replay_call
+from copilot.judgement import RuleEngine, default_engine
 from copilot.knowledge import load_passages, load_scripts
-from copilot.replay import actual_reply, replay_call
-from copilot.retrieval import Retriever
-from copilot.rules import RuleEngine, default_engine
+from copilot.knowledge.retrieval import Retriever
+from copilot.qa.summary import summarize
 from copilot.suggest.engine import Suggester
-from copilot.summary import summarize
-from copilot.transcript_io import read_transcript
+from copilot.transcription.transcript_files import read_transcript
 from copilot.types import Segment
 from tests.fakes_llm import ScriptedGenerator
 

@@ -7,7 +7,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from copilot.tone import SAMPLE_RATE, VoiceFeatures, agent_tone, customer_emotion, voice_features
+from copilot.judgement.tone import SAMPLE_RATE, VoiceFeatures, agent_tone, customer_emotion, voice_features
 from tests.fakes_embedding import HashEmbedder
 
 
@@ -71,9 +71,9 @@ def test_prototypes_decide_lines_without_cues() -> None:
 def test_the_suggester_warm_up_loads_snownlp_before_any_call() -> None:
     import sys
 
-    from copilot import tone
     from copilot.config import load_config
-    from copilot.services import Services
+    from copilot.judgement import tone
+    from copilot.session.engines import Services
 
     tone._snownlp_positive.cache_clear()
     config = load_config()

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from copilot.errors import TranscriptError
-from copilot.transcript_io import read_transcript, transcript_from_dict, write_transcript
+from copilot.transcription.transcript_files import read_transcript, transcript_from_dict, write_transcript
 
 
 def test_reads_shared_calls(shared_dir: Path) -> None:

@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from copilot.audio import SAMPLE_RATE
 from copilot.config import AsrConfig
 from copilot.errors import AudioError
-from copilot.streaming import StreamOptions
-from copilot.transcription import EndOfAudio, ReplayOptions, replay, transcribe_file
+from copilot.transcription.audio import SAMPLE_RATE
+from copilot.transcription.playback import EndOfAudio, ReplayOptions, replay, transcribe_file
+from copilot.transcription.streaming import StreamOptions
 from copilot.types import Committed, TentativeText
 from tests.fakes_asr import EnergyVad, Line, ScriptedTranscriber, tone_track, write_wav
 
@@ -149,14 +149,14 @@ def test_live_replay_skips_partials_when_behind(stereo_call):
     assert len(fake.calls) < 10  # without catching up, every 0.5 s of speech would cost a partial
 
 
-# --- the CLI, with a scripted backend in place of copilot.asr -----------------------------------------
+# --- the CLI, with a scripted backend in place of copilot.transcription.asr -----------------------------------------
 
 
 @pytest.fixture
 def fake_backend(monkeypatch):
-    """`copilot.asr.load_transcriber` replaced by one returning a scripted transcriber and the energy VAD."""
-    import copilot.asr
-    import copilot.transcription
+    """`copilot.transcription.asr.load_transcriber` replaced by one returning a scripted transcriber and the energy VAD."""
+    import copilot.transcription.asr
+    import copilot.transcription.playback
 
     loaded = []
 
@@ -164,15 +164,15 @@ def fake_backend(monkeypatch):
         loaded.append(config)
         return ScriptedTranscriber(AGENT + CUSTOMER)
 
-    monkeypatch.setattr(copilot.asr, "load_transcriber", load)
-    monkeypatch.setattr(copilot.transcription, "SileroVad", EnergyVad)
+    monkeypatch.setattr(copilot.transcription.asr, "load_transcriber", load)
+    monkeypatch.setattr(copilot.transcription.playback, "SileroVad", EnergyVad)
     return loaded
 
 
 def test_cli_jsonl_one_object_per_file_and_bad_file_reported(stereo_call, tmp_path, capsys, fake_backend):
     import json
 
-    from copilot.cli import main
+    from copilot.commands.cli import main
 
     bad = tmp_path / "bad.wav"
     bad.write_text("not audio", encoding="utf-8")
@@ -193,7 +193,7 @@ def test_cli_jsonl_one_object_per_file_and_bad_file_reported(stereo_call, tmp_pa
 def test_cli_live_prints_events(stereo_call, capsys, fake_backend):
     import json
 
-    from copilot.cli import main
+    from copilot.commands.cli import main
 
     assert main(["transcribe", str(stereo_call), "--live", "--speed", "5", "--json"]) == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
@@ -205,11 +205,13 @@ def test_cli_live_prints_events(stereo_call, capsys, fake_backend):
 def test_cli_redacts_numbers(tmp_path, capsys, monkeypatch, fake_backend):
     import json
 
-    import copilot.asr
-    from copilot.cli import main
+    import copilot.transcription.asr
+    from copilot.commands.cli import main
 
     phone = (Line(0.5, 3.0, "我的电话是13812345678"),)
-    monkeypatch.setattr(copilot.asr, "load_transcriber", lambda config, *a, **k: ScriptedTranscriber(phone))
+    monkeypatch.setattr(
+        copilot.transcription.asr, "load_transcriber", lambda config, *a, **k: ScriptedTranscriber(phone)
+    )
     path = tmp_path / "m.wav"
     write_wav(path, tone_track([(0.5, 3.0)], 4.0)[None])
     assert main(["transcribe", str(path), "--json"]) == 0
@@ -218,7 +220,7 @@ def test_cli_redacts_numbers(tmp_path, capsys, monkeypatch, fake_backend):
 
 
 def test_cli_needs_files(capsys):
-    from copilot.cli import main
+    from copilot.commands.cli import main
 
     assert main(["transcribe"]) != 0
     assert "no audio files" in capsys.readouterr().err
@@ -245,7 +247,7 @@ def _cer(ref: str, hyp: str) -> float:
 
 @pytest.fixture(scope="module")
 def good_call_excerpt(tmp_path_factory):
-    from copilot.audio import read_all
+    from copilot.transcription.audio import read_all
 
     audio, _ = read_all(SHARED / "calls" / "good_call.wav")
     path = tmp_path_factory.mktemp("excerpt") / "good_call_excerpt.wav"
@@ -255,7 +257,7 @@ def good_call_excerpt(tmp_path_factory):
 
 @pytest.mark.real
 def test_real_stereo_call_roles_by_channel(whisper_ct2_dir, good_call_excerpt):
-    from copilot.asr import load_transcriber
+    from copilot.transcription.asr import load_transcriber
 
     config = AsrConfig(backend="faster-whisper")
     transcript = transcribe_file(good_call_excerpt, config, load_transcriber(config))
@@ -273,7 +275,7 @@ def test_real_stereo_call_roles_by_channel(whisper_ct2_dir, good_call_excerpt):
 
 @pytest.mark.real
 def test_real_openai_backend_on_a_real_recording(whisper_openai_pt):
-    from copilot.asr import load_transcriber
+    from copilot.transcription.asr import load_transcriber
 
     config = AsrConfig(backend="openai-whisper")
     path = SHARED / "audio" / "firered_BAC009S0764W0121.wav"

@@ -12,10 +12,10 @@ import gradio as gr
 import numpy as np
 import pytest
 
-from copilot.audio import SAMPLE_RATE
-from copilot.session import CallSession, SessionOptions
-from copilot.transcript_io import read_transcript
-from copilot.transcription import EndOfAudio, TimedEvent
+from copilot.session.call import CallSession, SessionOptions
+from copilot.transcription.audio import SAMPLE_RATE
+from copilot.transcription.playback import EndOfAudio, TimedEvent
+from copilot.transcription.transcript_files import read_transcript
 from copilot.types import Committed
 from copilot.ui.app import PANEL_FIELDS, RESEND_BELOW_CHARS, LiveHandlers, shared_calls
 from copilot.ui.live import CallInfo, LiveCall, LiveSlots, playbook_steps, to_mono_16k, transcript_events

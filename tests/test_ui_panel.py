@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from copilot.session import CallSession, PanelState, SessionOptions
+from copilot.session.call import CallSession, PanelState, SessionOptions
 from copilot.suggest.engine import Cite, Latency, Suggestion
-from copilot.transcript_io import read_transcript
+from copilot.transcription.transcript_files import read_transcript
 from copilot.types import Committed, Segment, TentativeText
 from copilot.ui.live import playbook_steps
 from copilot.ui.panel import EMPTY_STATE, render_idle, render_pace, render_panel

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from copilot.audio import SAMPLE_RATE, read_all
-from copilot.transcript_io import read_transcript
+from copilot.transcription.audio import SAMPLE_RATE, read_all
+from copilot.transcription.transcript_files import read_transcript
 from copilot.ui import review as rv
 from copilot.ui import train as tr
 from copilot.ui.context import AppContext

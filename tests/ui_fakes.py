@@ -13,12 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from copilot.config import Config, RetrievalConfig
+from copilot.judgement import RuleEngine, default_engine
 from copilot.knowledge import load_passages, load_scripts
-from copilot.llm import ChatMessage
-from copilot.retrieval import Retriever
-from copilot.rules import RuleEngine, default_engine
-from copilot.store import Store
+from copilot.knowledge.retrieval import Retriever
+from copilot.qa.store import Store
 from copilot.suggest.engine import Suggester
+from copilot.suggest.llm import ChatMessage
 from copilot.ui.context import AppContext
 from tests.fakes_llm import ScriptedGenerator
 
@@ -27,7 +27,7 @@ BM25 = RetrievalConfig(mode="bm25")
 
 @dataclass
 class FakeServices:
-    """What :class:`copilot.services.Services` offers the app, without loading a model."""
+    """What :class:`copilot.session.engines.Services` offers the app, without loading a model."""
 
     suggester: Suggester
     rules: RuleEngine

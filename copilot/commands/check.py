@@ -7,12 +7,12 @@ from typing import Any
 
 from copilot.commands._common import config_from_args, print_json, read_lines
 from copilot.errors import ConfigError
-from copilot.redact import redact
-from copilot.review import flag_dict
-from copilot.rules.engine import RuleEngine
-from copilot.rules.playbook import load_playbook
-from copilot.tone import agent_tone, customer_emotion
-from copilot.transcript_io import to_simplified
+from copilot.judgement.engine import RuleEngine
+from copilot.judgement.playbook import load_playbook
+from copilot.judgement.tone import agent_tone, customer_emotion
+from copilot.qa.review import flag_dict
+from copilot.transcription.redact import redact
+from copilot.transcription.transcript_files import to_simplified
 from copilot.types import Flag, Role, Segment, ToneLabel
 
 
@@ -64,7 +64,7 @@ def _run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     embedder = None
     if args.semantic:
-        from copilot.embedding import load_embedder
+        from copilot.knowledge.embedding import load_embedder
 
         embedder = load_embedder(config.embedder)  # once, for every line
     engine = RuleEngine(load_playbook(args.playbook), embedder=embedder)

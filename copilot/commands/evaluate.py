@@ -1,4 +1,4 @@
-"""``copilot eval [SUITE...]``: run evaluation suites and print one table (see copilot/eval_harness.py).
+"""``copilot eval [SUITE...]``: run evaluation suites and print one table (see copilot/evaluation/harness.py).
 
     copilot eval                                   every default suite, default configuration
     copilot eval --quick --check-floors            CI sizes; exit 1 when a metric is below eval/floors.toml
@@ -21,7 +21,9 @@ from typing import Any, cast
 from copilot.commands._common import config_from_args, print_json
 from copilot.config import Config, copilot_home, load_config, validate
 from copilot.errors import ConfigError, StoreError
-from copilot.eval_harness import (
+from copilot.evaluation import EvalContext, Suite, suites
+from copilot.evaluation.adapters import LEGACY_METRICS, quick_args
+from copilot.evaluation.harness import (
     DEFAULT_FLOORS,
     ConfigRun,
     check_floors,
@@ -34,8 +36,6 @@ from copilot.eval_harness import (
     table_rows,
     write_result,
 )
-from copilot.eval_suites import LEGACY_METRICS, quick_args
-from copilot.evaluation import EvalContext, Suite, suites
 
 BUILT_IN = "default"  # --config default: the built-in configuration (ignores $COPILOT_CONFIG)
 HISTORY_RUNS = 5
@@ -128,7 +128,7 @@ def _log(message: str) -> None:
 
 
 def _history(args: argparse.Namespace, known: dict[str, Suite]) -> int:
-    from copilot.store import Store
+    from copilot.qa.store import Store
 
     config = config_from_args(args)
     names = args.suites or list(known)
@@ -139,7 +139,7 @@ def _history(args: argparse.Namespace, known: dict[str, Suite]) -> int:
 
 
 def _store(runs: list[ConfigRun], quick: bool) -> None:
-    from copilot.store import Store
+    from copilot.qa.store import Store
 
     try:
         with Store.open(config=runs[0].config.store) as store:

@@ -26,10 +26,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from copilot.embedding import load_embedder
     from copilot.knowledge import load_passages
-    from copilot.retrieval import build_index, default_index_dir, index_problem, index_text, read_manifest
-    from copilot.situations import link_situations, load_situations
+    from copilot.knowledge.embedding import load_embedder
+    from copilot.knowledge.retrieval import (
+        build_index,
+        default_index_dir,
+        index_problem,
+        index_text,
+        read_manifest,
+    )
+    from copilot.knowledge.situations import link_situations, load_situations
 
     config = config_from_args(args)
     knowledge = Path(config.knowledge_dir)

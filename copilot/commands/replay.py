@@ -6,11 +6,11 @@ import argparse
 from pathlib import Path
 
 from copilot.commands._common import config_from_args, print_json
-from copilot.pipeline import load_call
-from copilot.redact import redact
-from copilot.replay import replay_call
-from copilot.services import Services
+from copilot.evaluation.turn_by_turn import replay_call
+from copilot.qa.calls import load_call
+from copilot.session.engines import Services
 from copilot.suggest.engine import suggestion_dict
+from copilot.transcription.redact import redact
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

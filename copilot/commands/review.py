@@ -3,16 +3,29 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from copilot.commands._common import config_from_args, print_json, read_lines
 from copilot.config import Config
 from copilot.errors import ConfigError, CopilotError
-from copilot.review import TRANSCRIPT_SUFFIXES, ReviewOptions, Transcribe, review_dict, review_file
-from copilot.rules.engine import RuleEngine
-from copilot.rules.playbook import load_playbook
+from copilot.judgement.engine import RuleEngine
+from copilot.judgement.playbook import load_playbook
+from copilot.qa.batch import (
+    DASHBOARD_FILE,
+    BatchOptions,
+    PipelineReviewer,
+    format_summary,
+    run,
+    summary_dict,
+)
+from copilot.qa.jobs import ReviewOne
+from copilot.qa.metadata import DEFAULT_NAME_PATTERN
+from copilot.qa.review import TRANSCRIPT_SUFFIXES, ReviewOptions, Transcribe, review_dict, review_file
+from copilot.qa.store import content_hash
 from copilot.types import CallReview, Transcript
 
 
@@ -29,16 +42,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--file", dest="list_file", help="one call path per line ('-': stdin)")
     parser.add_argument("--json", action="store_true", help="print one JSON object per call (JSONL)")
     parser.add_argument("--playbook", help="playbook YAML (default: knowledge/playbook.yaml)")
-    from copilot.batch import add_batch_arguments
-
     add_batch_arguments(parser)  # --out DIR turns the command into a stored, resumable batch
     parser.set_defaults(func=_run)
 
 
 def _audio_transcriber(config: Config) -> Transcribe:
     """Load the ASR model once and return a function that transcribes one file with it."""
-    from copilot.pipeline import load_call
-    from copilot.services import Services
+    from copilot.qa.calls import load_call
+    from copilot.session.engines import Services
 
     services = Services(config)  # ASR with the knowledge base's domain vocabulary, loaded once
 
@@ -66,8 +77,6 @@ def _run(args: argparse.Namespace) -> int:
     if not calls:
         raise ConfigError("no calls given (name transcript or audio files, or use --file LIST)")
     if args.out:
-        from copilot.batch import run_batch
-
         return run_batch(args, inputs=calls)
     config = config_from_args(args)
     engine = RuleEngine(load_playbook(args.playbook))
@@ -89,3 +98,81 @@ def _run(args: argparse.Namespace) -> int:
         else:
             _print_human(review)
     return worst
+
+
+# ---- batch mode (--out) -------------------------------------------------------------------------
+
+
+def add_batch_arguments(parser: argparse.ArgumentParser) -> None:
+    """The batch options of ``copilot review`` (batch mode is on when ``--out`` is given)."""
+    group = parser.add_argument_group("batch mode (with --out)")
+    group.add_argument("--out", metavar="DIR", help="review into the database and write reports to DIR")
+    group.add_argument(
+        "--force", action="store_true", help="review again calls already stored for this configuration"
+    )
+    group.add_argument(
+        "--engine", choices=("local", "ray"), default="local", help="where to review (default: local)"
+    )
+    group.add_argument("--address", default="", help="Ray cluster address (default: start a local cluster)")
+    group.add_argument(
+        "--workers", type=int, default=0, help="Ray workers, one model copy each (default: all CPUs)"
+    )
+    group.add_argument(
+        "--meta", metavar="FILE", default="", help="agent/team/queue/date per call (CSV or JSON)"
+    )
+    group.add_argument(
+        "--meta-pattern",
+        default=DEFAULT_NAME_PATTERN,
+        help="regex with named groups agent/team/queue/date over file names ('' = none)",
+    )
+    group.add_argument("--no-progress", action="store_true", help="no progress bar")
+    group.add_argument(
+        "--no-reports",
+        action="store_true",
+        help="store reviews only (report rendering is the driver's main cost)",
+    )
+
+
+def run_batch(
+    args: argparse.Namespace, review_one: ReviewOne | None = None, inputs: Sequence[str] | None = None
+) -> int:
+    """Batch mode of ``copilot review``; returns the exit status. ``inputs`` default to ``args.calls``
+    plus the lines of ``args.list_file``; ``review_one`` defaults to :class:`PipelineReviewer`."""
+    if inputs is None:
+        inputs = list(getattr(args, "calls", []) or [])
+        if getattr(args, "list_file", None):
+            inputs += read_lines(args.list_file)
+    if not inputs:
+        raise ConfigError("no calls given (name files, folders or globs, or use --file LIST)")
+    if args.workers < 0:
+        raise ConfigError("--workers must be 0 (all CPUs) or more")
+    config = config_from_args(args)
+    playbook = getattr(args, "playbook", None)
+    extra: dict[str, Any] = {}
+    if playbook:
+        try:  # a playbook other than the configured one changes the result: it is configuration
+            extra["playbook_file_sha256"] = content_hash(Path(playbook))
+        except OSError as e:
+            raise ConfigError(f"playbook {playbook}: {e.strerror or e}") from e
+    options = BatchOptions(
+        out_dir=Path(args.out),
+        force=args.force,
+        engine=args.engine,
+        address=args.address,
+        workers=args.workers,
+        meta_file=args.meta,
+        meta_pattern=args.meta_pattern,
+        progress=not args.no_progress,
+        reports=not args.no_reports,
+        privacy=config.privacy,
+    )
+    reviewer = review_one or PipelineReviewer(config, playbook)
+    summary = run(inputs, reviewer, options, config, extra_provenance=extra)
+    if getattr(args, "json", False):
+        print_json(summary_dict(summary))
+    else:
+        print(format_summary(summary))
+        print(f"reports: {options.out_dir / DASHBOARD_FILE}")
+    with contextlib.suppress(BrokenPipeError):
+        sys.stdout.flush()
+    return summary.exit_code

@@ -43,7 +43,7 @@ def hit_dict(hit: SearchHit) -> dict[str, object]:
 def _run(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from copilot.retrieval import open_retriever
+    from copilot.knowledge.retrieval import open_retriever
 
     if (args.query is None) == (args.file is None):
         raise ConfigError("give either a QUERY or --file FILE")

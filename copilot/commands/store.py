@@ -11,7 +11,7 @@ from typing import Any
 from copilot.commands._common import config_from_args, print_json
 from copilot.config import Config
 from copilot.errors import ConfigError
-from copilot.store import CallSummary, ReviewFilter, Store, StoredCall
+from copilot.qa.store import CallSummary, ReviewFilter, Store, StoredCall
 from copilot.types import Clause, Evidence
 
 LIST_LIMIT = 200  # rows `store search` prints unless --limit says otherwise
@@ -145,7 +145,7 @@ def _open(config: Config) -> Store:
 
 
 def _row(call: CallSummary) -> dict[str, Any]:
-    from copilot.report.exports import summary_row
+    from copilot.qa.report.exports import summary_row
 
     row = summary_row(call)
     del row["report"]  # a batch's report link; a listing has none
@@ -223,7 +223,7 @@ def _show(args: argparse.Namespace) -> int:
     with _open(config_from_args(args)) as store:
         call = store.load_call(call_id)
     if args.json:
-        from copilot.report import call_json
+        from copilot.qa.report import call_json
 
         print_json({"id": call.summary.id, **call_json(call)})
     else:
@@ -235,8 +235,8 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from copilot.report import atomic_write_text, to_csv, to_json
-    from copilot.store.retention import matching
+    from copilot.qa.report import atomic_write_text, to_csv, to_json
+    from copilot.qa.store.retention import matching
 
     where = review_filter(args)
     out = Path(args.out).expanduser()
@@ -257,9 +257,9 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _purge(args: argparse.Namespace) -> int:
-    from copilot.batch import KEPT_AUDIO_DIR
     from copilot.config import copilot_home
-    from copilot.store.retention import MIN_DAYS, purge
+    from copilot.qa.archive import KEPT_AUDIO_DIR
+    from copilot.qa.store.retention import MIN_DAYS, purge
 
     config = config_from_args(args)
     days = config.privacy.retention_days

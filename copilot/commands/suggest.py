@@ -7,10 +7,10 @@ import time
 
 from copilot.commands._common import config_from_args, print_json, read_lines
 from copilot.errors import ConfigError, TranscriptError
-from copilot.redact import redact
-from copilot.services import Services
+from copilot.session.engines import Services
 from copilot.suggest.engine import SuggestOptions, run_to_end, suggestion_dict
-from copilot.transcript_io import read_transcript
+from copilot.transcription.redact import redact
+from copilot.transcription.transcript_files import read_transcript
 from copilot.types import Segment
 
 

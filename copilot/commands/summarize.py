@@ -9,8 +9,8 @@ from pathlib import Path
 
 from copilot.commands._common import config_from_args, print_json
 from copilot.errors import CopilotError
-from copilot.services import Services
-from copilot.summary import PostCallSummary, summarize, summary_text
+from copilot.qa.summary import PostCallSummary, summarize, summary_text
+from copilot.session.engines import Services
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -29,21 +29,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _store(services: Services, path: Path, summary: PostCallSummary) -> None:
     """Save the review of the call with the summary attached (one transaction)."""
-    from copilot.review import review_call
-    from copilot.store import Store
-    from copilot.store.fingerprint import content_hash, provenance
+    from copilot.qa.archive import enforce_retention, save_review
+    from copilot.qa.review import review_call
+    from copilot.qa.store import Store
+    from copilot.qa.store.fingerprint import content_hash, provenance
 
     review = review_call(_transcript(services, path), engine=services.rules)
     with_summary = _WithSummary(review, summary_text(summary))
     store = Store.open(config=services.config.store)
     try:
-        store.save_review(
+        enforce_retention(store, services.config.privacy)
+        save_review(
+            store,
             with_summary,  # type: ignore[arg-type]
-            file=str(path),
+            path=path,
             content_hash=content_hash(path),
             provenance=provenance(services.config),
+            privacy=services.config.privacy,
             force=True,
-            redacted=services.config.privacy.redact,
         )
     finally:
         store.close()
@@ -61,7 +64,7 @@ class _WithSummary:
 
 
 def _transcript(services: Services, path: Path):  # -> Transcript
-    from copilot.pipeline import load_call
+    from copilot.qa.calls import load_call
 
     return load_call(path, services)
 

@@ -39,9 +39,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--speed", type=float, default=1.0, help="with --live: N times faster than real time")
     parser.add_argument("--words", action="store_true", help="include word timings in JSON segments")
     parser.add_argument(
-        "--vocabulary",
+        "--no-vocabulary",
         action="store_true",
-        help="bias recognition towards the knowledge base's domain words (hotwords + homophone correction)",
+        help="plain Whisper: without the knowledge base's domain words (homophone correction, hotwords)",
     )
     parser.set_defaults(func=_run)
 
@@ -58,7 +58,7 @@ def _asr_config(args: argparse.Namespace, config: Config) -> AsrConfig:
 def _redactor(config: Config) -> Callable[[str], str]:
     if not config.privacy.redact:
         return lambda text: text
-    from copilot.redact import redact
+    from copilot.transcription.redact import redact
 
     return redact
 
@@ -75,7 +75,7 @@ def segment_dict(segment: Segment, redact: Callable[[str], str], words: bool = F
         joined = "".join(texts)
         if redact(joined) != joined:  # personal data, and redaction on: mask it across the words, since
             # each word redacted alone would keep a number the recogniser cut up (138 / 1234 / 5678)
-            from copilot.redact import redact_pieces
+            from copilot.transcription.redact import redact_pieces
 
             texts = redact_pieces(texts)
         out["words"] = [
@@ -112,15 +112,14 @@ def _run(args: argparse.Namespace) -> int:
     asr = _asr_config(args, config)
     redact = _redactor(config)
 
-    from copilot.asr import Vocabulary, load_transcriber
+    from pathlib import Path
 
-    vocabulary = Vocabulary()
-    if args.vocabulary:
-        from pathlib import Path
+    from copilot.transcription.asr import Vocabulary, domain_vocabulary_for, load_transcriber
 
-        from copilot.knowledge import domain_vocabulary
-
-        vocabulary = Vocabulary(words=tuple(domain_vocabulary(Path(config.knowledge_dir))))
+    # The same domain words as every other entry point (review, batch, app); --no-vocabulary: plain Whisper.
+    vocabulary = (
+        Vocabulary() if args.no_vocabulary else domain_vocabulary_for(asr, Path(config.knowledge_dir))
+    )
     partial = None
     if args.live:  # decode as a live call does (greedy, trimmed window); --words keeps word times
         asr = asr.for_live()
@@ -144,7 +143,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _offline(file: str, asr: AsrConfig, transcriber: Any, args: argparse.Namespace, redact: Callable) -> None:
-    from copilot.transcription import transcribe_file
+    from copilot.transcription.playback import transcribe_file
 
     transcript = transcribe_file(file, asr, transcriber)
     if args.json:
@@ -158,7 +157,7 @@ def _offline(file: str, asr: AsrConfig, transcriber: Any, args: argparse.Namespa
 def _live(
     file: str, asr: AsrConfig, transcriber: Any, partial: Any, args: argparse.Namespace, redact: Callable
 ) -> None:
-    from copilot.transcription import EndOfAudio, ReplayOptions, replay
+    from copilot.transcription.playback import EndOfAudio, ReplayOptions, replay
 
     options = ReplayOptions(speed=args.speed)
     for timed in replay(file, asr, transcriber, options, partial_transcriber=partial):

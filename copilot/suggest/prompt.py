@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from copilot.llm import ChatMessage
+from copilot.suggest.llm import ChatMessage
 
 SYSTEM_PROMPT = (
     "你是家电售后客服的话术助手。根据客户刚说的话、手册条款和标准话术，写出坐席下一句要说的话。"

@@ -1,1 +1,4 @@
-"""The Gradio user interface over the library."""
+"""The Gradio app (Live, Review, Train): a thin UI over the library.
+
+May import anything but ``commands``; nothing imports it.
+"""

@@ -1,6 +1,6 @@
 """Assemble the Gradio Blocks app from its three views and launch it.
 
-Thin over the library: the engines are loaded once per process (one :class:`~copilot.services.Services`
+Thin over the library: the engines are loaded once per process (one :class:`~copilot.session.engines.Services`
 shared read-only through :class:`~copilot.ui.context.AppContext`); every call's state lives in a
 ``gr.State`` of its browser session; what the live panel shows comes from the pure
 :func:`copilot.ui.panel.render_panel`. Errors reach the user as ``gr.Error`` messages, never tracebacks.
@@ -20,17 +20,17 @@ from typing import Any, TypeVar
 
 import gradio as gr
 
-from copilot.audio import probe
 from copilot.config import REPO_DIR, Config
 from copilot.errors import CopilotError
-from copilot.report.html import esc, mmss
-from copilot.review import TRANSCRIPT_SUFFIXES
-from copilot.services import Services
-from copilot.session import CallSession, SessionOptions
-from copilot.store import Store
-from copilot.streaming import SileroVad
-from copilot.transcript_io import read_transcript
-from copilot.transcription import ReplayOptions, replay
+from copilot.qa.report.html import esc, mmss
+from copilot.qa.review import TRANSCRIPT_SUFFIXES
+from copilot.qa.store import Store
+from copilot.session.call import CallSession, SessionOptions
+from copilot.session.engines import Services
+from copilot.transcription.audio import probe
+from copilot.transcription.playback import ReplayOptions, replay
+from copilot.transcription.streaming import SileroVad
+from copilot.transcription.transcript_files import read_transcript
 from copilot.types import Role
 from copilot.ui import review as rv
 from copilot.ui import train as tr

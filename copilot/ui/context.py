@@ -10,8 +10,8 @@ import threading
 from functools import cached_property
 
 from copilot.config import Config
-from copilot.services import Services
-from copilot.store import Store
+from copilot.qa.store import Store
+from copilot.session.engines import Services
 from copilot.ui.live import LiveSlots, pace_target, playbook_steps
 from copilot.ui.panel import Step
 

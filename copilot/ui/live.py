@@ -1,9 +1,9 @@
 """Live calls in the app: one :class:`LiveCall` per browser session, fed by a replayed file or a microphone.
 
 A replay runs in a background thread that pushes streaming events into the call's
-:class:`~copilot.session.CallSession`; the page polls :meth:`LiveCall.view` on a timer. The microphone path
+:class:`~copilot.session.call.CallSession`; the page polls :meth:`LiveCall.view` on a timer. The microphone path
 pushes browser chunks into a queue that a worker thread turns into events through a
-:class:`~copilot.streaming.ChannelStream`. Nothing here is module-level state: the app keeps each
+:class:`~copilot.transcription.streaming.ChannelStream`. Nothing here is module-level state: the app keeps each
 ``LiveCall`` in a ``gr.State`` and one :class:`LiveSlots` per app bounds how many run at once.
 """
 
@@ -20,13 +20,13 @@ from typing import Literal
 
 import numpy as np
 
-from copilot.audio import SAMPLE_RATE
 from copilot.errors import CopilotError
-from copilot.rules.engine import RuleEngine
-from copilot.rules.playbook import SequenceParams, SpeechRateParams, StageParams
-from copilot.session import CallSession
-from copilot.streaming import ChannelStream, StreamOptions, Transcriber, Vad
-from copilot.transcription import EndOfAudio, TimedEvent
+from copilot.judgement.engine import RuleEngine
+from copilot.judgement.playbook import SequenceParams, SpeechRateParams, StageParams
+from copilot.session.call import CallSession
+from copilot.transcription.audio import SAMPLE_RATE
+from copilot.transcription.playback import EndOfAudio, TimedEvent
+from copilot.transcription.streaming import ChannelStream, StreamOptions, Transcriber, Vad
 from copilot.types import Committed, Role, Transcript
 from copilot.ui.panel import PACE_TARGET, PanelView, Step, render_panel
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from copilot.report.html import esc, mmss
-from copilot.session import PanelState
+from copilot.qa.report.html import esc, mmss
+from copilot.session.call import PanelState
 from copilot.suggest.engine import Suggestion
 from copilot.types import Clause, Flag, Role, Segment, TentativeText
 

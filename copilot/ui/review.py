@@ -1,6 +1,6 @@
 """The QA view's library side: review uploaded calls into the store, and render what it holds.
 
-Reviewing uses the same functions as ``copilot review`` (:func:`copilot.review.review_file`, the store's
+Reviewing uses the same functions as ``copilot review`` (:func:`copilot.qa.review.review_file`, the store's
 ``save_review``) and the report module's pages and exports, so the app shows what a batch would write.
 Everything rendered comes from the database, where text is already redacted.
 """
@@ -16,15 +16,16 @@ from pathlib import Path
 
 import numpy as np
 
-from copilot.audio import SAMPLE_RATE, read_all
-from copilot.batch import AUDIO_SUFFIXES, SIDECAR_MARK
 from copilot.errors import CopilotError
-from copilot.metadata import load_metadata
-from copilot.pipeline import load_call
-from copilot.report import call_json, render_call_html, report_stem, to_csv, to_json
-from copilot.report.html import esc, mmss
-from copilot.review import TRANSCRIPT_SUFFIXES, ReviewOptions, review_call
-from copilot.store import CallSummary, ReviewFilter, StoredCall, content_hash, provenance
+from copilot.qa.archive import enforce_retention, save_review
+from copilot.qa.batch import AUDIO_SUFFIXES, SIDECAR_MARK
+from copilot.qa.calls import load_call
+from copilot.qa.metadata import load_metadata
+from copilot.qa.report import call_json, render_call_html, report_stem, to_csv, to_json
+from copilot.qa.report.html import esc, mmss
+from copilot.qa.review import TRANSCRIPT_SUFFIXES, ReviewOptions, review_call
+from copilot.qa.store import CallSummary, ReviewFilter, StoredCall, content_hash, provenance
+from copilot.transcription.audio import SAMPLE_RATE, read_all
 from copilot.types import Clause, Evidence
 from copilot.ui.context import AppContext
 
@@ -96,6 +97,7 @@ def review_uploads(
     prov = provenance(config)
     names = load_metadata(None)
     store = ctx.store
+    enforce_retention(store, config.privacy)
     calls: list[ReviewedCall] = []
     errors: list[str] = []
     files = [Path(p) for p in paths]
@@ -119,13 +121,15 @@ def review_uploads(
                 meta = names.for_file(path)
                 if agent:
                     meta = dataclasses.replace(meta, agent=agent)
-                saved = store.save_review(
+                saved = save_review(
+                    store,
                     review,
-                    file=path.name,
+                    path=path,
+                    name=path.name,
                     content_hash=digest,
                     provenance=prov,
+                    privacy=config.privacy,
                     meta=meta,
-                    redacted=config.privacy.redact,
                 )
                 call_id = saved.call_id
             else:

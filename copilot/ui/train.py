@@ -1,7 +1,7 @@
 """The trainers' view, library side: evaluation suites, a call replayed turn by turn, ratings and blocks.
 
 A replayed call shows, at each customer turn, what the copilot suggested next to what the agent really
-said (:func:`copilot.replay.replay_call`: the live panel's session run offline).
+said (:func:`copilot.evaluation.turn_by_turn.replay_call`: the live panel's session run offline).
 """
 
 from __future__ import annotations
@@ -12,15 +12,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from copilot import pipeline
 from copilot.config import Config
 from copilot.errors import CopilotError
 from copilot.evaluation import EvalOutcome, suites
-from copilot.redact import redact
-from copilot.replay import ReplayTurn, replay_call
-from copilot.report.html import esc, mmss
-from copilot.store import EvalRun, Rating
-from copilot.store.fingerprint import provenance
+from copilot.evaluation.turn_by_turn import ReplayTurn, replay_call
+from copilot.qa import calls as pipeline
+from copilot.qa.report.html import esc, mmss
+from copilot.qa.store import EvalRun, Rating
+from copilot.qa.store.fingerprint import provenance
+from copilot.transcription.redact import redact
 from copilot.types import Transcript
 from copilot.ui.context import AppContext
 
@@ -120,7 +120,7 @@ def compare_turns(
     transcript: Transcript, ctx: AppContext, *, use_llm: bool = True, blocked: frozenset[str] = frozenset()
 ) -> list[TurnView]:
     """At each customer turn: the copilot's suggestion next to the agent's real reply
-    (:func:`copilot.replay.replay_call`, the live panel's session run offline), redacted for display."""
+    (:func:`copilot.evaluation.turn_by_turn.replay_call`, the live panel's session run offline), redacted for display."""
     embedder = ctx.services.embedder if ctx.config.retrieval.mode != "bm25" else None
     turns = replay_call(transcript, ctx.services, embedder=embedder, use_llm=use_llm, blocked=blocked)
     clean = redact if ctx.config.privacy.redact else (lambda text: text)

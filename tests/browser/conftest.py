@@ -102,7 +102,7 @@ def browser() -> Iterator[object]:
 
 def _excerpt(folder: Path, name: str, seconds: float) -> Path:
     """The first seconds of the stereo bad call, as a recording of its own (uploaded like any call)."""
-    from copilot.audio import SAMPLE_RATE, read_all
+    from copilot.transcription.audio import SAMPLE_RATE, read_all
     from tests.fakes_asr import write_wav
 
     audio, _ = read_all(SHARED / "calls" / "bad_call.wav")

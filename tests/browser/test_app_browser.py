@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
-from copilot.store import Store
+from copilot.qa.store import Store
 from tests.browser.conftest import LIVE_SLOTS, Server, screenshot
 from tests.conftest import SHARED
 

@@ -1,0 +1,141 @@
+"""The trainers' harness: a small registry of evaluation suites behind ``copilot eval [SUITE...]``.
+
+May import every stage package and ``session``; only ``ui`` and ``commands`` import it.
+
+A suite is a function ``run(args, config) -> EvalOutcome``; it registers itself with
+:func:`register_suite` when its module is imported. To add a suite, write the module and append
+its name to :data:`SUITE_MODULES` (a one-line change). A suite may also give ``metrics``: a function
+from its ``data`` to the :class:`Metric` rows of the harness table (the harness has adapters for the
+suites that predate it, see :mod:`copilot.evaluation.harness`).
+
+Suites share one :class:`EvalContext` per configuration (``args.eval_context``): the engines of
+:class:`~copilot.session.engines.Services`, loaded once, and the transcripts already made from audio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from copilot.config import Config
+
+if TYPE_CHECKING:
+    from copilot.session.engines import Services
+    from copilot.types import Transcript
+
+# Modules that call register_suite() on import, in the order `copilot eval` runs and lists them.
+SUITE_MODULES: tuple[str, ...] = (
+    "copilot.evaluation.retrieval",
+    "copilot.evaluation.adapters",  # retrieval on the held-out set
+    "copilot.evaluation.flags",
+    "copilot.evaluation.suggestions",
+    "copilot.evaluation.ratings",
+    "copilot.evaluation.calls",
+    "copilot.evaluation.asr",
+    "copilot.evaluation.latency",
+    "copilot.evaluation.scenarios",
+    "copilot.evaluation.judge",  # only when asked for (--judge): reported separately
+)
+
+Better = Literal["higher", "lower"]
+
+
+@dataclass(frozen=True)
+class EvalOutcome:
+    """What a suite measured: a table for people and the same numbers as JSON."""
+
+    text: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One row of the harness table for one configuration."""
+
+    key: str  # stable name used by eval/floors.toml and the stored runs, e.g. "recall@3", "cer_clips"
+    label: str  # what the table shows
+    value: float | None  # None: not measured in this run (e.g. no ratings yet, LLM disabled)
+    better: Better = "higher"
+    unit: str = ""  # "", "ms", "s" or "n" (a count)
+    n: int | None = None  # how many items the number rests on
+
+
+SuiteRun = Callable[[argparse.Namespace, Config], EvalOutcome]
+AddArguments = Callable[[argparse.ArgumentParser], None]
+MetricsOf = Callable[[dict[str, Any], Config], list[Metric]]
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    help: str
+    run: SuiteRun
+    add_arguments: AddArguments | None = None
+    metrics: MetricsOf | None = None  # None: the harness's adapter for the suite, if any
+    default: bool = True  # run by a bare `copilot eval` (False: only when named, e.g. the LLM judge)
+    quick: bool = True  # part of `copilot eval --quick` (suites read args.quick to shrink themselves)
+
+
+_SUITES: dict[str, Suite] = {}
+
+
+def register_suite(
+    name: str,
+    run: SuiteRun,
+    *,
+    help: str,
+    add_arguments: AddArguments | None = None,
+    metrics: MetricsOf | None = None,
+    default: bool = True,
+    quick: bool = True,
+) -> None:
+    """Make ``copilot eval NAME`` run ``run``; ``add_arguments`` adds the suite's own options."""
+    _SUITES[name] = Suite(name, help, run, add_arguments, metrics, default, quick)
+
+
+def suites() -> dict[str, Suite]:
+    for module in SUITE_MODULES:
+        importlib.import_module(module)
+    return dict(_SUITES)
+
+
+class EvalContext:
+    """What the suites of one configuration share: engines loaded once, transcripts made once."""
+
+    def __init__(self, config: Config, services: Services | None = None) -> None:
+        self.config = config
+        self._services = services
+        self._transcripts: dict[str, Transcript] = {}
+
+    @property
+    def services(self) -> Services:
+        if self._services is None:
+            from copilot.session.engines import Services
+
+            self._services = Services(self.config)
+        return self._services
+
+    def transcript(self, path: Path) -> Transcript:
+        """The offline transcript of a recording with this configuration's ASR (cached per run)."""
+        key = str(path.resolve())
+        if key not in self._transcripts:
+            from copilot.qa.calls import load_call
+
+            self._transcripts[key] = load_call(path, self.services)
+        return self._transcripts[key]
+
+
+def context_of(args: argparse.Namespace, config: Config) -> EvalContext:
+    """The run's shared context, or a fresh one when a suite runs on its own (tests, old callers)."""
+    context = getattr(args, "eval_context", None)
+    if isinstance(context, EvalContext) and context.config == config:
+        return context
+    return EvalContext(config)
+
+
+def rate(hits: int, total: int) -> float | None:
+    return round(hits / total, 4) if total else None

@@ -1,0 +1,104 @@
+"""The harness side of the suites that predate it, and the held-out retrieval suite.
+
+* Metric adapters: the ``data`` of ``retrieval``, ``flags`` and ``suggestions`` turned into table rows,
+  so those modules stay as they are.
+* Quick sizes for them: :func:`quick_args` (``--quick``: the retrieval dev set in the configured mode only,
+  suggestions without the LLM).
+* ``retrieval_holdout``: the retrieval suite on ``eval/retrieval_holdout.yaml`` (not in ``--quick``).
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from copilot.config import REPO_DIR, Config
+from copilot.evaluation import EvalOutcome, Metric, MetricsOf, rate, register_suite
+from copilot.evaluation import (
+    retrieval as retrieval_eval,  # registers `retrieval` before its held-out variant
+)
+
+HOLDOUT_SET = REPO_DIR / "eval" / "retrieval_holdout.yaml"
+OTHER_MODE_KEYS = ("recall@3", "mrr")  # shown for the modes the configuration does not use
+
+
+# --- metric adapters ---------------------------------------------------------------------------------
+
+
+def retrieval_metrics(data: dict[str, Any], config: Config) -> list[Metric]:
+    modes: dict[str, dict[str, Any]] = data.get("modes", {})
+    n = data.get("queries")
+    rows: list[Metric] = []
+    main = config.retrieval.mode
+    if main in modes:
+        m = modes[main]
+        rows += [Metric(f"recall@{k}", f"recall@{k}", m[f"recall@{k}"], n=n) for k in (1, 3, 5)]
+        rows += [
+            Metric("mrr", "MRR", m["mrr"], n=n),
+            Metric("p50_ms", "query p50", m["p50_ms"], "lower", "ms", n),
+        ]
+    for mode, m in modes.items():
+        if mode != main:
+            rows += [
+                Metric(f"{key} ({mode})", f"{'MRR' if key == 'mrr' else key} ({mode})", m[key], n=n)
+                for key in OTHER_MODE_KEYS
+            ]
+    return rows
+
+
+def flags_metrics(data: dict[str, Any], config: Config) -> list[Metric]:
+    n = data.get("lines")
+    return [
+        Metric("precision", "flag precision", data["precision"], n=data.get("violations")),
+        Metric("recall", "flag recall", data["recall"], n=data.get("violations")),
+        Metric("trap_false_hits", "false flags on traps", data["trap_false_hits"], "lower", "n", n),
+    ]
+
+
+def suggestion_metrics(data: dict[str, Any], config: Config) -> list[Metric]:
+    n = data.get("cases")
+    kept, replaced = data.get("llm_kept", 0), data.get("llm_replaced", 0)
+    latency = data.get("latency_ms_p50", {})
+    return [
+        Metric("relevant", "relevant (cites the clause)", data["relevant"], n=n),
+        Metric("compliant", "compliant (passes the rules)", data["compliant"], n=n),
+        Metric("concise", "concise (<= 2 sentences)", data["concise"], n=n),
+        Metric("llm_kept", "LLM rewrite kept", rate(kept, kept + replaced), n=kept + replaced),
+        Metric("script_p50_ms", "script p50", latency.get("script"), "lower", "ms", n),
+        Metric("first_token_p50_ms", "first LLM token p50", latency.get("first_token"), "lower", "ms", n),
+        Metric("done_p50_ms", "suggestion done p50", latency.get("done"), "lower", "ms", n),
+    ]
+
+
+LEGACY_METRICS: dict[str, MetricsOf] = {
+    "retrieval": retrieval_metrics,
+    "retrieval_holdout": retrieval_metrics,
+    "flags": flags_metrics,
+    "suggestions": suggestion_metrics,
+}
+
+
+def quick_args(name: str, args: argparse.Namespace, config: Config) -> None:
+    """Shrink a pre-existing suite to its CI size (in place, on the suite's own copy of ``args``)."""
+    if name in ("retrieval", "retrieval_holdout") and not getattr(args, "modes", None):
+        args.modes = [config.retrieval.mode]
+    if name == "suggestions":
+        args.no_llm = True
+
+
+# --- retrieval on the held-out set -------------------------------------------------------------------
+
+
+def run_holdout(args: argparse.Namespace, config: Config) -> EvalOutcome:
+    own = argparse.Namespace(**{**vars(args), "set": str(HOLDOUT_SET)})
+    outcome = retrieval_eval.run(own, config)
+    return EvalOutcome(outcome.text, {**outcome.data, "suite": "retrieval_holdout"})
+
+
+register_suite(
+    "retrieval_holdout",
+    run_holdout,
+    help="the retrieval suite on the held-out set eval/retrieval_holdout.yaml (never used for tuning)",
+    metrics=retrieval_metrics,
+    quick=False,
+)

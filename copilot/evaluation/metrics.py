@@ -1,0 +1,59 @@
+"""The measures every suite and benchmark shares: CER with its one normalisation, and percentiles.
+
+One definition each, so a figure in a suite's table and the same figure from an ``eval/`` benchmark
+never disagree.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import unicodedata
+from collections.abc import Sequence
+from functools import cache
+from typing import Any
+
+CER_NORMALISATION = (
+    "t2s (OpenCC), digits -> Chinese numerals (cn2an), lower case, only letters and digits kept; "
+    "corpus CER = edits / reference characters"
+)
+EMPTY_HYPOTHESIS = "∅"  # jiwer refuses an empty hypothesis; one wrong character counts it as all deleted
+
+
+@cache
+def _t2s() -> Any:
+    from opencc import OpenCC
+
+    return OpenCC("t2s")
+
+
+def normalise_for_cer(text: str) -> str:
+    """Traditional -> Simplified, Arabic digits -> Chinese numerals, lower case, letters and digits only."""
+    import cn2an
+
+    text = _t2s().convert(text)
+    with contextlib.suppress(ValueError, KeyError):  # cn2an refuses some digit runs: keep them as they are
+        text = cn2an.transform(text, "an2cn")
+    return "".join(ch for ch in text.lower() if unicodedata.category(ch)[0] in "LN")
+
+
+def cer(refs: Sequence[str], hyps: Sequence[str]) -> float:
+    """Corpus-level character error rate: edits over reference characters, summed over the set."""
+    import jiwer
+
+    pairs = [(normalise_for_cer(r), normalise_for_cer(h)) for r, h in zip(refs, hyps, strict=True)]
+    pairs = [(r, h or EMPTY_HYPOTHESIS) for r, h in pairs if r]
+    if not pairs:
+        return math.nan
+    return float(jiwer.cer([r for r, _ in pairs], [h for _, h in pairs]))
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Nearest-rank percentile, ``q`` in (0, 1]: the smallest value with at least q of the values at or
+    below it (few samples: p95 is close to the maximum). NaN for no values."""
+    if not values:
+        return math.nan
+    if not 0.0 < q <= 1.0:
+        raise ValueError(f"percentile q must be in (0, 1], got {q}")
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(q * len(ordered)) - 1)]

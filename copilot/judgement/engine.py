@@ -1,0 +1,368 @@
+"""The rules engine: real-time flags on each committed agent segment, the scorecard at the end of a
+call, and the steps still missing while a call is running. Every finding carries its handbook clause."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from copilot.judgement.operators import (
+    Gap,
+    SemanticMatcher,
+    TextEmbedder,
+    chars_per_minute,
+    find_cues,
+    gaps,
+    matches,
+    merge_turns,
+    overlaps,
+)
+from copilot.judgement.playbook import (
+    Check,
+    CueSet,
+    HoldParams,
+    OverlapParams,
+    PhrasesParams,
+    Playbook,
+    SequenceParams,
+    SilenceParams,
+    SpeechRateParams,
+    StageParams,
+)
+from copilot.judgement.tone import customer_emotion
+from copilot.types import CheckResult, Evidence, Flag, Segment, Transcript
+
+EmotionReader = Callable[[str], str]  # customer text -> emotion label
+SCORE_DECIMALS = 1
+
+
+def evidence_of(segment: Segment) -> Evidence:
+    return Evidence(start=segment.start, end=segment.end, speaker=segment.speaker, text=segment.text)
+
+
+def _gap_evidence(gap: Gap) -> Evidence:
+    return Evidence(start=gap.start, end=gap.end, speaker="unknown", text=f"（静音 {gap.seconds:.1f} 秒）")
+
+
+def _default_emotion(text: str) -> str:
+    return customer_emotion(text).label
+
+
+@dataclass(frozen=True)
+class _Trigger:
+    """A customer turn that calls for an apology, and the agent turns that followed it."""
+
+    segment: Segment
+    replies: tuple[Segment, ...]  # at most within_agent_turns agent turns after it
+    answered: bool
+
+
+class RuleEngine:
+    """Applies a :class:`Playbook`. Holds only read-only state, so one engine serves many calls."""
+
+    def __init__(
+        self,
+        playbook: Playbook,
+        *,
+        embedder: TextEmbedder | None = None,
+        emotion: EmotionReader | None = None,
+    ) -> None:
+        self.playbook = playbook
+        self._emotion = emotion or _default_emotion
+        self._semantic: dict[str, SemanticMatcher] = {}
+        if embedder is not None:
+            for check in playbook.checks:
+                if isinstance(check.params, PhrasesParams) and check.params.semantic is not None:
+                    self._semantic[check.id] = SemanticMatcher(check.params.semantic, embedder)
+
+    # --- real time ------------------------------------------------------------------------------
+
+    def check_utterance(self, segment: Segment, history: Sequence[Segment] = ()) -> list[Flag]:
+        """Flags for one committed agent segment, given the segments committed before it."""
+        if segment.speaker != "agent":
+            return []
+        flags: list[Flag] = []
+        for check in self.playbook.checks:
+            params = check.params
+            if isinstance(params, PhrasesParams):
+                flags.extend(self._phrase_flags(check, params, segment))
+            elif isinstance(params, SpeechRateParams) and check.realtime:
+                flags.extend(self._rate_flags(check, params, segment))
+            elif isinstance(params, OverlapParams) and check.realtime:
+                flags.extend(self._overlap_flags(check, params, segment, history))
+            elif isinstance(params, SequenceParams):
+                flags.extend(self._sequence_flags(check, params, segment, history))
+        return flags
+
+    def _phrase_flags(self, check: Check, params: PhrasesParams, segment: Segment) -> list[Flag]:
+        flags = []
+        for item in params.items:
+            hits = find_cues(item.cues, segment.text)
+            if hits:
+                kept = [h for i, h in enumerate(hits) if all(h.start >= k.end for k in hits[:i])]
+                words = "、".join(dict.fromkeys(h.text for h in kept))
+                flags.append(
+                    Flag(
+                        rule=check.id,
+                        kind=item.kind,
+                        severity=item.severity,
+                        message=f"「{words}」：{item.message}",
+                        evidence=(evidence_of(segment),),
+                        clause=item.clause,
+                    )
+                )
+        matcher = self._semantic.get(check.id)
+        if matcher is not None and not flags:
+            found = matcher.match(segment.text)
+            if found is not None:
+                score, example = found
+                flags.append(
+                    Flag(
+                        rule=check.id,
+                        kind=matcher.spec.kind,
+                        severity=check.severity,
+                        message=f"与忌语示例「{example}」意思相近（相似度 {score:.2f}）：{check.message}",
+                        evidence=(evidence_of(segment),),
+                        clause=check.clause,
+                    )
+                )
+        return flags
+
+    def _rate_flags(self, check: Check, params: SpeechRateParams, segment: Segment) -> list[Flag]:
+        if segment.duration < params.live_min_duration_s:
+            return []
+        rate = chars_per_minute([segment])
+        low, high = params.min_cpm - params.live_tolerance_cpm, params.max_cpm + params.live_tolerance_cpm
+        if rate is None or low <= rate <= high:
+            return []
+        pace = "太快" if rate > high else "太慢"
+        return [
+            Flag(
+                rule=check.id,
+                kind="pace",
+                severity=check.severity,
+                message=f"语速{pace}：每分钟 {rate:.0f} 字（{check.message}）",
+                evidence=(evidence_of(segment),),
+                clause=check.clause,
+            )
+        ]
+
+    def _overlap_flags(
+        self, check: Check, params: OverlapParams, segment: Segment, history: Sequence[Segment]
+    ) -> list[Flag]:
+        found = [o for o in overlaps(segment, history, "customer") if o.seconds >= params.min_overlap_s]
+        return [
+            Flag(
+                rule=check.id,
+                kind="overlap",
+                severity=check.severity,
+                message=f"客户还在说话时插话 {o.seconds:.1f} 秒：{check.message}",
+                evidence=(evidence_of(o.other), evidence_of(segment)),
+                clause=check.clause,
+            )
+            for o in found
+        ]
+
+    def _sequence_flags(
+        self, check: Check, params: SequenceParams, segment: Segment, history: Sequence[Segment]
+    ) -> list[Flag]:
+        """Raised on the agent turn that used up the allowance without the required response."""
+        flags = []
+        for trigger in self._triggers(params, [*history, segment]):
+            due = bool(trigger.replies) and trigger.replies[-1] is segment
+            if not trigger.answered and due and len(trigger.replies) == params.within_agent_turns:
+                flags.append(
+                    Flag(
+                        rule=check.id,
+                        kind="missing_response",
+                        severity=check.severity,
+                        message=check.message,
+                        evidence=(evidence_of(trigger.segment), *map(evidence_of, trigger.replies)),
+                        clause=check.clause,
+                    )
+                )
+        return flags
+
+    # --- whole call -----------------------------------------------------------------------------
+
+    def call_flags(self, transcript: Transcript) -> list[Flag]:
+        """The real-time flags replayed over a finished call, in order."""
+        flags: list[Flag] = []
+        segments = transcript.segments
+        for i, segment in enumerate(segments):
+            flags.extend(self.check_utterance(segment, segments[:i]))
+        return flags
+
+    def check_call(self, transcript: Transcript) -> list[CheckResult]:
+        """One result per playbook check, in playbook order (over turns, not recogniser segments)."""
+        segments = merge_turns(transcript.segments)
+        agent = [s for s in segments if s.speaker == "agent"]
+        results = []
+        for check in self.playbook.checks:
+            params = check.params
+            if isinstance(params, StageParams):
+                results.append(self._stage(check, params, agent))
+            elif isinstance(params, PhrasesParams):
+                flags = [f for s in agent for f in self._phrase_flags(check, params, s)]
+                results.append(self._result_from_flags(check, flags))
+            elif isinstance(params, SequenceParams):
+                results.append(self._sequence(check, params, segments))
+            elif isinstance(params, HoldParams):
+                results.append(self._hold(check, params, segments))
+            elif isinstance(params, SilenceParams):
+                results.append(self._silence(check, params, segments))
+            elif isinstance(params, SpeechRateParams):
+                results.append(self._speech_rate(check, params, agent))
+            elif isinstance(params, OverlapParams):
+                flags = [
+                    f
+                    for i, s in enumerate(segments)
+                    if s.speaker == "agent"
+                    for f in self._overlap_flags(check, params, s, segments[:i])
+                ]
+                results.append(self._result_from_flags(check, flags))
+        return results
+
+    @staticmethod
+    def _result_from_flags(check: Check, flags: Sequence[Flag]) -> CheckResult:
+        evidence = tuple(dict.fromkeys(e for f in flags for e in f.evidence))
+        message = "；".join(f.message for f in flags) if flags else ""
+        return CheckResult(
+            id=check.id, passed=not flags, evidence=evidence, clause=check.clause, message=message
+        )
+
+    def _stage(self, check: Check, params: StageParams, agent: Sequence[Segment]) -> CheckResult:
+        if params.where == "first_agent_turn":
+            window = list(agent[:1])
+        elif params.where == "last_agent_turns":
+            window = list(agent[-params.last_n :])
+        else:
+            window = list(agent)
+        if params.where == "any_agent_turn":
+            hit = next((s for s in window if all(matches(c, s.text) for c in params.require)), None)
+            passed = hit is not None
+            evidence: tuple[Evidence, ...] = (evidence_of(hit),) if hit else ()
+        else:
+            missing = [c.name for c in params.require if not any(matches(c, s.text) for s in window)]
+            passed = bool(window) and not missing
+            evidence = tuple(
+                evidence_of(s) for s in window if any(matches(c, s.text) for c in params.require)
+            )
+            if not passed:
+                evidence = tuple(evidence_of(s) for s in window)
+        return CheckResult(check.id, passed, evidence, check.clause, "" if passed else check.message)
+
+    def _triggers(self, params: SequenceParams, segments: Sequence[Segment]) -> list[_Trigger]:
+        triggers = []
+        for segment in segments:
+            if segment.speaker != "customer":
+                continue
+            cue = params.trigger_cues is not None and matches(params.trigger_cues, segment.text)
+            if not cue and self._emotion(segment.text) not in params.trigger_emotions:
+                continue
+            replies = tuple(s for s in segments if s.speaker == "agent" and s.start > segment.start)[
+                : params.within_agent_turns
+            ]
+            answered = any(matches(params.response, s.text) for s in replies)
+            triggers.append(_Trigger(segment, replies, answered))
+        return triggers
+
+    def _sequence(self, check: Check, params: SequenceParams, segments: Sequence[Segment]) -> CheckResult:
+        triggers = self._triggers(params, segments)
+        failed = [t for t in triggers if not t.answered]
+        if failed:
+            evidence = tuple(
+                dict.fromkeys(
+                    e for t in failed for e in (evidence_of(t.segment), *map(evidence_of, t.replies))
+                )
+            )
+            return CheckResult(check.id, False, evidence, check.clause, check.message)
+        evidence = tuple(
+            evidence_of(s) for t in triggers for s in t.replies if matches(params.response, s.text)
+        )
+        return CheckResult(check.id, True, evidence, check.clause)
+
+    @staticmethod
+    def _announcement(gap: Gap, segments: Sequence[Segment], announce_cues: CueSet) -> Segment | None:
+        """The agent turn right before ``gap`` if it announced a hold."""
+        before = [s for s in segments if s.speaker == "agent" and s.end <= gap.start + 1e-6]
+        if before and matches(announce_cues, before[-1].text):
+            return before[-1]
+        return None
+
+    def _hold(self, check: Check, params: HoldParams, segments: Sequence[Segment]) -> CheckResult:
+        problems: list[str] = []
+        evidence: list[Evidence] = []
+        for gap in gaps(segments, min(params.min_hold_s, params.dead_air_s)):
+            announced = self._announcement(gap, segments, params.announce)
+            if announced is None:
+                if gap.seconds > params.dead_air_s:
+                    problems.append(f"未告知的等待 {gap.seconds:.1f} 秒")
+                    evidence.append(_gap_evidence(gap))
+                continue
+            if gap.seconds < params.min_hold_s:
+                continue
+            back = next((s for s in segments if s.speaker == "agent" and s.start >= gap.end - 1e-6), None)
+            evidence.extend([evidence_of(announced), _gap_evidence(gap)])
+            if back is not None:
+                evidence.append(evidence_of(back))
+            if back is None or not matches(params.thanks, back.text):
+                problems.append(f"等待 {gap.seconds:.1f} 秒后没有感谢客户的耐心等候")
+            if gap.seconds > params.long_hold_s and not matches(params.no_hangup, announced.text):
+                problems.append(f"长时间等待（{gap.seconds:.0f} 秒）前没有提醒客户不要挂线")
+        passed = not problems
+        message = "；".join(problems) + f"（{check.message}）" if problems else ""
+        return CheckResult(check.id, passed, tuple(dict.fromkeys(evidence)), check.clause, message)
+
+    def _silence(self, check: Check, params: SilenceParams, segments: Sequence[Segment]) -> CheckResult:
+        dead = [
+            g
+            for g in gaps(segments, params.max_gap_s)
+            if self._announcement(g, segments, params.announce) is None
+        ]
+        message = "；".join(f"冷场 {g.seconds:.1f} 秒" for g in dead)
+        return CheckResult(
+            check.id,
+            not dead,
+            tuple(map(_gap_evidence, dead)),
+            check.clause,
+            message and f"{message}：{check.message}",
+        )
+
+    def _speech_rate(self, check: Check, params: SpeechRateParams, agent: Sequence[Segment]) -> CheckResult:
+        rate = chars_per_minute(agent)
+        if rate is None:
+            return CheckResult(check.id, True, (), check.clause, "没有可计算语速的坐席语音")
+        low, high = params.min_cpm - params.call_tolerance_cpm, params.max_cpm + params.call_tolerance_cpm
+        passed = low <= rate <= high
+        outliers = [f.evidence[0] for s in agent for f in self._rate_flags(check, params, s)]
+        message = f"坐席平均语速每分钟 {rate:.0f} 字" + ("" if passed else f"：{check.message}")
+        return CheckResult(check.id, passed, tuple(outliers), check.clause, message)
+
+    # --- during the call ------------------------------------------------------------------------
+
+    def missing_steps(self, segments: Sequence[Segment]) -> list[str]:
+        """Ids of required steps not (yet) done in the segments so far: greeting, recap, closing,
+        and an apology still owed to an upset customer."""
+        segments = merge_turns(segments)
+        agent = [s for s in segments if s.speaker == "agent"]
+        missing = []
+        for check in self.playbook.checks:
+            params = check.params
+            if isinstance(params, StageParams):
+                if not self._stage(check, params, agent).passed:
+                    missing.append(check.id)
+            elif isinstance(params, SequenceParams) and any(
+                not t.answered for t in self._triggers(params, segments)
+            ):
+                missing.append(check.id)
+        return missing
+
+    def score(self, results: Sequence[CheckResult]) -> float:
+        """0-100: the weighted share of passed checks (weights from the playbook)."""
+        weights = {c.id: c.weight for c in self.playbook.checks}
+        total = sum(weights.get(r.id, 0.0) for r in results)
+        if total <= 0:
+            return 100.0
+        passed = sum(weights.get(r.id, 0.0) for r in results if r.passed)
+        return round(100.0 * passed / total, SCORE_DECIMALS)

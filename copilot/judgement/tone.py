@@ -1,0 +1,257 @@
+"""Customer emotion and agent tone, each label with the evidence it was read from.
+
+Words come first: curated cue lists (after the categories of the DUTIR/HowNet emotion lexicons, narrowed
+to what callers and agents say on after-sales lines). snownlp's naive-Bayes sentiment only *confirms* a
+cue: on its own it calls most neutral questions negative. When an embedder is given, prototype sentences
+decide lines without any cue. The voice (energy and pitch of a float32 16 kHz clip, relative to the same
+speaker's baseline) raises arousal: it strengthens angry/anxious readings and can turn a flat "neutral"
+into "anxious", never into "satisfied".
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import TYPE_CHECKING, Literal
+
+from copilot.types import ToneLabel
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from copilot.judgement.operators import TextEmbedder
+
+CustomerEmotion = Literal["angry", "anxious", "neutral", "satisfied"]
+AgentTone = Literal["impatient", "aggressive", "dismissive"]
+
+SAMPLE_RATE = 16000  # Hz
+FRAME_S = 0.04  # seconds per analysis frame: holds two periods of a 50 Hz voice
+MIN_PITCH_HZ = 70.0
+MAX_PITCH_HZ = 400.0
+VOICED_CORRELATION = 0.5  # normalised autocorrelation above which a frame is voiced
+SILENCE_DB = -45.0  # frames quieter than this (dBFS) are ignored
+LOUDER_DB = 6.0  # this much louder than the speaker's baseline counts as raised voice
+HIGHER_PITCH = 1.15  # this ratio above the baseline pitch counts as raised pitch
+PROTOTYPE_MARGIN = 0.02  # cosine margin an emotion prototype needs over the neutral ones
+SENTIMENT_CACHE = 1024  # distinct utterances whose snownlp sentiment is kept
+
+_ANGRY = [
+    "投诉", "什么质量", "什么态度", "什么服务", "什么东西", "什么叫", "气死", "生气", "火大", "恼火",
+    "过分", "离谱", "岂有此理", "开什么玩笑", "凭什么", "搞什么", "怎么搞的", "骗子", "骗人", "坑人",
+    "垃圾", "受够", "忍无可忍", "太差", "差劲", "不像话", "不负责", "退钱", "曝光", "欺负", "没用",
+    "不满意", "太失望", "有病",
+]  # fmt: skip
+_ANXIOUS = [
+    "着急", "急用", "急死", "怎么办", "担心", "害怕", "赶紧", "尽快", "快点", "等不了", "能不能快",
+    "还没来", "还没到", "会不会", "万一", "漏电", "冒烟", "漏水", "危险", "一直等", "来不及",
+]  # fmt: skip
+_SATISFIED = [
+    "谢谢", "感谢", "太好了", "满意", "不错", "辛苦", "麻烦你了", "麻烦您了", "放心了", "挺好",
+    "明白了", "没问题", "好的", "行，", "可以",
+]  # fmt: skip
+# A satisfied cue inside one of these is not satisfaction.
+_SATISFIED_NEGATED = re.compile(r"不(太)?(满意|可以|错过)|谢谢你们(啊|了)?[!！]|没问题[?？]|不是很满意")
+
+_IMPATIENT = [
+    r"(说|讲|告诉您|告诉你)了[几多少好一二两三四五六七八九十0-9]+(遍|次)", r"快(点|些)说", r"(听|看)不懂(吗|啊|么)?",
+    r"有完没完", r"烦不烦", r"到底(要|想)不(要|想)", r"我(很|这)?忙", r"别(再)?问了", r"行了行了",
+    r"还有事吗[?？]?$",
+]  # fmt: skip
+_AGGRESSIVE = [
+    r"怎么(用|教|说)(也|都)不会", r"懂不懂", r"(您|你)(肯定|就是)?(搞|弄|用)?错了", r"是不是没(按|看)",
+    r"凭什么", r"有本事", r"(爱|要)投诉(就)?(去)?投诉", r"激动(什么|啥)", r"(吵|嚷|喊)(什么|啥)",
+    r"(您|你)别激动",
+]  # fmt: skip
+_DISMISSIVE = [
+    r"随便(你|您)", r"没(什么|啥)大不了", r"不归(我|我们)管", r"管不了", r"(跟|和)我(们)?没关系",
+    r"(你|您)自己(去)?找", r"那(就)?算了", r"爱(怎么|咋)(样|办)", r"没办法[。！!]?$", r"看着办",
+]  # fmt: skip
+
+# Prototype sentences for the embedding reading (used only for lines without any cue).
+PROTOTYPES: dict[CustomerEmotion, tuple[str, ...]] = {
+    "angry": (
+        "你们这是什么破东西，我要投诉！",
+        "我已经打了三次电话了，到现在还没人管，太过分了！",
+        "你们的服务太差劲了，我非常生气。",
+    ),
+    "anxious": (
+        "家里冰箱不制冷了，东西都要坏了，能不能尽快来修？",
+        "热水器一直在漏水，我很担心会出事。",
+        "师傅到底什么时候能到，我下午还要上班。",
+    ),
+    "neutral": (
+        "我想问一下保修期是多久。",
+        "型号是XQB80，去年买的。",
+        "请问维修需要带发票吗？",
+    ),
+    "satisfied": (
+        "好的，太感谢你了，问题解决了。",
+        "师傅修得很好，我很满意。",
+        "明白了，谢谢您的耐心解答。",
+    ),
+}
+
+
+@dataclass(frozen=True)
+class VoiceFeatures:
+    """Loudness and pitch of one stretch of speech."""
+
+    rms_db: float  # dBFS over voiced-or-loud frames
+    pitch_hz: float  # median F0 of voiced frames; 0.0 if none were voiced
+    voiced_ratio: float  # share of non-silent frames that are voiced
+
+
+def voice_features(samples: np.ndarray, sample_rate: int = SAMPLE_RATE) -> VoiceFeatures:
+    """Energy and pitch (autocorrelation per frame) of a mono float32 clip in [-1, 1]."""
+    import numpy as np
+
+    audio = np.asarray(samples, dtype=np.float32).reshape(-1)
+    frame = int(FRAME_S * sample_rate)
+    if audio.size < frame:
+        return VoiceFeatures(rms_db=-120.0, pitch_hz=0.0, voiced_ratio=0.0)
+    frames = audio[: audio.size // frame * frame].reshape(-1, frame)
+    rms = np.sqrt(np.mean(frames**2, axis=1)) + 1e-9
+    db = 20 * np.log10(rms)
+    loud = frames[db > SILENCE_DB]
+    if loud.size == 0:
+        return VoiceFeatures(rms_db=float(db.max()), pitch_hz=0.0, voiced_ratio=0.0)
+    min_lag = int(sample_rate / MAX_PITCH_HZ)
+    max_lag = min(int(sample_rate / MIN_PITCH_HZ), frame - 1)
+    pitches = []
+    for chunk in loud:
+        chunk = chunk - chunk.mean()
+        corr = np.correlate(chunk, chunk, mode="full")[frame - 1 :]
+        if corr[0] <= 0:
+            continue
+        corr = corr / corr[0]
+        lag = min_lag + int(np.argmax(corr[min_lag:max_lag]))
+        if corr[lag] >= VOICED_CORRELATION:
+            pitches.append(sample_rate / lag)
+    loud_rms = float(np.sqrt(np.mean(loud**2)))
+    return VoiceFeatures(
+        rms_db=20 * float(np.log10(loud_rms + 1e-9)),
+        pitch_hz=float(np.median(pitches)) if pitches else 0.0,
+        voiced_ratio=len(pitches) / len(loud),
+    )
+
+
+def _arousal(voice: VoiceFeatures, baseline: VoiceFeatures) -> tuple[float, list[str]]:
+    """0, 1 or 2: how many of loudness and pitch are raised against the speaker's baseline."""
+    evidence = []
+    if voice.rms_db - baseline.rms_db >= LOUDER_DB:
+        evidence.append(f"声音比平时大 {voice.rms_db - baseline.rms_db:.0f} dB")
+    if baseline.pitch_hz > 0 and voice.pitch_hz >= baseline.pitch_hz * HIGHER_PITCH:
+        evidence.append(f"音调比平时高 {voice.pitch_hz / baseline.pitch_hz - 1:.0%}")
+    return float(len(evidence)), evidence
+
+
+def _cues(words: Sequence[str], text: str) -> list[str]:
+    return [w for w in words if w in text]
+
+
+@lru_cache(maxsize=SENTIMENT_CACHE)
+def _snownlp_positive(text: str) -> float | None:
+    # Cached: the live panel asks about the same last customer turn on every refresh.
+    try:
+        from snownlp import SnowNLP
+    except ImportError:  # optional: the cue lists work without it
+        return None
+    return float(SnowNLP(text).sentiments)
+
+
+def warm() -> None:
+    """Load snownlp's models now. Its first use costs seconds of pure Python that hold the interpreter
+    lock, which stalled every live call in the app when it happened on a customer turn."""
+    _snownlp_positive("太慢了，我很生气")
+
+
+def _prototype_label(text: str, embedder: TextEmbedder) -> tuple[CustomerEmotion, float, str] | None:
+    labels = list(PROTOTYPES)
+    examples = [e for label in labels for e in PROTOTYPES[label]]
+    vectors = embedder.embed([*examples, text], kind="query")
+    scores = vectors[:-1] @ vectors[-1]
+    best: dict[CustomerEmotion, tuple[float, str]] = {}
+    for label, example, score in zip(
+        [lab for lab in labels for _ in PROTOTYPES[lab]], examples, scores, strict=True
+    ):
+        if label not in best or score > best[label][0]:
+            best[label] = (float(score), example)
+    winner = max(best, key=lambda lab: best[lab][0])
+    if winner == "neutral" or best[winner][0] - best["neutral"][0] < PROTOTYPE_MARGIN:
+        return None
+    return winner, best[winner][0], best[winner][1]
+
+
+def customer_emotion(
+    text: str,
+    *,
+    voice: VoiceFeatures | None = None,
+    baseline: VoiceFeatures | None = None,
+    embedder: TextEmbedder | None = None,
+) -> ToneLabel:
+    """angry / anxious / neutral / satisfied for one customer utterance, with evidence."""
+    angry = _cues(_ANGRY, text)
+    anxious = _cues(_ANXIOUS, text)
+    satisfied = [] if _SATISFIED_NEGATED.search(text) else _cues(_SATISFIED, text)
+    exclaims = text.count("！") + text.count("!")
+    scores: dict[CustomerEmotion, float] = {
+        "angry": 1.0 * len(angry) + (0.5 * exclaims if angry or anxious else 0.0),
+        "anxious": 0.8 * len(anxious),
+        "satisfied": 0.8 * len(satisfied),
+    }
+    evidence: dict[CustomerEmotion, list[str]] = {
+        "angry": angry + (["！" * exclaims] if exclaims and (angry or anxious) else []),
+        "anxious": anxious,
+        "satisfied": satisfied,
+    }
+    if exclaims >= 2 and not angry and not satisfied:
+        # Repeated exclamations with a complaint-like sentence but no cue word still read as anger.
+        scores["angry"] += 0.6
+        evidence["angry"].append("！" * exclaims)
+    if any(scores.values()):
+        positive = _snownlp_positive(text)
+        if positive is not None:
+            if positive < 0.2 and (angry or anxious):
+                top: CustomerEmotion = "angry" if scores["angry"] >= scores["anxious"] else "anxious"
+                scores[top] += 0.3
+                evidence[top].append(f"snownlp 正面概率 {positive:.2f}")
+            elif positive > 0.8 and satisfied:
+                scores["satisfied"] += 0.3
+                evidence["satisfied"].append(f"snownlp 正面概率 {positive:.2f}")
+    if voice is not None and baseline is not None:
+        level, voice_evidence = _arousal(voice, baseline)
+        if level:
+            if scores["angry"] or scores["anxious"]:
+                top = "angry" if scores["angry"] >= scores["anxious"] else "anxious"
+                scores[top] += 0.4 * level
+                evidence[top].extend(voice_evidence)
+            elif level >= 2 and not scores["satisfied"]:
+                scores["anxious"] += 0.5
+                evidence["anxious"].extend(voice_evidence)
+    label = max(scores, key=lambda k: scores[k])
+    if scores[label] > 0:
+        return ToneLabel(label=label, score=min(1.0, scores[label] / 2), evidence=tuple(evidence[label]))
+    if embedder is not None:
+        found = _prototype_label(text, embedder)
+        if found is not None:
+            proto, similarity, example = found
+            return ToneLabel(label=proto, score=similarity, evidence=(f"接近：{example}",))
+    return ToneLabel(label="neutral", score=1.0, evidence=())
+
+
+def agent_tone(text: str) -> list[ToneLabel]:
+    """impatient / aggressive / dismissive readings of one agent utterance (empty when polite)."""
+    labels = []
+    for name, patterns in (
+        ("impatient", _IMPATIENT),
+        ("aggressive", _AGGRESSIVE),
+        ("dismissive", _DISMISSIVE),
+    ):
+        found = [m.group() for p in patterns if (m := re.search(p, text))]
+        if found:
+            labels.append(
+                ToneLabel(label=name, score=min(1.0, 0.5 * len(found) + 0.3), evidence=tuple(found))
+            )
+    return labels

@@ -1,0 +1,107 @@
+"""The shared, read-only engines of one process, loaded once and lazily.
+
+The app, the CLI and the evaluation harness all get their models here, so a model is never loaded twice in
+one process and a command that needs no LLM never pays for loading one.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from copilot.config import AsrConfig, Config
+
+if TYPE_CHECKING:
+    from copilot.judgement import RuleEngine
+    from copilot.knowledge.embedding import Embedder
+    from copilot.knowledge.retrieval import Retriever
+    from copilot.suggest.engine import Suggester
+    from copilot.suggest.llm import Generator
+    from copilot.transcription.streaming import Transcriber
+    from copilot.types import Script
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # packaged models only unless the user names a hub id
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # CLI output is JSON; no progress bars on load
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+
+class Services:
+    """Lazily loaded engines for one configuration. Thread-safe loading; the engines are read-only."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self._lock = threading.RLock()
+
+    @cached_property
+    def embedder(self) -> Embedder:
+        from copilot.knowledge.embedding import load_embedder
+
+        with self._lock:
+            return load_embedder(self.config.embedder)
+
+    @cached_property
+    def retriever(self) -> Retriever:
+        from copilot.knowledge.retrieval import open_retriever
+
+        with self._lock:
+            embedder = None if self.config.retrieval.mode == "bm25" else self.embedder
+            return open_retriever(self.config, embedder=embedder)
+
+    @cached_property
+    def scripts(self) -> list[Script]:
+        from copilot.knowledge import load_scripts
+
+        return load_scripts(Path(self.config.knowledge_dir))
+
+    @cached_property
+    def rules(self) -> RuleEngine:
+        from copilot.judgement import RuleEngine, load_playbook
+
+        return RuleEngine(load_playbook(Path(self.config.knowledge_dir) / "playbook.yaml"))
+
+    @cached_property
+    def generator(self) -> Generator | None:
+        if not self.config.llm.enabled:
+            return None
+        from copilot.suggest.llm import load_generator
+
+        with self._lock:
+            return load_generator(self.config.llm)
+
+    def _load_transcriber(self, asr: AsrConfig) -> Transcriber:
+        from copilot.transcription.asr import load_domain_transcriber
+
+        with self._lock:
+            return load_domain_transcriber(asr, Path(self.config.knowledge_dir))
+
+    @cached_property
+    def transcriber(self) -> Transcriber:
+        return self._load_transcriber(self.config.asr)
+
+    @cached_property
+    def live_transcriber(self) -> Transcriber:
+        """The transcriber of live calls: a trimmed encoder window unless configured otherwise."""
+        live = self.config.asr.for_live()
+        if live == self.config.asr:
+            return self.transcriber  # nothing would differ: share the one model
+        return self._load_transcriber(live)
+
+    @cached_property
+    def suggester(self) -> Suggester:
+        from copilot.suggest.engine import Suggester
+        from copilot.suggest.gate import GenerationGate
+
+        with self._lock:
+            return Suggester(
+                self.retriever,
+                self.scripts,
+                embedder=None if self.config.retrieval.mode == "bm25" else self.embedder,
+                generator=self.generator,
+                rules=self.rules,
+                max_new_tokens=self.config.llm.max_new_tokens,
+                gate=GenerationGate(self.config.app.llm_at_once, self.config.app.llm_wait_seconds),
+            )

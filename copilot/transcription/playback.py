@@ -1,0 +1,224 @@
+"""Transcribe a file by replaying it through the streaming path.
+
+Offline transcription and the live view run the same code: :func:`replay` reads the file chunk by
+chunk, pushes each channel into its own :class:`~copilot.transcription.streaming.ChannelStream` and yields the events.
+With ``speed=None`` the clock is simulated (no sleeping: as fast as the decoder goes); with a ``speed``
+the chunks are paced against a real clock, ``speed`` times faster than real time.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from copilot.config import AsrConfig
+from copilot.transcription.audio import CHUNK_SECONDS, SAMPLE_RATE, channel_roles, read_chunks
+from copilot.transcription.streaming import (
+    ChannelStream,
+    SileroVad,
+    StreamOptions,
+    Transcriber,
+    Vad,
+    merge_segments,
+    utterance_segment,
+)
+from copilot.types import Committed, Role, Segment, StreamEvent, Transcript, Word
+
+BEHIND_SECONDS = 1.0  # s: when live processing lags the clock by more, skip tentative decodes to catch up
+
+
+@dataclass(frozen=True)
+class ReplayOptions:
+    chunk_seconds: float = CHUNK_SECONDS  # size of the chunks pushed into the streams
+    speed: float | None = None  # None = simulated clock (offline); N = real clock, N x real time
+    stream: StreamOptions = field(default_factory=StreamOptions)
+
+
+# A file needs commits only: no tentative text, no speculative decodes (no one waits for them).
+OFFLINE = ReplayOptions(stream=StreamOptions(partials=False, early_silence=None))
+
+
+@dataclass(frozen=True)
+class EndOfAudio:
+    """The last event of a replay: every stream has been flushed."""
+
+    duration: float  # s of audio decoded
+
+
+@dataclass(frozen=True)
+class TimedEvent:
+    """An event with the audio time it was produced at (end of the chunk that caused it)."""
+
+    audio_time: float
+    event: StreamEvent | EndOfAudio
+
+
+def stream_options(options: StreamOptions, role: Role, config: AsrConfig) -> StreamOptions:
+    """A channel's stream options: no tentative text on the agent's channel unless ``agent_partials``."""
+    if role == "agent" and not config.agent_partials:
+        return replace(options, partials=False)
+    return options
+
+
+def replay(
+    path: str | Path,
+    config: AsrConfig,
+    transcriber: Transcriber,
+    options: ReplayOptions = ReplayOptions(),
+    *,
+    partial_transcriber: Transcriber | None = None,
+    vad_factory: Callable[[], Vad] | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Iterator[TimedEvent]:
+    """Yield tentative and committed events while streaming ``path`` through one stream per channel.
+
+    The last event is :class:`EndOfAudio`. Raises :class:`~copilot.errors.AudioError` for a bad file.
+    """
+    if options.speed is not None and options.speed <= 0:
+        raise ValueError("speed must be positive")
+    make_vad = vad_factory or SileroVad  # looked up at call time: one VAD state per channel
+    streams: list[ChannelStream] = []
+    started = clock()
+    audio_time = 0.0
+    for chunk in read_chunks(path, options.chunk_seconds):
+        if not streams:
+            roles = channel_roles(chunk.channels, config.agent_channel)
+            streams = [
+                ChannelStream(
+                    role,
+                    transcriber,
+                    make_vad(),
+                    stream_options(options.stream, role, config),
+                    partial_transcriber=partial_transcriber,
+                )
+                for role in roles
+            ]
+        allow_partial = True
+        if options.speed is not None:
+            due = started + chunk.end / options.speed  # the chunk "arrives" when its audio has played
+            lag = clock() - due
+            if lag < 0:
+                sleep(-lag)
+            allow_partial = lag * options.speed < BEHIND_SECONDS
+        audio_time = chunk.end
+        for stream, samples in zip(streams, chunk.samples, strict=True):
+            for event in stream.push(samples, chunk.start, allow_partial=allow_partial):
+                yield TimedEvent(audio_time, event)
+    for stream in streams:
+        for event in stream.flush():
+            yield TimedEvent(audio_time, event)
+    yield TimedEvent(audio_time, EndOfAudio(round(audio_time, 3)))
+
+
+WINDOW_SECONDS = 30.0  # s of one channel decoded together offline: one Whisper window
+
+
+@dataclass
+class _Clip:
+    """One utterance found by the stream's VAD: its committed bounds and the padded audio around it."""
+
+    speaker: Role
+    start: float  # committed bounds (VAD)
+    end: float
+    begin: float  # absolute time of audio[0]
+    audio: np.ndarray
+
+    @property
+    def stop(self) -> float:
+        return self.begin + len(self.audio) / SAMPLE_RATE
+
+
+class _Recorder:
+    """A Transcriber that decodes nothing: it keeps each utterance's audio for a batched decode later."""
+
+    def __init__(self) -> None:
+        self.pending: list[tuple[float, np.ndarray]] = []
+
+    def transcribe(
+        self, audio: np.ndarray, *, start_time: float = 0.0, prompt: str = ""
+    ) -> tuple[Segment, ...]:
+        self.pending.append((start_time, np.array(audio, dtype=np.float32, copy=True)))
+        end = start_time + len(audio) / SAMPLE_RATE
+        return (Segment("unknown", start_time, end, "…"),)  # a placeholder so the stream commits
+
+
+def _windows(clips: list[_Clip]) -> list[list[_Clip]]:
+    """Consecutive utterances of one speaker grouped so that each group spans at most one window."""
+    groups: list[list[_Clip]] = []
+    for clip in clips:
+        if groups and clip.stop - groups[-1][0].begin <= WINDOW_SECONDS:
+            groups[-1].append(clip)
+        else:
+            groups.append([clip])
+    return groups
+
+
+def _decode_window(group: list[_Clip], transcriber: Transcriber) -> list[Segment]:
+    """Decode a group of utterances in one pass (silence between them) and give each its own words."""
+    begin = group[0].begin
+    audio = np.zeros(round((group[-1].stop - begin) * SAMPLE_RATE), dtype=np.float32)
+    for clip in group:  # the VAD found no speech between the utterances: keep it silent
+        at = round((clip.begin - begin) * SAMPLE_RATE)
+        audio[at : at + len(clip.audio)] = clip.audio[: len(audio) - at]
+    words: list[list[Word]] = [[] for _ in group]
+    texts: list[list[str]] = [[] for _ in group]
+    for segment in transcriber.transcribe(audio, start_time=begin):
+        pieces = segment.words or (Word(segment.text, segment.start, segment.end),)
+        for word in pieces:
+            index = _nearest(group, (word.start + word.end) / 2)
+            if segment.words:
+                words[index].append(word)
+            texts[index].append(word.text)
+    result = []
+    for clip, clip_words, clip_texts in zip(group, words, texts, strict=True):
+        decoded = [Segment(clip.speaker, clip.start, clip.end, "".join(clip_texts), tuple(clip_words))]
+        committed = utterance_segment(clip.speaker, clip.start, clip.end, decoded)
+        if committed is not None:
+            result.append(committed)
+    return result
+
+
+def _nearest(group: list[_Clip], time: float) -> int:
+    """The utterance a decoded word belongs to: the one it falls in, else the closest."""
+    return min(range(len(group)), key=lambda i: max(group[i].start - time, time - group[i].end, 0.0))
+
+
+def transcribe_file(
+    path: str | Path,
+    config: AsrConfig,
+    transcriber: Transcriber,
+    *,
+    options: ReplayOptions = OFFLINE,
+    vad_factory: Callable[[], Vad] | None = None,
+    batched: bool = True,
+) -> Transcript:
+    """The committed segments of a whole file (simulated clock, no tentative decodes), ordered by time.
+
+    The same streaming path as live finds the utterances; with ``batched`` (default) the decoder then reads
+    up to ``WINDOW_SECONDS`` of one channel (its utterances, silence between) per pass instead of one pass
+    per utterance: Whisper pays a full 30 s encoder pass either way, so this is several times faster.
+    """
+    options = replace(options, speed=None)
+    recorder = _Recorder() if batched else None
+    committed: list[Segment] = []
+    clips: list[_Clip] = []
+    duration = 0.0
+    for timed in replay(path, config, recorder or transcriber, options, vad_factory=vad_factory):
+        if isinstance(timed.event, Committed):
+            segment = timed.event.segment
+            if recorder is None:
+                committed.append(segment)
+            else:
+                begin, audio = recorder.pending.pop()
+                clips.append(_Clip(segment.speaker, segment.start, segment.end, begin, audio))
+        elif isinstance(timed.event, EndOfAudio):
+            duration = timed.event.duration
+    for speaker in dict.fromkeys(c.speaker for c in clips):
+        for group in _windows([c for c in clips if c.speaker == speaker]):
+            committed += _decode_window(group, transcriber)
+    return Transcript(source=str(path), duration=duration, segments=merge_segments(committed))

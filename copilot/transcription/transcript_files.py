@@ -1,0 +1,152 @@
+"""Read and write JSON transcripts in the shape of ``../shared/calls/*.json``.
+
+The file is an object with ``segments``: a list of ``{role, start, end, text}`` (times in seconds),
+plus optional ``name`` and ``duration``. Everything else is ignored on reading.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from copilot.errors import TranscriptError
+from copilot.transcription.redact import redact
+from copilot.types import ROLES, Role, Segment, Transcript
+
+# A transcript of a ten-hour call is a few MB; anything much bigger is not a transcript, and reading it
+# whole (json.loads needs it all) could exhaust memory, so it is refused before a byte is read.
+MAX_TRANSCRIPT_BYTES = 64 * 1024 * 1024
+MAX_SECONDS = 24 * 3600.0  # s: no call lasts a day; larger (or NaN/Infinity) times are data errors
+SHOWN_VALUE_CHARS = 40  # a bad value is quoted in the error this short, and redacted (it may be personal)
+
+
+def _shown(value: Any) -> str:
+    """A bad value for an error message: short, and with personal numbers masked (messages reach logs)."""
+    text = repr(value)
+    if len(text) > SHOWN_VALUE_CHARS:
+        text = text[:SHOWN_VALUE_CHARS] + "…"
+    return redact(text)
+
+
+@functools.lru_cache(maxsize=1)
+def _t2s() -> Any:
+    from opencc import OpenCC
+
+    return OpenCC("t2s")
+
+
+def to_simplified(text: str) -> str:
+    """Traditional characters made Simplified, as the ASR output, handbooks and playbook are."""
+    converted: str = _t2s().convert(text)
+    return converted
+
+
+def _number(value: Any, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TranscriptError(f"{where} must be a number of seconds, got {_shown(value)}")
+    if value < 0:
+        raise TranscriptError(f"{where} must not be negative, got {_shown(value)}")
+    if not value <= MAX_SECONDS:  # also NaN and Infinity (json reads both), and ints too big for a float
+        raise TranscriptError(
+            f"{where} must be a finite number of seconds up to {MAX_SECONDS:.0f}, got {_shown(value)}"
+        )
+    return float(value)
+
+
+def _segment(item: Any, index: int, source: str) -> Segment:
+    where = f"{source}: segments[{index}]"
+    if not isinstance(item, dict):
+        raise TranscriptError(f"{where} must be an object, got {type(item).__name__}")
+    missing = [key for key in ("role", "start", "end", "text") if key not in item]
+    if missing:
+        raise TranscriptError(f"{where} is missing {', '.join(missing)}")
+    role = item["role"]
+    if role not in ROLES:
+        raise TranscriptError(f"{where}.role must be one of {', '.join(ROLES)}, got {_shown(role)}")
+    text = item["text"]
+    if not isinstance(text, str):
+        raise TranscriptError(f"{where}.text must be a string, got {type(text).__name__}")
+    start = _number(item["start"], f"{where}.start")
+    end = _number(item["end"], f"{where}.end")
+    if end < start:
+        raise TranscriptError(f"{where} ends ({end}) before it starts ({start})")
+    speaker: Role = role
+    return Segment(speaker=speaker, start=start, end=end, text=to_simplified(text.strip()))
+
+
+def transcript_from_dict(data: Any, source: str, *, label: str = "") -> Transcript:
+    """Validate a decoded JSON document and build a :class:`Transcript` (segments sorted by start).
+
+    ``source`` names the call when the document has no ``name``; errors name ``label`` (default: source).
+    """
+    where = label or source
+    if not isinstance(data, dict):
+        raise TranscriptError(f"{where}: a transcript must be a JSON object with 'segments'")
+    if "segments" not in data:
+        raise TranscriptError(f"{where}: missing 'segments'")
+    items = data["segments"]
+    if not isinstance(items, list):
+        raise TranscriptError(f"{where}: 'segments' must be a list")
+    segments = tuple(
+        sorted((_segment(item, i, where) for i, item in enumerate(items)), key=lambda s: s.start)
+    )
+    last_end = max((s.end for s in segments), default=0.0)
+    duration = _number(data["duration"], f"{where}: duration") if "duration" in data else last_end
+    name = data.get("name")
+    return Transcript(
+        source=name if isinstance(name, str) and name else source,
+        duration=max(duration, last_end),
+        segments=segments,
+    )
+
+
+def check_size(file: Path) -> None:
+    """Refuse a file too large to be a transcript, from its size alone (it is not read)."""
+    size = file.stat().st_size
+    if size > MAX_TRANSCRIPT_BYTES:
+        raise TranscriptError(
+            f"{file} is too large for a transcript ({size / 2**20:.0f} MB; "
+            f"at most {MAX_TRANSCRIPT_BYTES // 2**20} MB)"
+        )
+
+
+def read_transcript(path: str | os.PathLike[str]) -> Transcript:
+    """Load a JSON transcript; :class:`TranscriptError` names the file and the bad field."""
+    file = Path(path)
+    try:
+        check_size(file)
+        data = json.loads(file.read_text(encoding="utf-8-sig"))  # -sig: a BOM from Windows editors is fine
+    except FileNotFoundError as e:
+        raise TranscriptError(f"transcript not found: {file}") from e
+    except OSError as e:  # a folder, no permission, an I/O error
+        raise TranscriptError(f"cannot read {file}: {e.strerror or e}") from e
+    except UnicodeDecodeError as e:
+        raise TranscriptError(f"{file} is not a JSON transcript: not UTF-8 text") from e
+    except (ValueError, RecursionError) as e:  # JSONDecodeError, a 5000-digit number, nesting too deep
+        raise TranscriptError(f"{file} is not a JSON transcript: {' '.join(str(e).split())[:120]}") from e
+    transcript = transcript_from_dict(data, file.stem, label=str(file))
+    return transcript
+
+
+def transcript_to_dict(transcript: Transcript, *, redacted: bool = True) -> dict[str, Any]:
+    """The JSON shape of a transcript; personal numbers are masked unless ``redacted`` is False."""
+    clean = redact if redacted else (lambda text: text)
+    return {
+        "name": transcript.source,
+        "duration": round(transcript.duration, 3),
+        "segments": [
+            {"role": s.speaker, "start": round(s.start, 3), "end": round(s.end, 3), "text": clean(s.text)}
+            for s in transcript.segments
+        ],
+    }
+
+
+def write_transcript(transcript: Transcript, path: str | os.PathLike[str], *, redacted: bool = True) -> None:
+    """Write ``transcript`` as UTF-8 JSON (redacted by default: transcripts are customer data)."""
+    Path(path).write_text(
+        json.dumps(transcript_to_dict(transcript, redacted=redacted), ensure_ascii=False, indent=1) + "\n",
+        encoding="utf-8",
+    )
