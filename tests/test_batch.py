@@ -26,7 +26,7 @@ from copilot.qa.batch import (
 )
 from copilot.qa.report.files import PARTIAL_PREFIX
 from copilot.qa.store import ReviewFilter, Store
-from tests.test_batch_fakes import ScriptedReviewer, write_call
+from tests.fakes_batch import ScriptedReviewer, write_call
 
 REPO = Path(__file__).resolve().parent.parent
 KILL_CALLS = 8  # calls in the batch that gets killed
@@ -136,7 +136,7 @@ import sys
 from pathlib import Path
 from copilot.qa.batch import BatchOptions, CallOutcome, run
 from copilot.config import Config
-from tests.test_batch_fakes import ScriptedReviewer
+from tests.fakes_batch import ScriptedReviewer
 
 summary = run([sys.argv[1]], ScriptedReviewer(delay=float(sys.argv[3])), BatchOptions(out_dir=Path(sys.argv[2]), progress=False), Config())
 sys.exit(summary.exit_code)
@@ -203,6 +203,7 @@ def test_cli_hook_prints_json_and_exit_status(
     assert printed["reviewed"] == 2 and printed["failed"] == 1
 
 
+@pytest.mark.services
 def test_ray_engine_stores_the_same_reviews_as_the_local_engine(
     home: Path, calls_dir: Path, tmp_path: Path
 ) -> None:

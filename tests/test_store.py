@@ -15,7 +15,7 @@ from copilot.qa.metadata import CallMetadata
 from copilot.qa.store import EvalRun, Rating, ReviewFilter, Store, content_hash, database_url, provenance
 from copilot.qa.store.migrations import MIGRATIONS, VERSION_TABLE, migrate
 from copilot.types import CallReview, CheckResult, Clause, Evidence, Flag, Segment
-from tests.test_batch_fakes import ScriptedReviewer, write_call
+from tests.fakes_batch import ScriptedReviewer, write_call
 
 PHONE = "13812345678"
 CLAUSE = Clause("服务规范", "3.2", "对客户的投诉应先致歉")

@@ -32,8 +32,10 @@ from copilot.qa.metadata import CallMetadata
 from copilot.qa.store import EvalRun, Rating, ReviewFilter, Store, StoredCall
 from copilot.qa.store.migrations import MIGRATIONS, VERSION_TABLE, migrate
 from tests import test_store
-from tests.test_batch_fakes import ScriptedReviewer
+from tests.fakes_batch import ScriptedReviewer
 from tests.test_store import PHONE, _review, _save, _save_text_calls
+
+pytestmark = pytest.mark.services  # starts a throwaway PostgreSQL cluster
 
 PG_ROOT = Path("/usr/lib/postgresql")
 SERVER_TZ = "Asia/Shanghai"  # UTC+8: a naive or local-time timestamp would be 8 hours off

@@ -68,6 +68,7 @@ def test_prototypes_decide_lines_without_cues() -> None:
     assert plain.label == "neutral"
 
 
+@pytest.mark.real
 def test_the_suggester_warm_up_loads_snownlp_before_any_call() -> None:
     import sys
 

@@ -98,6 +98,14 @@ def test_the_page_has_the_three_views(browser: Any, server: Server) -> None:
     for name in ("实时 Live", "质检 Review", "培训 Train"):
         page.get_by_role("tab", name=name).wait_for(timeout=PAGE_LOAD)
     page.wait_for_selector('#live-status [data-idle="true"]', timeout=PAGE_LOAD)
+    tabs = page.get_by_role("tab").all_inner_texts()
+    assert [
+        name for name in ("实时 Live", "质检 Review", "培训 Train") if any(name in tab for tab in tabs)
+    ] == [
+        "实时 Live",
+        "质检 Review",
+        "培训 Train",
+    ]
     screenshot(page, "views")
     page.context.close()
 
