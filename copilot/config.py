@@ -17,12 +17,21 @@ from typing import Any, Literal
 from copilot.errors import ConfigError
 
 PACKAGE_DIR = Path(__file__).resolve().parent
-REPO_DIR = PACKAGE_DIR.parent
+REPO_DIR = PACKAGE_DIR.parent  # the checkout, when running from one (evaluation sets live in REPO_DIR/eval)
+# The knowledge base ships inside the package (copilot/knowledge/bundled links to knowledge/ in a checkout).
+BUNDLED_KNOWLEDGE_DIR = PACKAGE_DIR / "knowledge" / "bundled"
 CONFIG_ENV = "COPILOT_CONFIG"
 HOME_ENV = "COPILOT_HOME"
+SHARED_ENV = "COPILOT_SHARED"  # development data: example calls, audio, real dialogues (default ../shared)
 MAX_CONFIG_BYTES = 1024 * 1024  # a configuration is a few hundred bytes; a bigger file is a wrong path
 MAX_LLM_WAIT_SECONDS = 30.0  # a rewrite that starts later than this would land long after the agent spoke
 PARTIAL_BEAM_SIZE = 1  # tentative text is replaced on commit: greedy costs about half of beam 5
+
+
+def shared_dir() -> Path:
+    """The development data folder (``COPILOT_SHARED``, default ``../shared`` beside the checkout)."""
+    env = os.environ.get(SHARED_ENV)
+    return Path(env).expanduser() if env else REPO_DIR.parent / "shared"
 
 
 def copilot_home() -> Path:
@@ -177,7 +186,7 @@ class Config:
     privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
     app: AppConfig = field(default_factory=AppConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
-    knowledge_dir: str = str(REPO_DIR / "knowledge")
+    knowledge_dir: str = str(BUNDLED_KNOWLEDGE_DIR)
 
 
 def _build(cls: type, values: dict[str, Any], where: str) -> Any:

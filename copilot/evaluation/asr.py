@@ -20,14 +20,14 @@ import json
 from pathlib import Path
 from typing import Any
 
-from copilot.config import REPO_DIR, Config
+from copilot.config import Config, shared_dir
 from copilot.errors import ConfigError
 from copilot.evaluation import EvalOutcome, Metric, context_of, rate, register_suite
 from copilot.evaluation.metrics import CER_NORMALISATION
 from copilot.evaluation.metrics import cer as corpus_cer
 from copilot.types import Segment
 
-SHARED_DIR = REPO_DIR.parent / "shared"
+SHARED_DIR = shared_dir()
 CLIPS_DIR = SHARED_DIR / "audio"
 CALLS_DIR = SHARED_DIR / "calls"
 CALLS = ("good_call", "bad_call")

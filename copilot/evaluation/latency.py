@@ -25,12 +25,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from copilot.config import REPO_DIR, Config
+from copilot.config import Config, shared_dir
 from copilot.evaluation import EvalContext, EvalOutcome, Metric, context_of, register_suite
 from copilot.evaluation.metrics import percentile
 from copilot.types import Committed, Segment
 
-CALLS_DIR = REPO_DIR.parent / "shared" / "calls"
+CALLS_DIR = shared_dir() / "calls"
 CALLS = ("good_call", "bad_call")
 MS_PER_SECOND = 1000.0
 STAGES = ("commit", "script", "first_token", "done")

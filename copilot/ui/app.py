@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 import gradio as gr
 
-from copilot.config import REPO_DIR, Config
+from copilot.config import Config, shared_dir
 from copilot.errors import CopilotError
 from copilot.qa.report.html import esc, mmss
 from copilot.qa.review import TRANSCRIPT_SUFFIXES
@@ -58,7 +58,7 @@ ANALYTICS_EVENTS = 500  # Gradio's per-event timing records kept (and events bet
 RESEND_BELOW_CHARS = 2048  # unchanged panel parts shorter than this are re-sent, not skipped (cheaper)
 MIC_STREAM_EVERY = 0.5  # s of microphone audio per chunk sent by the browser
 MIC_TIME_LIMIT = 4 * 3600  # s: the longest microphone call
-DEFAULT_CALLS_DIR = REPO_DIR.parent / "shared" / "calls"
+DEFAULT_CALLS_DIR = shared_dir() / "calls"
 CALL_SUFFIXES = (".wav", ".flac", ".mp3", ".m4a", ".ogg", ".json")
 PANEL_FIELDS = (
     "status",
