@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 from pathlib import Path
@@ -13,7 +12,7 @@ import pytest
 from copilot.commands.cli import main
 from copilot.config import Config, RetrievalConfig
 from copilot.errors import ConfigError, KnowledgeError
-from copilot.evaluation import EvalContext, EvalOutcome, Metric, Suite, context_of
+from copilot.evaluation import EvalContext, EvalOutcome, Metric, Suite, SuiteOptions, context_of
 from copilot.evaluation.harness import (
     ConfigRun,
     Floor,
@@ -31,10 +30,10 @@ from copilot.qa.store import EvalRun, Store
 MODE_QUALITY = {"hybrid": 0.8, "dense": 0.7, "bm25": 0.5}  # what the fake "retrieval" measures per mode
 
 
-def fake_retrieval(args: argparse.Namespace, config: Config) -> EvalOutcome:
+def fake_retrieval(options: SuiteOptions, config: Config) -> EvalOutcome:
     recall = MODE_QUALITY[config.retrieval.mode]
-    if getattr(args, "quick", False):
-        recall -= 0.1  # a smaller set measures a different number: proves args.quick reached the suite
+    if options.quick:
+        recall -= 0.1  # a smaller set measures a different number: proves options.quick reached the suite
     return EvalOutcome(f"fake retrieval {recall}", {"recall": recall, "latency": 100.0 * recall})
 
 
@@ -45,15 +44,15 @@ def fake_retrieval_metrics(data: dict[str, Any], config: Config) -> list[Metric]
     ]
 
 
-def broken(args: argparse.Namespace, config: Config) -> EvalOutcome:
+def broken(options: SuiteOptions, config: Config) -> EvalOutcome:
     raise KnowledgeError("the index is missing")
 
 
-def interrupted(args: argparse.Namespace, config: Config) -> EvalOutcome:
+def interrupted(options: SuiteOptions, config: Config) -> EvalOutcome:
     raise KeyboardInterrupt
 
 
-def fake_counts(args: argparse.Namespace, config: Config) -> EvalOutcome:
+def fake_counts(options: SuiteOptions, config: Config) -> EvalOutcome:
     return EvalOutcome("counts", {"hits": 3})
 
 
@@ -70,8 +69,8 @@ FAKES = {
 DENSE = dataclasses.replace(Config(), retrieval=RetrievalConfig(mode="dense"))
 
 
-def _args(**values: Any) -> argparse.Namespace:
-    return argparse.Namespace(**{"quick": False, **values})
+def _args(**values: Any) -> SuiteOptions:
+    return SuiteOptions(**values)
 
 
 def _runs(quick: bool = False) -> list[ConfigRun]:
@@ -95,19 +94,18 @@ def test_a_failing_suite_is_reported_and_the_others_still_run() -> None:
     assert "failed: the index is missing" in render_table([run], rows)
 
 
-def test_quick_preparation_applies_only_to_quick_runs_and_to_a_copy_of_the_arguments() -> None:
+def test_quick_preparation_applies_only_to_quick_runs_and_reaches_the_suite() -> None:
     seen: list[str] = []
 
-    def prepare(name: str, args: argparse.Namespace, config: Config) -> None:
-        args.prepared = True
+    def prepare(name: str, options: SuiteOptions, config: Config) -> SuiteOptions:
         seen.append(name)
+        return dataclasses.replace(options, modes=("prepared",))
 
-    args = _args()
-    run_suites([FAKES["counts"]], args, Config(), prepare=prepare)
+    run_suites([FAKES["counts"]], _args(), Config(), prepare=prepare)
     assert seen == []
-    args.quick = True
-    run = run_suites([FAKES["fakeret"]], args, Config(), prepare=prepare)
-    assert seen == ["fakeret"] and not hasattr(args, "prepared")
+    quick = _args(quick=True)
+    run = run_suites([FAKES["fakeret"]], quick, Config(), prepare=prepare)
+    assert seen == ["fakeret"] and quick.modes == ()  # the caller's options are not changed
     assert run.results[0].metrics[0].value == pytest.approx(MODE_QUALITY["hybrid"] - 0.1)
 
 
@@ -297,7 +295,7 @@ def test_cli_refuses_unknown_suites_and_a_set_for_several_suites(
 
 def test_suites_of_one_configuration_share_one_context() -> None:
     context = EvalContext(Config())
-    args = _args(eval_context=context)
+    args = _args(context=context)
     assert context_of(args, Config()) is context
     assert context_of(args, DENSE) is not context  # another configuration never borrows its engines
     assert context_of(_args(), Config()).config == Config()

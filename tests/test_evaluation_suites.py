@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
@@ -14,7 +13,7 @@ import pytest
 
 from copilot.config import Config, RetrievalConfig
 from copilot.errors import ConfigError
-from copilot.evaluation import EvalContext
+from copilot.evaluation import EvalContext, SuiteOptions
 from copilot.evaluation.asr import cer, speakers_right
 from copilot.evaluation.calls import load_calls
 from copilot.evaluation.calls import run as run_calls
@@ -60,7 +59,7 @@ def test_calls_from_transcripts_get_the_labelled_verdicts(shared_dir: Path) -> N
         "closing",
         "interruption",
     }
-    outcome = run_calls(argparse.Namespace(quick=True), Config())
+    outcome = run_calls(SuiteOptions(quick=True), Config())
     part = outcome.data["transcript"]
     assert part["verdicts"] == sum(len(c.checks) for c in calls.values())
     assert outcome.data["audio"]["verdicts"] == 0  # --quick: no transcription
@@ -73,7 +72,7 @@ def test_a_wrong_label_shows_up_as_a_wrong_verdict(tmp_path: Path, shared_dir: P
     labels.write_text(
         f"- call: bad\n  transcript: {call}\n  checks: {{greeting: pass, closing: fail}}\n", encoding="utf-8"
     )
-    outcome = run_calls(argparse.Namespace(quick=True, calls_set=str(labels)), Config())
+    outcome = run_calls(SuiteOptions(quick=True, calls_set=str(labels)), Config())
     assert outcome.data["transcript"]["accuracy"] == 0.5
     assert outcome.data["transcript"]["wrong"] == [
         {"call": "bad", "check": "greeting", "expected": True, "got": False}
@@ -210,7 +209,7 @@ def test_judge_suite_scores_suggestions_against_controls(engines: FakeEngines) -
 
     services = JudgeServices(engines.suggester, engines.rules, ScriptedGenerator(["5", "2"] * 4))
     context = EvalContext(Config(), services=services)  # type: ignore[arg-type]
-    outcome = run_judge(argparse.Namespace(eval_context=context, judge_cases=4, no_llm=True), Config())
+    outcome = run_judge(SuiteOptions(context=context, judge_cases=4, no_llm=True), Config())
     assert outcome.data["cases"] == 4
     assert outcome.data["mean"] == 5 and outcome.data["control_mean"] == 2 and outcome.data["gap"] == 3
     assert [r["control"] for r in outcome.data["rows"]][:2] == [

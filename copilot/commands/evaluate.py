@@ -21,8 +21,8 @@ from typing import Any, cast
 from copilot.commands._common import config_from_args, print_json
 from copilot.config import Config, copilot_home, load_config, validate
 from copilot.errors import ConfigError, StoreError
-from copilot.evaluation import EvalContext, Suite, suites
-from copilot.evaluation.adapters import LEGACY_METRICS, quick_args
+from copilot.evaluation import EvalContext, Suite, SuiteOptions, suites
+from copilot.evaluation.adapters import LEGACY_METRICS, quick_options
 from copilot.evaluation.harness import (
     DEFAULT_FLOORS,
     ConfigRun,
@@ -170,12 +170,12 @@ def _run(args: argparse.Namespace) -> int:
         runs.append(
             run_suites(
                 picked,
-                args,
+                SuiteOptions.from_args(args),
                 config,
                 label=label,
                 path=path,
                 metrics_for=lambda suite: suite.metrics or LEGACY_METRICS.get(suite.name),
-                prepare=quick_args,
+                prepare=quick_options,
                 context=context,
                 log=_log,
                 on_result=so_far,

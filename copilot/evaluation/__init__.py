@@ -64,7 +64,41 @@ class Metric:
     n: int | None = None  # how many items the number rests on
 
 
-SuiteRun = Callable[[argparse.Namespace, Config], EvalOutcome]
+@dataclass(frozen=True)
+class SuiteOptions:
+    """How a suite is asked to run: built from ``copilot eval``'s flags by the CLI and directly by the app.
+
+    Empty strings and tuples mean "the suite's own default".
+    """
+
+    quick: bool = False  # CI-sized: each suite shrinks itself (fewer items, no LLM where it would dominate)
+    no_llm: bool = False  # suggestion suites: handbook scripts only
+    set_path: str = ""  # --set: the labelled set of retrieval / flags / suggestions
+    calls_set: str = ""  # --calls-set: the labelled calls of the calls suite
+    scenarios: str = ""  # --scenarios: a scenario file or folder
+    modes: tuple[str, ...] = ()  # retrieval modes to compare
+    playbook: str = ""  # flags: a playbook other than the configured one
+    semantic: bool = False  # flags: also the embedding operator
+    judge_cases: int | None = None  # judge: how many suggestions the LLM scores
+    context: EvalContext | None = field(default=None, compare=False)  # engines shared by one run's suites
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> SuiteOptions:
+        """The CLI's parsed flags (each suite's own flags included) as options."""
+        return cls(
+            quick=bool(getattr(args, "quick", False)),
+            no_llm=bool(getattr(args, "no_llm", False)),
+            set_path=getattr(args, "set", None) or "",
+            calls_set=getattr(args, "calls_set", None) or "",
+            scenarios=getattr(args, "scenarios", None) or "",
+            modes=tuple(getattr(args, "modes", None) or ()),
+            playbook=getattr(args, "playbook", None) or "",
+            semantic=bool(getattr(args, "semantic", False)),
+            judge_cases=getattr(args, "judge_cases", None),
+        )
+
+
+SuiteRun = Callable[["SuiteOptions", Config], EvalOutcome]
 AddArguments = Callable[[argparse.ArgumentParser], None]
 MetricsOf = Callable[[dict[str, Any], Config], list[Metric]]
 
@@ -129,10 +163,10 @@ class EvalContext:
         return self._transcripts[key]
 
 
-def context_of(args: argparse.Namespace, config: Config) -> EvalContext:
-    """The run's shared context, or a fresh one when a suite runs on its own (tests, old callers)."""
-    context = getattr(args, "eval_context", None)
-    if isinstance(context, EvalContext) and context.config == config:
+def context_of(options: SuiteOptions, config: Config) -> EvalContext:
+    """The run's shared context, or a fresh one when a suite runs on its own (tests, the app)."""
+    context = options.context
+    if context is not None and context.config == config:
         return context
     return EvalContext(config)
 

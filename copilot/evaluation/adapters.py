@@ -2,18 +2,18 @@
 
 * Metric adapters: the ``data`` of ``retrieval``, ``flags`` and ``suggestions`` turned into table rows,
   so those modules stay as they are.
-* Quick sizes for them: :func:`quick_args` (``--quick``: the retrieval dev set in the configured mode only,
+* Quick sizes for them: :func:`quick_options` (``--quick``: the retrieval dev set in the configured mode only,
   suggestions without the LLM).
 * ``retrieval_holdout``: the retrieval suite on ``eval/retrieval_holdout.yaml`` (not in ``--quick``).
 """
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
 from typing import Any
 
 from copilot.config import REPO_DIR, Config
-from copilot.evaluation import EvalOutcome, Metric, MetricsOf, rate, register_suite
+from copilot.evaluation import EvalOutcome, Metric, MetricsOf, SuiteOptions, rate, register_suite
 from copilot.evaluation import (
     retrieval as retrieval_eval,  # registers `retrieval` before its held-out variant
 )
@@ -78,19 +78,20 @@ LEGACY_METRICS: dict[str, MetricsOf] = {
 }
 
 
-def quick_args(name: str, args: argparse.Namespace, config: Config) -> None:
-    """Shrink a pre-existing suite to its CI size (in place, on the suite's own copy of ``args``)."""
-    if name in ("retrieval", "retrieval_holdout") and not getattr(args, "modes", None):
-        args.modes = [config.retrieval.mode]
+def quick_options(name: str, options: SuiteOptions, config: Config) -> SuiteOptions:
+    """A pre-existing suite's options at its CI size."""
+    if name in ("retrieval", "retrieval_holdout") and not options.modes:
+        return dataclasses.replace(options, modes=(config.retrieval.mode,))
     if name == "suggestions":
-        args.no_llm = True
+        return dataclasses.replace(options, no_llm=True)
+    return options
 
 
 # --- retrieval on the held-out set -------------------------------------------------------------------
 
 
-def run_holdout(args: argparse.Namespace, config: Config) -> EvalOutcome:
-    own = argparse.Namespace(**{**vars(args), "set": str(HOLDOUT_SET)})
+def run_holdout(options: SuiteOptions, config: Config) -> EvalOutcome:
+    own = dataclasses.replace(options, set_path=str(HOLDOUT_SET))
     outcome = retrieval_eval.run(own, config)
     return EvalOutcome(outcome.text, {**outcome.data, "suite": "retrieval_holdout"})
 

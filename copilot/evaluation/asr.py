@@ -15,14 +15,13 @@ digit removed; edits over reference characters, summed over the set.
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 from typing import Any
 
 from copilot.config import Config, shared_dir
 from copilot.errors import ConfigError
-from copilot.evaluation import EvalOutcome, Metric, context_of, rate, register_suite
+from copilot.evaluation import EvalOutcome, Metric, SuiteOptions, context_of, rate, register_suite
 from copilot.evaluation.metrics import CER_NORMALISATION
 from copilot.evaluation.metrics import cer as corpus_cer
 from copilot.types import Segment
@@ -61,8 +60,8 @@ def speakers_right(segments: tuple[Segment, ...], script: list[dict[str, Any]]) 
     return right, total
 
 
-def run(args: argparse.Namespace, config: Config) -> EvalOutcome:
-    context = context_of(args, config)
+def run(options: SuiteOptions, config: Config) -> EvalOutcome:
+    context = context_of(options, config)
     data: dict[str, Any] = {
         "suite": "asr",
         "backend": config.asr.backend,
@@ -77,7 +76,7 @@ def run(args: argparse.Namespace, config: Config) -> EvalOutcome:
         hyps.append(hyp)
         examples.append({"file": path.name, "ref": ref, "hyp": hyp, "cer": cer([ref], [hyp])})
     data["clips"] = {"files": len(refs), "cer": cer(refs, hyps), "examples": examples}
-    if not getattr(args, "quick", False):
+    if not options.quick:
         # The same clips without the knowledge base's words (hotwords + correction): what they buy or cost.
         from copilot.transcription.asr import load_transcriber
         from copilot.transcription.playback import transcribe_file

@@ -17,7 +17,7 @@ import yaml
 
 from copilot.config import REPO_DIR, Config
 from copilot.errors import ConfigError
-from copilot.evaluation import EvalOutcome, Metric, context_of, rate, register_suite
+from copilot.evaluation import EvalOutcome, Metric, SuiteOptions, context_of, rate, register_suite
 from copilot.qa.review import ReviewOptions, review_call
 
 DEFAULT_SET = REPO_DIR / "eval" / "calls.yaml"
@@ -106,10 +106,10 @@ def render(data: dict[str, Any], path: Path) -> str:
     return "\n".join(rows)
 
 
-def run(args: argparse.Namespace, config: Config) -> EvalOutcome:
-    path = Path(args.calls_set) if getattr(args, "calls_set", None) else DEFAULT_SET
-    context = context_of(args, config)
-    sources = ("transcript",) if getattr(args, "quick", False) else SOURCES
+def run(options: SuiteOptions, config: Config) -> EvalOutcome:
+    path = Path(options.calls_set) if options.calls_set else DEFAULT_SET
+    context = context_of(options, config)
+    sources = ("transcript",) if options.quick else SOURCES
     results: list[Verdict] = []
     for call in load_calls(path):
         for source in sources:

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from copilot.config import Config
-from copilot.evaluation import EvalOutcome, register_suite
+from copilot.evaluation import EvalOutcome, SuiteOptions, register_suite
 from copilot.evaluation.rules import DEFAULT_SET, FlagsReport, evaluate_flags, load_labelled
 from copilot.judgement.engine import RuleEngine
 from copilot.judgement.playbook import load_playbook
@@ -23,14 +23,14 @@ def render(report: FlagsReport, path: Path) -> str:
     return "\n".join(rows)
 
 
-def run(args: argparse.Namespace, config: Config) -> EvalOutcome:
-    path = Path(args.set) if args.set else DEFAULT_SET
+def run(options: SuiteOptions, config: Config) -> EvalOutcome:
+    path = Path(options.set_path) if options.set_path else DEFAULT_SET
     embedder = None
-    if args.semantic:
+    if options.semantic:
         from copilot.knowledge.embedding import load_embedder
 
         embedder = load_embedder(config.embedder)
-    engine = RuleEngine(load_playbook(args.playbook), embedder=embedder)
+    engine = RuleEngine(load_playbook(options.playbook or None), embedder=embedder)
     report = evaluate_flags(engine, load_labelled(path))
     return EvalOutcome(render(report, path), {"suite": "flags", "set": str(path), **report.summary()})
 

@@ -12,7 +12,7 @@ The pieces are plain functions over plain values so that they are tested with fa
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import math
 import time
 import tomllib
@@ -24,7 +24,7 @@ from typing import Any
 
 from copilot.config import REPO_DIR, Config
 from copilot.errors import ConfigError, CopilotError
-from copilot.evaluation import EvalContext, Metric, Suite
+from copilot.evaluation import EvalContext, Metric, Suite, SuiteOptions
 
 DEFAULT_FLOORS = REPO_DIR / "eval" / "floors.toml"
 DIFF_EPSILON = 1e-9  # differences smaller than this are "same"
@@ -104,7 +104,7 @@ class FloorFailure:
 # --- running --------------------------------------------------------------------------------------
 
 MetricsFor = Callable[[Suite], Callable[[dict[str, Any], Config], list[Metric]] | None]
-PrepareArgs = Callable[[str, argparse.Namespace, Config], None]
+PrepareOptions = Callable[[str, SuiteOptions, Config], SuiteOptions]
 
 
 def _finite(value: Any) -> float | None:
@@ -116,13 +116,13 @@ def _finite(value: Any) -> float | None:
 
 def run_suites(
     chosen: Sequence[Suite],
-    args: argparse.Namespace,
+    options: SuiteOptions,
     config: Config,
     *,
     label: str = "default",
     path: str = "",
     metrics_for: MetricsFor = lambda suite: suite.metrics,
-    prepare: PrepareArgs | None = None,
+    prepare: PrepareOptions | None = None,
     context: EvalContext | None = None,
     log: Callable[[str], None] = lambda _message: None,
     on_result: Callable[[ConfigRun], None] | None = None,
@@ -135,10 +135,9 @@ def run_suites(
     context = context or EvalContext(config)
     results: list[SuiteResult] = []
     for suite in chosen:
-        own = argparse.Namespace(**vars(args))  # each suite may adjust its own copy (quick sizes)
-        own.eval_context = context
-        if prepare is not None and getattr(args, "quick", False):
-            prepare(suite.name, own, config)
+        own = dataclasses.replace(options, context=context)
+        if prepare is not None and options.quick:
+            own = prepare(suite.name, own, config)
         log(f"[{label}] {suite.name} ...")
         started = time.monotonic()
         try:

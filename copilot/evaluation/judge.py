@@ -15,7 +15,7 @@ from typing import Any
 
 from copilot.config import Config
 from copilot.errors import ConfigError
-from copilot.evaluation import EvalOutcome, Metric, context_of, rate, register_suite
+from copilot.evaluation import EvalOutcome, Metric, SuiteOptions, context_of, rate, register_suite
 from copilot.evaluation.suggestions import DEFAULT_SET, load_cases
 from copilot.suggest.engine import SuggestOptions, run_to_end
 from copilot.suggest.llm import ChatMessage, Generator
@@ -47,14 +47,14 @@ def _mean(values: list[int | None]) -> float | None:
     return round(statistics.mean(scored), 3) if scored else None
 
 
-def run(args: argparse.Namespace, config: Config) -> EvalOutcome:
-    services = context_of(args, config).services
+def run(options: SuiteOptions, config: Config) -> EvalOutcome:
+    services = context_of(options, config).services
     generator = services.generator
     if generator is None:
         raise ConfigError("the LLM judge needs the local LLM ([llm] enabled = true)")
-    limit = getattr(args, "judge_cases", None) or DEFAULT_CASES
+    limit = options.judge_cases or DEFAULT_CASES
     cases = load_cases(DEFAULT_SET)[:limit]
-    use_llm = not getattr(args, "no_llm", False)
+    use_llm = not options.no_llm
     made = []
     for case in cases:
         suggestion = run_to_end(

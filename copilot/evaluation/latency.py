@@ -17,7 +17,6 @@ Not part of ``--quick``: it takes the calls' length in wall time (about two minu
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import time
@@ -26,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from copilot.config import Config, shared_dir
-from copilot.evaluation import EvalContext, EvalOutcome, Metric, context_of, register_suite
+from copilot.evaluation import EvalContext, EvalOutcome, Metric, SuiteOptions, context_of, register_suite
 from copilot.evaluation.metrics import percentile
 from copilot.types import Committed, Segment
 
@@ -116,11 +115,11 @@ def measure_call(
     return CallLatency(rows, missed, abandoned_at)
 
 
-def run(args: argparse.Namespace, config: Config) -> EvalOutcome:
+def run(options: SuiteOptions, config: Config) -> EvalOutcome:
     from copilot.transcription.asr import load_domain_transcriber
 
-    context = context_of(args, config)
-    use_llm = config.llm.enabled and not getattr(args, "no_llm", False)
+    context = context_of(options, config)
+    use_llm = config.llm.enabled and not options.no_llm
     _warm(context)
     live = config.asr.for_live()
     partial = None  # None: the live transcriber decodes the partials too (it is greedy by default)

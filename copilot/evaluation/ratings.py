@@ -6,11 +6,10 @@ so a trainer sees whether what the metrics call good is what agents call good.
 
 from __future__ import annotations
 
-import argparse
 from typing import Any
 
 from copilot.config import Config
-from copilot.evaluation import EvalOutcome, Metric, rate, register_suite
+from copilot.evaluation import EvalOutcome, Metric, SuiteOptions, rate, register_suite
 
 
 def ratings_summary(ratings: list[Any]) -> dict[str, Any]:
@@ -29,7 +28,7 @@ def ratings_summary(ratings: list[Any]) -> dict[str, Any]:
     }
 
 
-def run_ratings(args: argparse.Namespace, config: Config) -> EvalOutcome:
+def run_ratings(options: SuiteOptions, config: Config) -> EvalOutcome:
     from copilot.qa.store import Store
 
     with Store.open(config=config.store) as store:

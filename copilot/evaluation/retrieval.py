@@ -15,7 +15,7 @@ import yaml
 
 from copilot.config import REPO_DIR, Config
 from copilot.errors import KnowledgeError
-from copilot.evaluation import EvalOutcome, register_suite
+from copilot.evaluation import EvalOutcome, SuiteOptions, register_suite
 from copilot.evaluation.metrics import percentile
 from copilot.knowledge.retrieval import MODES, Mode, Retriever, index_text, open_retriever
 from copilot.types import Passage
@@ -126,11 +126,11 @@ def render(results: Sequence[ModeResult], n: int, path: Path) -> str:
     return "\n".join(lines)
 
 
-def run(args: argparse.Namespace, config: Config) -> EvalOutcome:
+def run(options: SuiteOptions, config: Config) -> EvalOutcome:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    path = Path(args.set) if args.set else DEFAULT_SET
+    path = Path(options.set_path) if options.set_path else DEFAULT_SET
     items = load_set(path)
-    modes: list[Mode] = [m for m in MODES if m in (args.modes or MODES)]
+    modes: list[Mode] = [m for m in MODES if m in (options.modes or MODES)]
     needs_dense = any(m != "bm25" for m in modes)
     hybrid = dataclasses.replace(config, retrieval=dataclasses.replace(config.retrieval, mode="hybrid"))
     retriever = open_retriever(hybrid if needs_dense else config)

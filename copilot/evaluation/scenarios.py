@@ -27,7 +27,7 @@ import yaml
 
 from copilot.config import REPO_DIR, Config
 from copilot.errors import ConfigError
-from copilot.evaluation import EvalOutcome, Metric, context_of, rate, register_suite
+from copilot.evaluation import EvalOutcome, Metric, SuiteOptions, context_of, rate, register_suite
 from copilot.session.call import CallSession, SessionEngines, SessionOptions
 from copilot.suggest.engine import Suggestion
 from copilot.types import Flag, Role, Segment
@@ -260,12 +260,12 @@ def render(data: dict[str, Any]) -> str:
     return "\n".join(rows)
 
 
-def run(args: argparse.Namespace, config: Config) -> EvalOutcome:
-    directory = Path(args.scenarios) if getattr(args, "scenarios", None) else DEFAULT_DIR
+def run(options: SuiteOptions, config: Config) -> EvalOutcome:
+    directory = Path(options.scenarios) if options.scenarios else DEFAULT_DIR
     scenarios = load_scenarios(directory)
-    context = context_of(args, config)
-    quick = getattr(args, "quick", False)
-    use_llm = config.llm.enabled and not quick and not getattr(args, "no_llm", False)
+    context = context_of(options, config)
+    quick = options.quick
+    use_llm = config.llm.enabled and not quick and not options.no_llm
     context.services.suggester.warm()  # models loaded and first-call costs paid before any turn is timed
     outcomes: list[Outcome] = []
     for scenario in scenarios:

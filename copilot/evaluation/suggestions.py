@@ -18,7 +18,7 @@ import yaml
 
 from copilot.config import REPO_DIR, Config
 from copilot.errors import ConfigError
-from copilot.evaluation import EvalOutcome, register_suite
+from copilot.evaluation import EvalOutcome, SuiteOptions, register_suite
 from copilot.suggest.engine import Suggester, Suggestion, SuggestOptions, run_to_end
 from copilot.suggest.guard import sentence_count
 from copilot.types import Segment
@@ -131,12 +131,12 @@ def render(data: dict[str, Any], path: Path) -> str:
     return "\n".join(rows)
 
 
-def run(args: argparse.Namespace, config: Config) -> EvalOutcome:
+def run(options: SuiteOptions, config: Config) -> EvalOutcome:
     from copilot.session.engines import Services
 
-    path = Path(args.set) if args.set else DEFAULT_SET
+    path = Path(options.set_path) if options.set_path else DEFAULT_SET
     services = Services(config)
-    use_llm = not args.no_llm and config.llm.enabled
+    use_llm = not options.no_llm and config.llm.enabled
     results = evaluate(services.suggester, load_cases(path), use_llm=use_llm)
     data = {
         "suite": "suggestions",

@@ -6,7 +6,6 @@ said (:func:`copilot.evaluation.turn_by_turn.replay_call`: the live panel's sess
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +13,7 @@ from typing import Any
 
 from copilot.config import Config
 from copilot.errors import CopilotError
-from copilot.evaluation import EvalOutcome, suites
+from copilot.evaluation import EvalOutcome, SuiteOptions, suites
 from copilot.evaluation.turn_by_turn import ReplayTurn, replay_call
 from copilot.qa import calls as pipeline
 from copilot.qa.report.html import esc, mmss
@@ -71,11 +70,7 @@ def run_suite(name: str, config: Config) -> EvalOutcome:
     found = suites().get(name)
     if found is None:
         raise UiError(f"no evaluation suite called {name!r}; known: {', '.join(suite_names())}")
-    parser = argparse.ArgumentParser(prog=f"copilot eval {name}", add_help=False)
-    if found.add_arguments is not None:
-        found.add_arguments(parser)
-    args = parser.parse_args([])
-    return found.run(args, config)
+    return found.run(SuiteOptions(), config)
 
 
 def record_run(ctx: AppContext, name: str, outcome: EvalOutcome) -> int:
