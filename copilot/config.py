@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -173,6 +174,26 @@ class AppConfig:
 
 
 @dataclass(frozen=True)
+class TelephonyConfig:
+    """Live calls from the phone system (``copilot listen``; the app starts it when ``enabled``)."""
+
+    enabled: bool = False  # the app listens for SIPREC / media streams only when asked to
+    host: str = "127.0.0.1"  # loopback unless configured: a PBX/SBC on another host needs its address here
+    sip_port: int = 5060  # SIPREC recording server (UDP)
+    rtp_ports: str = "40000-40999"  # RTP range; each call takes two ports (P, P+2) per recorded pair
+    media_stream_port: int = 8765  # WebSocket media streams (0: off)
+    # The agent is the recorded participant whose address of record matches; its named group "extension"
+    # is what the agent signs in with. Default: a 3-6 digit user part (sip:1001@pbx), not a phone number.
+    agent_pattern: str = r"^(?:sips?:|tel:)?(?P<extension>\d{3,6})@"
+    # Roles of the offered streams in SDP order when the metadata does not tell (no rs-metadata part, or
+    # no participant matches agent_pattern). Also the channel order of binary media-stream frames.
+    label_order: str = "agent,customer"
+    jitter_seconds: float = 0.2  # audio is handed on this long after it is due, so late packets still fit
+    media_timeout_seconds: float = 30.0  # no media for this long ends the call (the recorder went away)
+    max_calls: int = 4  # calls transcribed at once; one more is refused (486 / WebSocket close 1013)
+
+
+@dataclass(frozen=True)
 class StoreConfig:
     url: str = ""  # SQLAlchemy URL; empty means SQLite under COPILOT_HOME (env COPILOT_DB overrides)
 
@@ -186,6 +207,7 @@ class Config:
     privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
     app: AppConfig = field(default_factory=AppConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
+    telephony: TelephonyConfig = field(default_factory=TelephonyConfig)
     knowledge_dir: str = str(BUNDLED_KNOWLEDGE_DIR)
 
 
@@ -249,9 +271,41 @@ def validate(config: Config) -> Config:
         raise ConfigError("app.port must be between 1 and 65535")
     if bool(config.app.auth_user) != bool(config.app.auth_password):
         raise ConfigError("app.auth_user and app.auth_password must be set together")
+    _validate_telephony(config.telephony)
     if config.privacy.retention_days < 1:  # no "0 = forever": a typo must not silently keep data
         raise ConfigError("privacy.retention_days must be at least 1 (keep longer with a large number)")
     return config
+
+
+def rtp_port_range(text: str) -> tuple[int, int]:
+    """``"40000-40999"`` -> (40000, 40999); a ConfigError unless it is an even-started range of 4+ ports."""
+    found = re.fullmatch(r"\s*(\d+)\s*-\s*(\d+)\s*", text)
+    if not found:
+        raise ConfigError(f"telephony.rtp_ports must look like 40000-40999, not {text!r}")
+    low, high = int(found[1]), int(found[2])
+    if not 1024 <= low < high < 65536 or high - low < 3:
+        raise ConfigError("telephony.rtp_ports must be a range of at least 4 ports within 1024-65535")
+    return low, high
+
+
+def _validate_telephony(telephony: TelephonyConfig) -> None:
+    rtp_port_range(telephony.rtp_ports)
+    for name in ("sip_port", "media_stream_port"):
+        if not 0 <= getattr(telephony, name) < 65536:
+            raise ConfigError(f"telephony.{name} must be between 0 and 65535")
+    try:
+        pattern = re.compile(telephony.agent_pattern)
+    except re.error as e:
+        raise ConfigError(f"telephony.agent_pattern is not a regular expression: {e}") from e
+    if "extension" not in pattern.groupindex:
+        raise ConfigError("telephony.agent_pattern needs a named group (?P<extension>...)")
+    roles = [r.strip() for r in telephony.label_order.split(",")]
+    if sorted(roles) != ["agent", "customer"]:
+        raise ConfigError("telephony.label_order must be 'agent,customer' or 'customer,agent'")
+    if not 0 < telephony.jitter_seconds <= 2 or telephony.media_timeout_seconds <= 0:
+        raise ConfigError("telephony.jitter_seconds must be in (0, 2] and media_timeout_seconds positive")
+    if telephony.max_calls < 1:
+        raise ConfigError("telephony.max_calls must be at least 1")
 
 
 def load_config(path: str | os.PathLike[str] | None = None) -> Config:
@@ -271,3 +325,64 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise ConfigError(f"config file {file} is not valid TOML: {' '.join(str(e).split())}") from e
     return validate(_build(Config, data, ""))
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One effective configuration value and where it came from."""
+
+    key: str  # "asr.beam_size", "knowledge_dir", "home"
+    value: Any
+    source: str  # "default", "file PATH" or "environment NAME"
+
+
+def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(value):
+            out.update(_flatten(getattr(value, f.name), f"{prefix}{f.name}."))
+        return out
+    return {prefix.rstrip("."): value}
+
+
+def effective_settings(path: str | os.PathLike[str] | None = None) -> list[Setting]:
+    """Every setting of the configuration ``load_config(path)`` gives, with its source."""
+    chosen = path if path is not None else os.environ.get(CONFIG_ENV)
+    config = load_config(path)
+    from_file: set[str] = set()
+    if chosen:
+        data = tomllib.loads(Path(chosen).read_text(encoding="utf-8"))
+        from_file = set(_flatten_table(data))
+    file_source = f"file {chosen}"
+    settings = [
+        Setting(key, value, file_source if key in from_file else "default")
+        for key, value in _flatten(config).items()
+    ]
+    store_env = os.environ.get("COPILOT_DB")  # the review store's URL (copilot.qa.store.db.DB_ENV)
+    if store_env:
+        settings = [
+            Setting(s.key, "(set)", "environment COPILOT_DB") if s.key == "store.url" else s for s in settings
+        ]
+    settings.append(
+        Setting(
+            "home", str(copilot_home()), f"environment {HOME_ENV}" if os.environ.get(HOME_ENV) else "default"
+        )
+    )
+    settings.append(
+        Setting(
+            "shared",
+            str(shared_dir()),
+            f"environment {SHARED_ENV}" if os.environ.get(SHARED_ENV) else "default",
+        )
+    )
+    return settings
+
+
+def _flatten_table(data: dict[str, Any], prefix: str = "") -> list[str]:
+    keys: list[str] = []
+    for name, value in data.items():
+        if isinstance(value, dict):
+            keys += _flatten_table(value, f"{prefix}{name}.")
+        else:
+            keys.append(f"{prefix}{name}")
+    return keys

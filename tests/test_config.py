@@ -113,3 +113,24 @@ def test_tentative_decodes_get_a_greedy_model_only_when_the_live_one_is_not_gree
     assert AsrConfig(live_beam_size=1).for_live().for_partials() is None  # one model serves both
     partial = AsrConfig(live_beam_size=5).for_live().for_partials()
     assert partial is not None and partial.beam_size == 1 and not partial.word_timestamps
+
+
+def test_config_show_names_the_source_of_every_value(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    from copilot.commands.cli import main
+
+    config = tmp_path / "copilot.toml"
+    config.write_text(
+        '[asr]\nbeam_size = 3\n[store]\nurl = "postgresql+psycopg://u:secret@db/x"\n', encoding="utf-8"
+    )
+    monkeypatch.setenv("COPILOT_SHARED", str(tmp_path / "shared"))
+    assert main(["--config", str(config), "config", "show", "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["asr.beam_size"] == {"value": 3, "source": f"file {config}"}
+    assert shown["asr.language"] == {"value": "zh", "source": "default"}
+    assert shown["shared"] == {"value": str(tmp_path / "shared"), "source": "environment COPILOT_SHARED"}
+    assert shown["store.url"]["value"] == "(set)"  # a password in a URL is never printed
+    assert "secret" not in json.dumps(shown)
