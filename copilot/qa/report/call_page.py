@@ -11,6 +11,7 @@ from typing import Any
 
 from copilot.qa.report import plots
 from copilot.qa.report.html import esc, mmss, page, table
+from copilot.qa.review import check_dict, flag_dict
 from copilot.qa.store.records import StoredCall
 from copilot.types import Clause, Evidence
 
@@ -108,16 +109,8 @@ def render_call_html(call: StoredCall) -> str:
     return page(f"Review {s.name}", "\n".join(body))
 
 
-def _evidence_json(evidence: Sequence[Evidence]) -> list[dict[str, Any]]:
-    return [{"start": e.start, "end": e.end, "speaker": e.speaker, "text": e.text} for e in evidence]
-
-
-def _clause_json(clause: Clause) -> dict[str, str]:
-    return {"document": clause.document, "section": clause.section, "quote": clause.quote}
-
-
 def call_json(call: StoredCall) -> dict[str, Any]:
-    """The review JSON shape (``{call, duration, segments, checks, flags, score}``) plus provenance."""
+    """The review JSON shape (checks and flags exactly as ``copilot review --json`` writes them) plus provenance."""
     s = call.summary
     return {
         "call": s.name,
@@ -138,27 +131,8 @@ def call_json(call: StoredCall) -> dict[str, Any]:
             }
             for x in call.segments
         ],
-        "checks": [
-            {
-                "id": c.id,
-                "passed": c.passed,
-                "message": c.message,
-                "evidence": _evidence_json(c.evidence),
-                "clause": _clause_json(c.clause),
-            }
-            for c in call.checks
-        ],
-        "flags": [
-            {
-                "rule": f.rule,
-                "kind": f.kind,
-                "severity": f.severity,
-                "message": f.message,
-                "evidence": _evidence_json(f.evidence),
-                "clause": _clause_json(f.clause),
-            }
-            for f in call.flags
-        ],
+        "checks": [check_dict(c) for c in call.checks],
+        "flags": [flag_dict(f) for f in call.flags],
         "content_hash": s.content_hash,
         "config_hash": s.config_hash,
         "model_versions": dict(call.model_versions),
