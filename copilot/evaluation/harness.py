@@ -381,25 +381,33 @@ def write_result(result: dict[str, Any], path: Path) -> Path:
     return path
 
 
-def store_runs(runs: Sequence[ConfigRun], *, quick: bool, store: Any) -> int:
-    """One EvalRun per configuration and suite that produced metrics; returns how many were stored."""
+def record_suite_run(store: Any, suite: str, metrics: Sequence[Metric], config: Config, note: str) -> int:
+    """Store one suite's metric rows for one configuration: the one stored shape of an evaluation run."""
     from copilot.qa.store import EvalRun, provenance
 
+    prov = provenance(config)
+    return int(
+        store.record_eval_run(
+            EvalRun(
+                suite=suite,
+                metrics={m.key: m.value for m in metrics},
+                config_hash=prov.config_hash,
+                model_versions=dict(prov.model_versions),
+                note=note,
+            )
+        )
+    )
+
+
+def store_runs(runs: Sequence[ConfigRun], *, quick: bool, store: Any) -> int:
+    """One EvalRun per configuration and suite that produced metrics; returns how many were stored."""
     stored = 0
     for run in runs:
-        prov = provenance(run.config)
         for result in run.results:
             if result.error or not result.metrics:
                 continue
-            note = f"{run.label}{' quick' if quick else ''}"
-            store.record_eval_run(
-                EvalRun(
-                    suite=result.suite,
-                    metrics={m.key: m.value for m in result.metrics},
-                    config_hash=prov.config_hash,
-                    model_versions=prov.model_versions,
-                    note=note,
-                )
+            record_suite_run(
+                store, result.suite, result.metrics, run.config, f"{run.label}{' quick' if quick else ''}"
             )
             stored += 1
     return stored

@@ -17,8 +17,7 @@ from copilot.evaluation import EvalOutcome, SuiteOptions, suites
 from copilot.evaluation.turn_by_turn import ReplayTurn, replay_call
 from copilot.qa import calls as pipeline
 from copilot.qa.report.html import esc, mmss
-from copilot.qa.store import EvalRun, Rating
-from copilot.qa.store.fingerprint import provenance
+from copilot.qa.store import Rating
 from copilot.transcription.redact import redact
 from copilot.types import Transcript
 from copilot.ui.context import AppContext
@@ -74,16 +73,14 @@ def run_suite(name: str, config: Config) -> EvalOutcome:
 
 
 def record_run(ctx: AppContext, name: str, outcome: EvalOutcome) -> int:
-    prov = provenance(ctx.config)
-    return ctx.store.record_eval_run(
-        EvalRun(
-            suite=name,
-            metrics=outcome.data,
-            config_hash=prov.config_hash,
-            model_versions=dict(prov.model_versions),
-            note="app",
-        )
-    )
+    """Store the run as ``copilot eval`` does: the suite's metric rows, not its raw data."""
+    from copilot.evaluation.adapters import LEGACY_METRICS
+    from copilot.evaluation.harness import record_suite_run
+
+    suite = suites()[name]
+    extract = suite.metrics or LEGACY_METRICS.get(name)
+    metrics = extract(outcome.data, ctx.config) if extract else []
+    return record_suite_run(ctx.store, name, metrics, ctx.config, "app")
 
 
 def flat_metrics(data: Any, prefix: str = "") -> list[list[object]]:
