@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from copilot.config import Config, RetrievalConfig
+from copilot.config import Config
 from copilot.errors import ConfigError
 from copilot.evaluation import EvalContext, SuiteOptions
 from copilot.evaluation.asr import cer, speakers_right
@@ -21,28 +21,19 @@ from copilot.evaluation.judge import score
 from copilot.evaluation.metrics import percentile
 from copilot.evaluation.ratings import ratings_summary
 from copilot.evaluation.scenarios import load_scenario, load_scenarios, play, timed_segments
-from copilot.judgement import RuleEngine, default_engine
-from copilot.knowledge import load_passages, load_scripts
-from copilot.knowledge.retrieval import Retriever
+from copilot.judgement import RuleEngine
 from copilot.qa.store import Rating
 from copilot.suggest.engine import Suggester
 from copilot.types import Segment
+from tests.fakes_engines import FakeEngines, fake_engines
 from tests.fakes_llm import ScriptedGenerator
 
 REPO = Path(__file__).resolve().parent.parent
 
 
-@dataclass
-class FakeEngines:
-    suggester: Suggester
-    rules: RuleEngine
-
-
 @pytest.fixture(scope="module")
 def engines() -> FakeEngines:
-    retriever = Retriever(load_passages(), RetrievalConfig(mode="bm25"))
-    rules = default_engine()
-    return FakeEngines(Suggester(retriever, load_scripts(), rules=rules), rules)
+    return fake_engines()
 
 
 # --- calls ------------------------------------------------------------------------------------------

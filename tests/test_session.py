@@ -2,35 +2,19 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from copilot.config import RetrievalConfig
-from copilot.judgement import RuleEngine, default_engine
-from copilot.knowledge import load_passages, load_scripts
-from copilot.knowledge.retrieval import Retriever
 from copilot.session.call import CallSession, SessionOptions
-from copilot.suggest.engine import Suggester
 from copilot.transcription.transcript_files import read_transcript
 from copilot.types import Committed, Segment, TentativeText
-from tests.fakes_llm import ScriptedGenerator
-
-
-@dataclass
-class FakeEngines:
-    suggester: Suggester
-    rules: RuleEngine
+from tests.fakes_engines import FakeEngines, fake_engines
 
 
 @pytest.fixture(scope="module")
 def engines() -> FakeEngines:
-    retriever = Retriever(load_passages(), RetrievalConfig(mode="bm25"))
-    generator = ScriptedGenerator(["好的，我马上为您处理。"])
-    return FakeEngines(
-        Suggester(retriever, load_scripts(), generator=generator, rules=default_engine()), default_engine()
-    )
+    return fake_engines("好的，我马上为您处理。")
 
 
 def replay(engines: FakeEngines, call: Path, **options: object) -> CallSession:

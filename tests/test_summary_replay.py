@@ -2,36 +2,22 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from copilot.config import RetrievalConfig
 from copilot.evaluation.turn_by_turn import actual_reply, replay_call
-from copilot.judgement import RuleEngine, default_engine
-from copilot.knowledge import load_passages, load_scripts
-from copilot.knowledge.retrieval import Retriever
+from copilot.knowledge import load_passages
 from copilot.qa.summary import summarize
-from copilot.suggest.engine import Suggester
 from copilot.transcription.transcript_files import read_transcript
 from copilot.types import Segment
+from tests.fakes_engines import FakeEngines, fake_engines
 from tests.fakes_llm import ScriptedGenerator
-
-
-@dataclass
-class FakeEngines:
-    suggester: Suggester
-    rules: RuleEngine
 
 
 @pytest.fixture(scope="module")
 def engines() -> FakeEngines:
-    retriever = Retriever(load_passages(), RetrievalConfig(mode="bm25"))
-    generator = ScriptedGenerator(["好的，我这就为您处理。"])
-    return FakeEngines(
-        Suggester(retriever, load_scripts(), generator=generator, rules=default_engine()), default_engine()
-    )
+    return fake_engines("好的，我这就为您处理。")
 
 
 def test_good_call_summary_has_problem_promise_and_visit_follow_up(shared_dir: Path) -> None:
