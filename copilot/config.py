@@ -41,6 +41,24 @@ def copilot_home() -> Path:
     return Path(env).expanduser() if env else Path.home() / ".cache" / "mandarin-copilot"
 
 
+JIEBA_CACHE_DIR = "cache"  # under COPILOT_HOME: jieba's prefix-dictionary cache
+
+
+def load_jieba() -> Any:
+    """The jieba module, its dictionary cache kept under ``COPILOT_HOME/cache``: by default jieba writes and
+    later loads (unpickles) ``$TMPDIR/jieba.cache``, a file any local user can plant."""
+    import logging
+
+    import jieba
+
+    if jieba.dt.tmp_dir is None:  # read by jieba when it first loads its dictionary
+        cache = copilot_home() / JIEBA_CACHE_DIR
+        cache.mkdir(parents=True, exist_ok=True)
+        jieba.dt.tmp_dir = str(cache)
+        jieba.setLogLevel(logging.WARNING)  # jieba prints its cache banner otherwise
+    return jieba
+
+
 AsrBackend = Literal["faster-whisper", "openai-whisper"]
 
 
@@ -194,6 +212,21 @@ class TelephonyConfig:
 
 
 @dataclass(frozen=True)
+class CompanyConfig:
+    """What the handbook scripts' placeholders stand for (xxxx, XX, 敝姓X, **小时内, 工号 *).
+
+    An empty value drops the placeholder and the words that only make sense with it (「这里是xxxx客服中心」
+    becomes 「这里是客服中心」, 「于**小时内」 goes), so a suggestion never shows an unfilled template.
+    """
+
+    name: str = ""  # the company or brand, e.g. "美家电器"
+    agent_name: str = ""  # the agent's name or nickname as said on the phone, e.g. "小王" or "王"
+    job_number: str = ""  # the agent's job number, e.g. "1024"
+    hotline: str = ""  # the service hotline, e.g. "400-800-1234"
+    callback_hours: int = 0  # the promised callback time in hours (0: no time is promised)
+
+
+@dataclass(frozen=True)
 class StoreConfig:
     url: str = ""  # SQLAlchemy URL; empty means SQLite under COPILOT_HOME (env COPILOT_DB overrides)
 
@@ -208,6 +241,7 @@ class Config:
     app: AppConfig = field(default_factory=AppConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
     telephony: TelephonyConfig = field(default_factory=TelephonyConfig)
+    company: CompanyConfig = field(default_factory=CompanyConfig)
     knowledge_dir: str = str(BUNDLED_KNOWLEDGE_DIR)
 
 
@@ -255,6 +289,8 @@ def validate(config: Config) -> Config:
         raise ConfigError("retrieval.mode must be hybrid, dense or bm25")
     if config.retrieval.top_k < 1:
         raise ConfigError("retrieval.top_k must be at least 1")
+    if config.company.callback_hours < 0:
+        raise ConfigError("company.callback_hours must be 0 (no time promised) or more")
     if config.llm.quantize not in ("none", "int8"):
         raise ConfigError("llm.quantize must be none or int8")
     if config.llm.max_new_tokens < 1:

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Debian packages the product and its tests use: ffmpeg (openai-whisper decodes files with it),
 # Chromium + ChromeDriver (the browser tests) and the PostgreSQL server binaries (the review-store tests
-# start their own throwaway cluster). Installs only what is missing.
+# start their own throwaway cluster), SIPp (the SIPREC tests). Installs only what is missing.
 set -euo pipefail
 need=()
 command -v ffmpeg >/dev/null 2>&1 || need+=(ffmpeg)
@@ -9,6 +9,8 @@ command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
 # A CJK font, or Chinese renders as boxes in the browser screenshots.
 fc-list :lang=zh 2>/dev/null | grep -q . || need+=(fonts-wqy-microhei)
+# SIPp drives the SIPREC tests and eval/bench_siprec.py as a recording client.
+command -v sipp >/dev/null 2>&1 || need+=(sip-tester)
 # Debian keeps the server outside PATH, under /usr/lib/postgresql/<major>/bin.
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need+=(postgresql)
 [ ${#need[@]} -eq 0 ] && exit 0

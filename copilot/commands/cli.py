@@ -29,6 +29,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "copilot.commands.suggest",
     "copilot.commands.summarize",
     "copilot.commands.replay",
+    "copilot.commands.listen",
     "copilot.commands.config",
 )
 

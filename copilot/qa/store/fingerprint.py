@@ -59,6 +59,7 @@ def provenance(config: Config, extra: Mapping[str, Any] | None = None) -> Proven
     settings = dataclasses.asdict(config)
     settings.pop("app", None)
     settings.pop("store", None)
+    settings.pop("telephony", None)  # where calls come from (ports, patterns) does not change a review
     settings.pop("knowledge_dir", None)  # where the rules live does not matter, what they say does
     settings["playbook_sha256"] = _playbook_hash(config)
     settings["provenance_version"] = PROVENANCE_VERSION
