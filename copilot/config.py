@@ -171,9 +171,16 @@ class LlmConfig:
     prompt_lookup: int = 16
 
 
+REDACT_KINDS = ("mobile", "id_card", "bank_card", "landline", "email", "wechat", "qq", "address", "name")
+
+
 @dataclass(frozen=True)
 class PrivacyConfig:
-    redact: bool = True  # phone, ID, bank-card numbers and e-mails are masked wherever shown or stored
+    redact: bool = True  # personal data (redact_kinds) is masked wherever shown or stored
+    redact_kinds: tuple[str, ...] = REDACT_KINDS  # what redaction masks (copilot/transcription/redact.py)
+    # The call file's path as given is stored and shown (database, reports, batch.json) only when true;
+    # otherwise it is redacted like the transcript (recorders put the caller's number in file names).
+    keep_paths: bool = False
     keep_audio: bool = False  # keep raw audio of reviewed calls in the store
     retention_days: int = 90  # >= 1; older reviews are purged by `copilot store purge` and each review batch
 
@@ -263,6 +270,8 @@ def _build(cls: type, values: dict[str, Any], where: str) -> Any:
         expected = type(default)
         if expected is float and isinstance(value, int):
             value = float(value)
+        if expected is tuple and isinstance(value, list) and all(isinstance(v, str) for v in value):
+            value = tuple(value)
         if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
             raise ConfigError(
                 f"{where + '.' if where else ''}{name} must be {expected.__name__}, got {value!r}"
@@ -308,6 +317,11 @@ def validate(config: Config) -> Config:
     if bool(config.app.auth_user) != bool(config.app.auth_password):
         raise ConfigError("app.auth_user and app.auth_password must be set together")
     _validate_telephony(config.telephony)
+    unknown_kinds = set(config.privacy.redact_kinds) - set(REDACT_KINDS)
+    if unknown_kinds:
+        raise ConfigError(
+            f"privacy.redact_kinds: unknown {', '.join(sorted(unknown_kinds))} (known: {', '.join(REDACT_KINDS)})"
+        )
     if config.privacy.retention_days < 1:  # no "0 = forever": a typo must not silently keep data
         raise ConfigError("privacy.retention_days must be at least 1 (keep longer with a large number)")
     return config

@@ -196,7 +196,9 @@ def _join_pages(lines: list[str], drops: list[Drop]) -> list[str]:
 
 def _word_runs(text: str) -> list[str]:
     """Stretches of a noise span that read like words (for the reviewer: was real text lost?)."""
-    import jieba
+    from copilot.config import load_jieba
+
+    jieba = load_jieba()
 
     runs: list[str] = []
     current: list[str] = []

@@ -15,6 +15,9 @@ def extract_vocabulary(texts: Iterable[str], size: int = VOCABULARY_SIZE) -> lis
     """Keywords of the handbooks by TF-IDF against jieba's general-language IDF table."""
     import jieba.analyse
 
+    from copilot.config import load_jieba
+
+    load_jieba()
     corpus = "\n".join(texts)
     tags = jieba.analyse.extract_tags(corpus, topK=size * 2)
     return [t for t in tags if len(t) >= MIN_WORD_CHARS and HAN_WORD.match(t)][:size]

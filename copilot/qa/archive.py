@@ -1,6 +1,7 @@
 """The one way a review reaches the database: the batch, the app's upload and ``summarize`` all save here.
 
-Saving means, everywhere alike: the review with its transcript redacted per ``[privacy] redact``, the
+Saving means, everywhere alike: the review with its transcript, call name and file path redacted per
+``[privacy] redact`` / ``redact_kinds`` (the path kept as given with ``keep_paths``), the
 recording kept when ``[privacy] keep_audio`` is on and the call was reviewed from audio, and reviews older
 than ``[privacy] retention_days`` purged first (once per batch or upload, by :func:`enforce_retention`).
 """
@@ -53,10 +54,21 @@ def save_review(
         meta=meta,
         force=force,
         redacted=privacy.redact,
+        kinds=privacy.redact_kinds,
+        keep_path=privacy.keep_paths,
     )
     if privacy.keep_audio and path.suffix.lower() not in TRANSCRIPT_SUFFIXES and path.is_file():
         keep_audio(path, content_hash)
     return saved
+
+
+def shown_path(path: str, privacy: PrivacyConfig) -> str:
+    """A call's path (or a message naming it) as batch outputs show it: redacted like the transcript
+    unless ``[privacy] keep_paths``; never with a lone surrogate (an undecodable file name)."""
+    from copilot.qa.store.db import storable
+    from copilot.transcription.redact import text_redactor
+
+    return storable(text_redactor(privacy.redact and not privacy.keep_paths, privacy.redact_kinds)(path))
 
 
 def enforce_retention(store: Store, privacy: PrivacyConfig) -> None:

@@ -16,6 +16,7 @@ Guarantees:
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import glob
 import importlib
 import json
@@ -30,8 +31,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from copilot.config import Config, PrivacyConfig
-from copilot.errors import CopilotError
-from copilot.qa.archive import enforce_retention, save_review
+from copilot.errors import ConfigError, CopilotError
+from copilot.qa.archive import enforce_retention, save_review, shown_path
 from copilot.qa.jobs import Attempt, Job, ReviewOne, local_engine
 from copilot.qa.metadata import DEFAULT_NAME_PATTERN, MetadataSource, load_metadata
 from copilot.qa.store import Provenance, ReviewLike, Store, StoredCall, content_hash, provenance
@@ -49,6 +50,8 @@ SUMMARY_FILE = "batch.json"
 DASHBOARD_FILE = "index.html"
 CSV_FILE = "reviews.csv"
 JSON_FILE = "reviews.json"
+LOCK_FILE = ".batch.lock"  # held while a batch writes into its output folder
+NO_SPEECH = "no speech"  # a call with nothing said: stored, not scored
 
 
 class BatchAborted(BaseException):
@@ -365,7 +368,7 @@ def run(
     prov = provenance(config, extra_provenance)
     meta = load_metadata(options.meta_file or None, options.meta_pattern or None)
     out_dir = options.out_dir
-    out_dir.mkdir(parents=True, exist_ok=True)
+    lock = _lock_out_dir(out_dir)
     remove_partials(out_dir)
     reports = _Reports(out_dir, options.reports)
     try:
@@ -385,24 +388,32 @@ def run(
                 reports.call_report(stored, rewrite=False),
             )
         review_started = time.perf_counter()
+        stopped_by = ""
         with _SignalStop() as stopper, _progress(len(plan.jobs), options.progress) as bar:
             failed = 0
             try:
                 for job, result in _engine_iter(plan.jobs, review_one, options, stopper.event):
-                    outcomes[job.path] = _record(job, result, store, prov, options, reports)
+                    outcomes[job.path] = _record_safely(job, result, store, prov, options, reports)
                     if outcomes[job.path].status == "failed":
                         failed += 1
                         bar.set_postfix(failed=failed)
-                        tqdm_write(f"copilot: failed: {job.path}: {outcomes[job.path].reason}")
+                        shown = shown_path(f"{job.path}: {outcomes[job.path].reason}", options.privacy)
+                        tqdm_write(f"copilot: failed: {shown}")
                         if result.detail:
-                            tqdm_write(result.detail.rstrip())
+                            tqdm_write(shown_path(result.detail.rstrip(), options.privacy))
                     bar.update(1)
             except BatchAborted:
                 pass  # the signal name is already recorded; the aborted call's transaction rolled back
+            except Exception as e:  # the engine itself broke (a worker pool, the database): say so per call
+                stopped_by = " ".join(f"{type(e).__name__}: {e}".split())[:300]
+                tqdm_write(
+                    f"copilot: the batch stopped on an error: {shown_path(stopped_by, options.privacy)}"
+                )
         review_seconds = time.perf_counter() - review_started
         for job in plan.jobs:
             outcomes.setdefault(
-                job.path, CallOutcome(job.path, "failed", "not reviewed: the batch was stopped")
+                job.path,
+                CallOutcome(job.path, "failed", f"not reviewed: the batch was stopped{_by(stopped_by)}"),
             )
         summary = _summary(
             plan, outcomes, started_at, options, store, prov, stopper.signal_name, review_seconds
@@ -411,14 +422,53 @@ def run(
             _write_batch_files(summary, store, out_dir)
         return summary
     finally:
+        lock.close()
         if own_store:
             store.close()
+
+
+def _by(error: str) -> str:
+    return f" by an error ({error})" if error else ""
+
+
+def _lock_out_dir(out_dir: Path) -> Any:
+    """Create the output folder and hold its lock for the batch: two batches writing into one folder
+    would leave reports, index and CSV that disagree, so the second is refused with a clear message."""
+    import fcntl
+
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ConfigError(f"--out {out_dir}: not a folder")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        handle = (out_dir / LOCK_FILE).open("a")
+    except OSError as e:
+        raise ConfigError(f"--out {out_dir}: cannot write there: {e.strerror or e}") from e
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as e:
+        handle.close()
+        raise ConfigError(
+            f"--out {out_dir}: another batch is writing into this folder; wait for it or choose another"
+        ) from e
+    return handle
 
 
 def tqdm_write(message: str) -> None:
     from tqdm import tqdm
 
     tqdm.write(message, file=sys.stderr)
+
+
+def _record_safely(
+    job: Job, result: Attempt, store: Store, prov: Provenance, options: BatchOptions, reports: _Reports
+) -> CallOutcome:
+    """:func:`_record`, with any failure to store or report the call (bad text, a full disk, a database
+    error) turned into this call's failed row: one input never ends the batch."""
+    try:
+        return _record(job, result, store, prov, options, reports)
+    except Exception as e:
+        reason = " ".join(f"{type(e).__name__}: {e}".split())[:300]
+        return CallOutcome(job.path, "failed", f"cannot store or report it: {reason}", seconds=result.seconds)
 
 
 def _record(
@@ -428,7 +478,10 @@ def _record(
         reason = result.error or "no review returned"
         if result.bad_input:  # remember it: a rerun reports it without trying again
             store.record_failure(
-                content_hash=job.content_hash, config_hash=prov.config_hash, file=job.path, reason=reason
+                content_hash=job.content_hash,
+                config_hash=prov.config_hash,
+                file=shown_path(job.path, options.privacy),
+                reason=shown_path(reason, options.privacy),
             )
         return CallOutcome(job.path, "failed", reason, seconds=result.seconds)
     review: ReviewLike = result.result
@@ -445,13 +498,14 @@ def _record(
     )
     stored = store.load_call(saved.call_id)
     report = reports.call_report(stored, rewrite=True)
+    scored = getattr(review, "scored", True)
     return CallOutcome(
         job.path,
         "reviewed",
-        "replaced an earlier review" if saved.replaced else "",
+        NO_SPEECH if not scored else "replaced an earlier review" if saved.replaced else "",
         saved.call_id,
         stored.summary.name,
-        stored.summary.score,
+        stored.summary.score if scored else None,
         stored.summary.duration,
         report,
         result.seconds,
@@ -469,7 +523,15 @@ def _summary(
     interrupted: str,
     review_seconds: float,
 ) -> BatchSummary:
-    ordered = tuple(outcomes[p] for p in plan.order if p in outcomes)
+    ordered = tuple(
+        dataclasses.replace(
+            outcomes[p],
+            file=shown_path(outcomes[p].file, options.privacy),
+            reason=shown_path(outcomes[p].reason, options.privacy),
+        )
+        for p in plan.order
+        if p in outcomes
+    )
     reviewed = [o for o in ordered if o.status == "reviewed"]
     call_minutes = sum(o.duration for o in reviewed) / SECONDS_PER_MINUTE
     return BatchSummary(

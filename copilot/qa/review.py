@@ -18,7 +18,7 @@ from typing import Any
 from copilot.errors import AudioError
 from copilot.judgement import RuleEngine, default_engine
 from copilot.judgement.tone import agent_tone, customer_emotion
-from copilot.transcription.redact import redact
+from copilot.transcription.redact import ALL_KINDS, call_redactor, redact_segments, text_redactor
 from copilot.transcription.transcript_files import read_transcript
 from copilot.types import CallReview, CheckResult, Clause, Evidence, Flag, ToneReading, Transcript
 
@@ -30,7 +30,8 @@ Transcribe = Callable[[Path], Transcript]
 
 @dataclass(frozen=True)
 class ReviewOptions:
-    redact: bool = True  # mask phone/ID/bank-card numbers and e-mails in everything returned
+    redact: bool = True  # mask personal data ([privacy] redact_kinds) in everything returned
+    redact_kinds: tuple[str, ...] = tuple(sorted(ALL_KINDS))
     tone: bool = True  # read customer emotion and agent tone for each segment
 
 
@@ -61,11 +62,18 @@ def review_call(
     flags = engine.call_flags(transcript)
     score = engine.score(checks)
     tone = _tone(transcript) if options.tone else ()
-    clean: Callable[[str], str] = redact if options.redact else (lambda text: text)
+    # The segments are redacted as the whole call (a number read over two segments is found); a quote of
+    # a segment in the evidence gets that segment's redacted text.
+    segments = (
+        redact_segments(transcript.segments, options.redact_kinds)
+        if options.redact
+        else tuple(dataclasses.replace(s, words=()) for s in transcript.segments)
+    )
+    clean = call_redactor(transcript.segments, segments, text_redactor(options.redact, options.redact_kinds))
     return CallReview(
-        call=transcript.source,
+        call=clean(transcript.source),
         duration=transcript.duration,
-        segments=tuple(dataclasses.replace(s, text=clean(s.text), words=()) for s in transcript.segments),
+        segments=segments,
         checks=tuple(dataclasses.replace(c, evidence=_clean_evidence(c.evidence, clean)) for c in checks),
         flags=tuple(dataclasses.replace(f, evidence=_clean_evidence(f.evidence, clean)) for f in flags),
         score=score,

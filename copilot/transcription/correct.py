@@ -64,11 +64,9 @@ def _same_sound(window: str, word: str) -> bool:
 
 @lru_cache(maxsize=1)
 def _dictionary() -> dict[str, int]:
-    import logging
+    from copilot.config import load_jieba
 
-    import jieba
-
-    jieba.setLogLevel(logging.WARNING)  # jieba prints its cache banner otherwise
+    jieba = load_jieba()
     jieba.initialize()
     freq: dict[str, int] = jieba.dt.FREQ
     return freq

@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -113,12 +114,33 @@ def check_size(file: Path) -> None:
         )
 
 
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def valid_text(text: str) -> str:
+    """``text`` with each lone surrogate replaced by U+FFFD: ``"\\ud800"`` is valid JSON and an undecodable
+    file name decodes to one, but no text holding one can be encoded (written, stored, printed)."""
+    return _LONE_SURROGATE.sub("\ufffd", text)
+
+
+def without_lone_surrogates(value: Any) -> Any:
+    """``value`` (decoded JSON) with :func:`valid_text` strings: one broken character must not lose a call."""
+    if isinstance(value, str):
+        return valid_text(value)
+    if isinstance(value, list):
+        return [without_lone_surrogates(v) for v in value]
+    if isinstance(value, dict):
+        return {without_lone_surrogates(k): without_lone_surrogates(v) for k, v in value.items()}
+    return value
+
+
 def read_transcript(path: str | os.PathLike[str]) -> Transcript:
     """Load a JSON transcript; :class:`TranscriptError` names the file and the bad field."""
     file = Path(path)
     try:
         check_size(file)
         data = json.loads(file.read_text(encoding="utf-8-sig"))  # -sig: a BOM from Windows editors is fine
+        data = without_lone_surrogates(data)
     except FileNotFoundError as e:
         raise TranscriptError(f"transcript not found: {file}") from e
     except OSError as e:  # a folder, no permission, an I/O error

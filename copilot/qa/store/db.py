@@ -14,7 +14,7 @@ import hashlib
 import json
 import math
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -37,12 +37,14 @@ from copilot.qa.store.records import (
     StoredCall,
     StoredSegment,
 )
-from copilot.transcription.redact import redact
+from copilot.transcription.redact import ALL_KINDS, redact_texts, text_redactor
+from copilot.transcription.transcript_files import valid_text
 from copilot.types import CheckResult, Clause, Evidence, Flag, Segment
 
 DB_ENV = "COPILOT_DB"
 DB_FILE = "copilot.db"
-SQLITE_BUSY_TIMEOUT_MS = 30_000  # a second writer (the app, another batch) waits this long for the lock
+SQLITE_BUSY_TIMEOUT_MS = 120_000  # a second writer (the app, another batch) waits this long for the lock
+READ_ONLY = "copilot_read_only"  # execution option: a transaction that only reads (SQLite: deferred BEGIN)
 RATINGS = ("good", "bad")
 IN_CHUNK = 500  # bound parameters per IN (...) list; SQLite allows 32766, keep queries modest
 
@@ -81,7 +83,11 @@ def _sqlite_setup(engine: sa.Engine) -> None:
 
     @sa.event.listens_for(engine, "begin")
     def _on_begin(conn: sa.Connection) -> None:
-        conn.exec_driver_sql("BEGIN")
+        # A writer takes the write lock when its transaction begins (waiting up to the busy timeout):
+        # a deferred transaction that reads first and then writes cannot wait for the lock, SQLite fails
+        # it at once with "database is locked" (two batches on one database: one always died).
+        immediate = conn.get_execution_options().get(READ_ONLY, False) is False
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
 def _finite(value: Any) -> Any:
@@ -99,9 +105,10 @@ def _json_dumps(value: Any) -> str:
     return json.dumps(_finite(value))
 
 
-def _storable(text: str) -> str:
-    """PostgreSQL text cannot hold NUL characters; in a transcript they carry nothing."""
-    return text.replace("\x00", "")
+def storable(text: str) -> str:
+    """PostgreSQL text cannot hold NUL characters; in a transcript they carry nothing. A lone surrogate
+    (valid JSON, ``"\\ud800"``, or an undecodable file name) cannot be encoded at all: U+FFFD instead."""
+    return valid_text(text.replace("\x00", ""))
 
 
 def _take_turns(conn: sa.Connection, *key: str) -> None:
@@ -217,10 +224,14 @@ class Store:
         self.close()
 
     @contextmanager
-    def _tx(self) -> Iterator[sa.Connection]:
+    def _tx(self, *, read_only: bool = False) -> Iterator[sa.Connection]:
+        """One transaction; on SQLite a writing one holds the write lock from its start (BEGIN IMMEDIATE)."""
         try:
-            with self.engine.begin() as conn:
-                yield conn
+            with self.engine.connect() as conn:
+                if read_only:
+                    conn = conn.execution_options(**{READ_ONLY: True})
+                with conn.begin():
+                    yield conn
         except sa.exc.SQLAlchemyError as e:
             raise StoreError(f"review database error: {e.__class__.__name__}: {e}") from e
 
@@ -228,7 +239,7 @@ class Store:
 
     def call_id(self, content_hash: str, config_hash: str) -> int | None:
         calls = self._t["calls"]
-        with self._tx() as conn:
+        with self._tx(read_only=True) as conn:
             found = conn.execute(
                 sa.select(calls.c.id).where(
                     calls.c.content_hash == content_hash, calls.c.config_hash == config_hash
@@ -241,7 +252,7 @@ class Store:
         calls = self._t["calls"]
         wanted = sorted(set(content_hashes))
         found: dict[str, int] = {}
-        with self._tx() as conn:
+        with self._tx(read_only=True) as conn:
             for i in range(0, len(wanted), IN_CHUNK):
                 rows = conn.execute(
                     sa.select(calls.c.content_hash, calls.c.id).where(
@@ -260,8 +271,8 @@ class Store:
                 table.insert().values(
                     content_hash=content_hash,
                     config_hash=config_hash,
-                    file=file,
-                    reason=reason,
+                    file=storable(file),
+                    reason=storable(reason),
                     created_at=_now(),
                 )
             )
@@ -277,7 +288,7 @@ class Store:
         table = self._t["failures"]
         wanted = sorted(set(content_hashes))
         found: dict[str, str] = {}
-        with self._tx() as conn:
+        with self._tx(read_only=True) as conn:
             for i in range(0, len(wanted), IN_CHUNK):
                 rows = conn.execute(
                     sa.select(table.c.content_hash, table.c.reason).where(
@@ -297,16 +308,30 @@ class Store:
         meta: CallMetadata = NO_METADATA,
         force: bool = False,
         redacted: bool = True,
+        kinds: Collection[str] = ALL_KINDS,
+        keep_path: bool = False,
     ) -> SaveOutcome:
         """Store one review in one transaction.
 
         Without ``force`` an existing review of the same content and configuration is kept (and its id
-        returned); with ``force`` it is replaced. Transcript text and evidence are redacted unless
-        ``redacted`` is False (privacy configuration).
+        returned); with ``force`` it is replaced. Transcript text (as the whole call: a number read over two
+        segments is found), evidence, the call's name and its file path are redacted unless ``redacted`` is
+        False (privacy configuration); the path is kept as given with ``keep_path``.
         """
+        redactor = text_redactor(redacted, kinds)
 
         def clean(text: str) -> str:
-            return _storable(redact(text) if redacted else text)
+            return storable(redactor(text))
+
+        segment_texts = [s.text for s in review.segments]
+        if redacted:
+            segment_texts = redact_texts(
+                segment_texts,
+                [s.speaker for s in review.segments],
+                [s.start for s in review.segments],
+                [s.end for s in review.segments],
+                kinds,
+            )
 
         t = self._t
         calls = t["calls"]
@@ -326,17 +351,17 @@ class Store:
             call_id = _inserted_id(
                 conn,
                 calls.insert().values(
-                    name=_storable(review.call),
-                    file=_storable(file),
+                    name=clean(review.call),
+                    file=storable(file) if keep_path else clean(file),
                     content_hash=content_hash,
                     config_hash=provenance.config_hash,
                     config=dict(provenance.config),
                     model_versions=dict(provenance.model_versions),
                     duration=float(review.duration),
-                    agent=_storable(meta.agent),
-                    team=_storable(meta.team),
-                    queue=_storable(meta.queue),
-                    call_date=_storable(meta.date),
+                    agent=storable(meta.agent),
+                    team=storable(meta.team),
+                    queue=storable(meta.queue),
+                    call_date=storable(meta.date),
                     score=float(review.score),
                     created_at=now,
                 ),
@@ -352,7 +377,7 @@ class Store:
                             "speaker": s.speaker,
                             "start": s.start,
                             "end": s.end,
-                            "text": clean(s.text),
+                            "text": storable(segment_texts[i]),
                             "mood": str(moods[i]) if i < len(moods) and moods[i] else "",
                         }
                         for i, s in enumerate(review.segments)
@@ -519,13 +544,13 @@ class Store:
             query = query.where(calls.c.created_at < _utc(where.reviewed_before))
         query = query.order_by(calls.c.created_at.desc(), calls.c.id.desc()).limit(where.limit)
         query = query.offset(where.offset)
-        with self._tx() as conn:
+        with self._tx(read_only=True) as conn:
             return self._summaries(conn, conn.execute(query).all())
 
     def load_call(self, call_id: int) -> StoredCall:
         t = self._t
         calls = t["calls"]
-        with self._tx() as conn:
+        with self._tx(read_only=True) as conn:
             row = conn.execute(sa.select(calls).where(calls.c.id == call_id)).first()
             if row is None:
                 raise StoreError(f"no stored review with id {call_id}")
@@ -583,7 +608,7 @@ class Store:
 
     def count_calls(self) -> int:
         calls = self._t["calls"]
-        with self._tx() as conn:
+        with self._tx(read_only=True) as conn:
             return int(conn.execute(sa.select(sa.func.count()).select_from(calls)).scalar_one())
 
     # ---- trainers: ratings, block list, evaluation runs ----------------------------------------
@@ -607,7 +632,7 @@ class Store:
 
     def ratings(self, limit: int = 1000) -> list[Rating]:
         table = self._t["ratings"]
-        with self._tx() as conn:
+        with self._tx(read_only=True) as conn:
             rows = conn.execute(sa.select(table).order_by(table.c.id.desc()).limit(limit)).all()
         return [
             Rating(
@@ -636,12 +661,12 @@ class Store:
     def is_blocked(self, text: str) -> bool:
         key = hashlib.sha256(_normalise_suggestion(text).encode("utf-8")).hexdigest()
         table = self._t["blocklist"]
-        with self._tx() as conn:
+        with self._tx(read_only=True) as conn:
             return conn.execute(sa.select(table.c.id).where(table.c.text_hash == key)).first() is not None
 
     def blocklist(self) -> list[str]:
         table = self._t["blocklist"]
-        with self._tx() as conn:
+        with self._tx(read_only=True) as conn:
             return [r.text for r in conn.execute(sa.select(table.c.text).order_by(table.c.id))]
 
     def record_eval_run(self, run: EvalRun) -> int:
@@ -665,7 +690,7 @@ class Store:
         query = sa.select(table).order_by(table.c.id).limit(limit)
         if suite:
             query = query.where(table.c.suite == suite)
-        with self._tx() as conn:
+        with self._tx(read_only=True) as conn:
             rows = conn.execute(query).all()
         return [
             EvalRun(
