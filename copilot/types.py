@@ -47,6 +47,7 @@ class Transcript:
     source: str
     duration: float
     segments: tuple[Segment, ...]
+    timed: bool = True  # False: the text in spoken order without times (a chat log, a turns-only file)
 
 
 @dataclass(frozen=True)
@@ -97,15 +98,34 @@ class Flag:
     clause: Clause
 
 
+CheckStatus = Literal["pass", "fail", "unknown"]
+
+
 @dataclass(frozen=True)
 class CheckResult:
-    """The outcome of one scorecard check over a whole call."""
+    """The outcome of one scorecard check over a whole call: pass, fail, or cannot tell.
+
+    ``unknown`` (a non-empty ``unknown_reason``) means the transcript cannot decide the check: the opening or
+    the end is not in it, there is no speech, no times to measure, an apology was never owed. Such a check
+    neither passes nor fails the call (``passed`` is False and ``failed`` is False) and weighs nothing in the score.
+    """
 
     id: str
     passed: bool
     evidence: tuple[Evidence, ...]
     clause: Clause
     message: str = ""
+    unknown_reason: str = ""
+
+    @property
+    def status(self) -> CheckStatus:
+        if self.unknown_reason:
+            return "unknown"
+        return "pass" if self.passed else "fail"
+
+    @property
+    def failed(self) -> bool:
+        return self.status == "fail"
 
 
 @dataclass(frozen=True)
@@ -158,9 +178,10 @@ class CallReview:
     segments: tuple[Segment, ...]
     checks: tuple[CheckResult, ...]
     flags: tuple[Flag, ...]
-    score: float  # 0-100, weighted by the playbook
+    score: float  # 0-100, weighted by the playbook (0.0 when not scored)
     tone: tuple[ToneReading, ...] = ()
     redacted: bool = True
+    scored: bool = True  # False: nothing to score (no speech); JSON shows score null
 
 
 @dataclass(frozen=True)

@@ -86,6 +86,7 @@ def test_call_json_has_the_review_shape() -> None:
     assert {"call", "duration", "segments", "checks", "flags", "score"} <= set(data)
     assert data["checks"][1] == {
         "id": "apology",
+        "status": "fail",
         "passed": False,
         "message": f"no apology {INJECTION}",
         "evidence": [{"start": 10.5, "end": 13.0, "speaker": "agent", "text": "您别激动"}],

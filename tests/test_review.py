@@ -17,13 +17,13 @@ PHONE = "13912345678"
 
 def test_review_good_and_bad_calls(shared_dir: Path) -> None:
     good = review_file(shared_dir / "calls" / "good_call.json")
-    assert good.score == 100.0 and all(c.passed for c in good.checks) and not good.flags
+    assert good.score == 100.0 and not any(c.failed for c in good.checks) and not good.flags
     bad = review_dict(review_file(shared_dir / "calls" / "bad_call.json"))
-    failed = {c["id"] for c in bad["checks"] if not c["passed"]}
+    failed = {c["id"] for c in bad["checks"] if c["status"] == "fail"}
     assert {"greeting", "forbidden", "apology", "closing", "interruption"} <= failed
     assert {"call", "duration", "segments", "checks", "flags", "score"} <= set(bad)
     for check in bad["checks"]:
-        assert set(check) >= {"id", "passed", "evidence", "clause"}
+        assert set(check) >= {"id", "status", "passed", "evidence", "clause"}
         for e in check["evidence"]:
             assert set(e) == {"start", "end", "speaker", "text"}
     assert any(t["label"] == "angry" for t in bad["tone"])

@@ -46,7 +46,10 @@ def test_good_call_passes_every_check(shared_dir: Path) -> None:
     transcript = read_transcript(shared_dir / "calls" / "good_call.json")
     checks = default_engine().check_call(transcript)
     assert [c.id for c in checks] == CHECK_IDS
-    assert all(c.passed for c in checks), [c.id for c in checks if not c.passed]
+    assert not any(c.failed for c in checks), [c.id for c in checks if c.failed]
+    # the customer is calm: an apology was never owed, so that check cannot tell (it neither passes nor fails)
+    assert {c.id: c.status for c in checks}["apology"] == "unknown"
+    assert all(c.passed for c in checks if c.id != "apology")
     assert default_engine().score(checks) == 100.0
     assert default_engine().call_flags(transcript) == []
 
@@ -181,7 +184,9 @@ def test_score_uses_playbook_weights() -> None:
     engine = default_engine()
     checks = engine.check_call(call(agent(0.0, 1.0, "喂")))
     weights = {c.id: c.weight for c in engine.playbook.checks}
-    expected = 100 * sum(weights[c.id] for c in checks if c.passed) / sum(weights.values())
+    decided = [c for c in checks if c.status != "unknown"]  # undecidable checks weigh nothing
+    assert len(decided) < len(checks)  # no upset customer: the apology was never owed
+    expected = 100 * sum(weights[c.id] for c in decided if c.passed) / sum(weights[c.id] for c in decided)
     assert engine.score(checks) == pytest.approx(expected, abs=0.05)
 
 

@@ -17,16 +17,16 @@ from tests.fakes_embedding import HashEmbedder
         ("我上个月买的冰箱不制冷了，里面的东西全坏了，你们这是什么质量！", "angry"),
         ("什么叫没什么大不了？我要投诉你们！", "angry"),
         ("家里漏水了，师傅能不能尽快来？我很着急。", "anxious"),
-        ("可以，谢谢。", "satisfied"),
-        ("那什么时候能来修？", "neutral"),  # snownlp alone calls this negative
-        ("对，就是这样。", "neutral"),
+        ("可以，谢谢。", "thankful"),
+        ("那什么时候能来修？", "calm"),  # snownlp alone calls this negative
+        ("对，就是这样。", "calm"),
         ("我对这次维修很不满意。", "angry"),
     ],
 )
 def test_customer_emotion_from_words(text: str, label: str) -> None:
     reading = customer_emotion(text)
     assert reading.label == label
-    assert label == "neutral" or reading.evidence
+    assert label == "calm" or reading.evidence
 
 
 def test_agent_tone_labels_with_evidence() -> None:
@@ -58,14 +58,14 @@ def test_raised_voice_strengthens_anger_but_never_invents_satisfaction() -> None
     assert with_voice.label == "angry" and with_voice.score > words_only.score
     assert any("dB" in e for e in with_voice.evidence)
     assert customer_emotion("那什么时候能来修", voice=raised, baseline=baseline).label == "anxious"
-    assert customer_emotion("那什么时候能来修", voice=baseline, baseline=baseline).label == "neutral"
+    assert customer_emotion("那什么时候能来修", voice=baseline, baseline=baseline).label == "calm"
 
 
 def test_prototypes_decide_lines_without_cues() -> None:
     reading = customer_emotion("师傅修得很好，我很满意啊", embedder=HashEmbedder())  # cue: 满意
-    assert reading.label == "satisfied"
+    assert reading.label == "thankful"
     plain = customer_emotion("请问维修需要带发票吗？", embedder=HashEmbedder())
-    assert plain.label == "neutral"
+    assert plain.label == "calm"
 
 
 @pytest.mark.real

@@ -78,7 +78,7 @@ def _run(args: argparse.Namespace) -> int:
             tone = agent_tone(segment.text)
         else:
             emotion = customer_emotion(segment.text, embedder=embedder)
-            tone = [emotion] if emotion.label != "neutral" else []
+            tone = [emotion] if emotion.label != "calm" else []
         if args.json:
             print_json(
                 {

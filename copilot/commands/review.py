@@ -60,11 +60,12 @@ def _audio_transcriber(config: Config) -> Transcribe:
 
 
 def _print_human(review: CallReview) -> None:
-    print(f"# {review.call} ({review.duration:.1f} s) score {review.score:.0f}/100")
+    score = f"score {review.score:.0f}/100" if review.scored else "not scored"
+    print(f"# {review.call} ({review.duration:.1f} s) {score}")
     for check in review.checks:
-        mark = "PASS" if check.passed else "FAIL"
+        mark = {"pass": "PASS", "fail": "FAIL", "unknown": "N/A "}[check.status]
         print(f"  {mark} {check.id:<13} {check.message}")
-        if not check.passed:
+        if check.failed:
             for e in check.evidence[:3]:
                 print(f"       [{e.start:6.1f}-{e.end:6.1f}] {e.speaker}: {e.text}")
             print(f"       ({check.clause.document} {check.clause.section}: {check.clause.quote})")

@@ -206,9 +206,10 @@ def _print_call(call: StoredCall) -> None:
         f"  {who + '; ' if who else ''}date {s.meta.date or '-'}; reviewed {s.created_at:%Y-%m-%d %H:%M} UTC"
     )
     for check in call.checks:
-        print(f"  {'PASS' if check.passed else 'FAIL'} {check.id:<13} {check.message}")
+        mark = {"pass": "PASS", "fail": "FAIL", "unknown": "N/A "}[check.status]
+        print(f"  {mark} {check.id:<13} {check.message}")
         lines = _evidence_lines(check.evidence)
-        if not check.passed:
+        if check.failed:
             lines += _clause_line(check.clause)
         for line in lines:
             print(line)

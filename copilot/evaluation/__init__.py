@@ -33,12 +33,14 @@ SUITE_MODULES: tuple[str, ...] = (
     "copilot.evaluation.adapters",  # retrieval on the held-out set
     "copilot.evaluation.flags",
     "copilot.evaluation.suggestions",
+    "copilot.evaluation.realsuggest",  # real customer turns (../shared/realdata), needs the data
     "copilot.evaluation.ratings",
     "copilot.evaluation.calls",
     "copilot.evaluation.asr",
     "copilot.evaluation.latency",
     "copilot.evaluation.scenarios",
     "copilot.evaluation.judge",  # only when asked for (--judge): reported separately
+    "copilot.evaluation.realcalls",  # only when named: real calls of ../shared/realdata vs eval/realdata labels
 )
 
 Better = Literal["higher", "lower"]

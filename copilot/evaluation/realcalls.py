@@ -18,6 +18,7 @@ release's (``eval/realdata/previous_release.json``, made by ``eval/realcalls_pre
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -40,6 +41,7 @@ from copilot.evaluation.realdata import (
 BASELINE_FILE = LABELS_DIR / "previous_release.json"
 UPSET = frozenset({"angry", "anxious", "distressed"})
 MOODS = ("angry", "anxious", "distressed", "calm", "thankful")
+MOOD_ALIASES = {"neutral": "calm", "satisfied": "thankful"}  # the labels of releases before issue #17
 # calls.tsv outcome -> the check status that agrees with it
 OUTCOMES: dict[str, dict[str, str]] = {
     "greeting": {"present": "pass", "missing": "fail", "not_in_transcript": "unknown"},
@@ -67,13 +69,16 @@ class Observation:
     review: dict[str, Any]
     moods: dict[int, str] = field(default_factory=dict)
     seconds: float = 0.0
+    satisfaction: float | None = None  # STC3 'S' of a helpdesk dialogue
 
 
 def load_labels() -> Labels:
     return Labels(
         calls={r["dialogue_id"]: r for r in label_rows("calls.tsv")},
         agent_lines={(r["dialogue_id"], int(r["turn"])): r["label"] for r in label_rows("agent_lines.tsv")},
-        customer_lines={(r["dialogue_id"], int(r["turn"])): r["mood"] for r in label_rows("customer_lines.tsv")},
+        customer_lines={
+            (r["dialogue_id"], int(r["turn"])): r["mood"] for r in label_rows("customer_lines.tsv")
+        },
     )
 
 
@@ -177,7 +182,7 @@ def _part(observations: Sequence[Observation], labels: Labels) -> dict[str, Any]
             "confusion": dict(sorted(confusion.items())),
         }
     mood_pairs: list[tuple[str, str]] = [
-        (mood, o.moods.get(turn, "calm"))
+        (mood, MOOD_ALIASES.get(o.moods.get(turn, "calm"), o.moods.get(turn, "calm")))
         for o in calls
         for (call, turn), mood in labels.customer_lines.items()
         if call == o.id
@@ -186,11 +191,15 @@ def _part(observations: Sequence[Observation], labels: Labels) -> dict[str, Any]
         "upset": _f1((truth in UPSET, guess in UPSET) for truth, guess in mood_pairs),
         "by_mood": {m: _f1((truth == m, guess == m) for truth, guess in mood_pairs)["f1"] for m in MOODS},
     }
-    graded = [(o.review["score"], float(labels.calls[o.id]["grade"])) for o in calls if o.review["score"] is not None]
+    graded = [
+        (o.review["score"], float(labels.calls[o.id]["grade"]))
+        for o in calls
+        if o.review["score"] is not None
+    ]
     rated = [
         (o.review["score"], o.satisfaction)
         for o in observations
-        if isinstance(o, _Rated) and o.review["score"] is not None
+        if o.satisfaction is not None and o.review["score"] is not None
     ]
     return {
         "calls": len(calls),
@@ -204,31 +213,21 @@ def _part(observations: Sequence[Observation], labels: Labels) -> dict[str, Any]
     }
 
 
-@dataclass(frozen=True)
-class _Rated(Observation):
-    satisfaction: float = 0.0
-
-
 def _with_satisfaction(observations: Sequence[Observation]) -> list[Observation]:
     helpdesk = dialogues(HELPDESK)
-    out: list[Observation] = []
-    for o in observations:
-        rated = helpdesk.get(o.id)
-        if rated is not None and rated.satisfaction is not None:
-            out.append(_Rated(o.id, o.review, o.moods, o.seconds, rated.satisfaction))
-        else:
-            out.append(o)
-    return out
+    return [
+        dataclasses.replace(o, satisfaction=helpdesk[o.id].satisfaction) if o.id in helpdesk else o
+        for o in observations
+    ]
 
 
 def summarise(observations: Sequence[Observation], labels: Labels) -> dict[str, Any]:
     """The suite's numbers: per split, the satisfaction correlation on all 600, and the review time."""
     observations = _with_satisfaction(observations)
     out: dict[str, Any] = {s: _part([o for o in observations if split_of(o.id) == s], labels) for s in SPLITS}
-    rated = [o for o in observations if isinstance(o, _Rated) and o.review["score"] is not None]
-    out["spearman_satisfaction_all"] = spearman(
-        [o.review["score"] for o in rated], [o.satisfaction for o in rated if isinstance(o, _Rated)]
-    )
+    rated = [(o.review["score"], o.satisfaction) for o in observations if o.satisfaction is not None]
+    rated = [(s, v) for s, v in rated if s is not None]
+    out["spearman_satisfaction_all"] = spearman([s for s, _ in rated], [v for _, v in rated])
     timed = [o.seconds for o in observations if o.id in labels.calls][:TIMED_CALLS]
     out["seconds_per_100_calls"] = round(sum(timed) * TIMED_CALLS / len(timed), 2) if timed else None
     return out
@@ -326,14 +325,18 @@ def render(result: RealCallsResult) -> str:
 
 def run(options: SuiteOptions, config: Config) -> EvalOutcome:
     result = evaluate_realcalls(config, limit=60 if options.quick else None)
-    return EvalOutcome(render(result), {"suite": "realcalls", "current": result.current, "previous": result.previous})
+    return EvalOutcome(
+        render(result), {"suite": "realcalls", "current": result.current, "previous": result.previous}
+    )
 
 
 def metrics(data: dict[str, Any], config: Config) -> list[Metric]:
     test = data["current"]["test"]
     checks = test["checks"]
     return [
-        Metric("realcalls_flag_precision", "real calls: agent-line flag precision", test["flags"]["precision"]),
+        Metric(
+            "realcalls_flag_precision", "real calls: agent-line flag precision", test["flags"]["precision"]
+        ),
         Metric("realcalls_flag_recall", "real calls: agent-line flag recall", test["flags"]["recall"]),
         Metric("realcalls_opening", "real calls: opening accuracy", checks["greeting"]["accuracy"]),
         Metric("realcalls_closing", "real calls: closing accuracy", checks["closing"]["accuracy"]),

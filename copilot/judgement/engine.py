@@ -20,6 +20,7 @@ from copilot.judgement.operators import (
 from copilot.judgement.playbook import (
     Check,
     CueSet,
+    CutParams,
     HoldParams,
     OverlapParams,
     PhrasesParams,
@@ -29,11 +30,14 @@ from copilot.judgement.playbook import (
     SpeechRateParams,
     StageParams,
 )
-from copilot.judgement.tone import customer_emotion
+from copilot.judgement.tone import customer_moods
 from copilot.types import CheckResult, Evidence, Flag, Segment, Transcript
 
 EmotionReader = Callable[[str], str]  # customer text -> emotion label
 SCORE_DECIMALS = 1
+TIMED_KINDS = (HoldParams, SilenceParams, SpeechRateParams, OverlapParams)
+NO_SPEECH = "通话中没有语音，无法评分"
+NO_TIMES = "转写没有时间信息，无法判断"
 
 
 def evidence_of(segment: Segment) -> Evidence:
@@ -44,8 +48,9 @@ def _gap_evidence(gap: Gap) -> Evidence:
     return Evidence(start=gap.start, end=gap.end, speaker="unknown", text=f"（静音 {gap.seconds:.1f} 秒）")
 
 
-def _default_emotion(text: str) -> str:
-    return customer_emotion(text).label
+def has_speech(segments: Sequence[Segment]) -> bool:
+    """Whether anybody (agent or customer) said anything: a call without speech is not scored."""
+    return any(s.speaker in ("agent", "customer") and s.text.strip() for s in segments)
 
 
 @dataclass(frozen=True)
@@ -55,6 +60,10 @@ class _Trigger:
     segment: Segment
     replies: tuple[Segment, ...]  # at most within_agent_turns agent turns after it
     answered: bool
+
+
+def _unknown(check: Check, reason: str) -> CheckResult:
+    return CheckResult(check.id, False, (), check.clause, reason, unknown_reason=reason)
 
 
 class RuleEngine:
@@ -68,7 +77,7 @@ class RuleEngine:
         emotion: EmotionReader | None = None,
     ) -> None:
         self.playbook = playbook
-        self._emotion = emotion or _default_emotion
+        self._emotion = emotion  # None: customer_moods, each line read with the customer's earlier lines
         self._semantic: dict[str, SemanticMatcher] = {}
         if embedder is not None:
             for check in playbook.checks:
@@ -85,7 +94,8 @@ class RuleEngine:
         for check in self.playbook.checks:
             params = check.params
             if isinstance(params, PhrasesParams):
-                flags.extend(self._phrase_flags(check, params, segment))
+                first = not any(s.speaker == "agent" for s in history)
+                flags.extend(self._phrase_flags(check, params, segment, first_turn=first))
             elif isinstance(params, SpeechRateParams) and check.realtime:
                 flags.extend(self._rate_flags(check, params, segment))
             elif isinstance(params, OverlapParams) and check.realtime:
@@ -94,9 +104,13 @@ class RuleEngine:
                 flags.extend(self._sequence_flags(check, params, segment, history))
         return flags
 
-    def _phrase_flags(self, check: Check, params: PhrasesParams, segment: Segment) -> list[Flag]:
+    def _phrase_flags(
+        self, check: Check, params: PhrasesParams, segment: Segment, *, first_turn: bool = True
+    ) -> list[Flag]:
         flags = []
         for item in params.items:
+            if item.first_turn_only and not first_turn:
+                continue
             hits = find_cues(item.cues, segment.text)
             if hits:
                 kept = [h for i, h in enumerate(hits) if all(h.start >= k.end for k in hits[:i])]
@@ -195,15 +209,23 @@ class RuleEngine:
 
     def check_call(self, transcript: Transcript) -> list[CheckResult]:
         """One result per playbook check, in playbook order (over turns, not recogniser segments)."""
+        if not has_speech(transcript.segments):
+            return [_unknown(check, NO_SPEECH) for check in self.playbook.checks]
         segments = merge_turns(transcript.segments)
         agent = [s for s in segments if s.speaker == "agent"]
         results = []
         for check in self.playbook.checks:
             params = check.params
-            if isinstance(params, StageParams):
-                results.append(self._stage(check, params, agent))
+            if not transcript.timed and isinstance(params, TIMED_KINDS):
+                results.append(_unknown(check, NO_TIMES))
+            elif isinstance(params, StageParams):
+                results.append(self._stage(check, params, agent, segments, timed=transcript.timed))
             elif isinstance(params, PhrasesParams):
-                flags = [f for s in agent for f in self._phrase_flags(check, params, s)]
+                flags = [
+                    f
+                    for i, s in enumerate(agent)
+                    for f in self._phrase_flags(check, params, s, first_turn=i == 0)
+                ]
                 results.append(self._result_from_flags(check, flags))
             elif isinstance(params, SequenceParams):
                 results.append(self._sequence(check, params, segments))
@@ -231,45 +253,107 @@ class RuleEngine:
             id=check.id, passed=not flags, evidence=evidence, clause=check.clause, message=message
         )
 
-    def _stage(self, check: Check, params: StageParams, agent: Sequence[Segment]) -> CheckResult:
+    def _stage(
+        self,
+        check: Check,
+        params: StageParams,
+        agent: Sequence[Segment],
+        segments: Sequence[Segment] = (),
+        *,
+        timed: bool = True,
+    ) -> CheckResult:
         if params.where == "first_agent_turn":
             window = list(agent[:1])
         elif params.where == "last_agent_turns":
             window = list(agent[-params.last_n :])
         else:
             window = list(agent)
-        if params.where == "any_agent_turn":
-            hit = next((s for s in window if all(matches(c, s.text) for c in params.require)), None)
-            passed = hit is not None
-            evidence: tuple[Evidence, ...] = (evidence_of(hit),) if hit else ()
+
+        def done(s: Segment) -> bool:
+            found = [matches(c, s.text) for c in params.require]
+            return any(found) if params.match == "any" else all(found)
+
+        if params.where == "any_agent_turn" or params.match == "any":
+            hits = [s for s in window if done(s)]
+            passed = bool(hits)
+            shown = hits[:1] if params.where == "any_agent_turn" else hits[-1:]
+            evidence: tuple[Evidence, ...] = tuple(map(evidence_of, shown))
         else:
             missing = [c.name for c in params.require if not any(matches(c, s.text) for s in window)]
             passed = bool(window) and not missing
             evidence = tuple(
                 evidence_of(s) for s in window if any(matches(c, s.text) for c in params.require)
             )
-            if not passed:
-                evidence = tuple(evidence_of(s) for s in window)
-        return CheckResult(check.id, passed, evidence, check.clause, "" if passed else check.message)
+        if passed:
+            return CheckResult(check.id, True, evidence, check.clause)
+        evidence = tuple(evidence_of(s) for s in window)
+        if params.cut is not None and segments:
+            reason = self._cut_reason(params, params.cut, segments, timed=timed)
+            if reason:
+                return CheckResult(check.id, False, evidence, check.clause, reason, unknown_reason=reason)
+        return CheckResult(check.id, False, evidence, check.clause, check.message)
+
+    @staticmethod
+    def _cut_reason(
+        params: StageParams, cut: CutParams, segments: Sequence[Segment], *, timed: bool = True
+    ) -> str:
+        """Why the transcript cannot show this step (it starts or ends mid-call), or ""."""
+        spoken = [s for s in segments if s.speaker in ("agent", "customer") and s.text.strip()]
+        if not spoken:
+            return NO_SPEECH
+        if params.where == "first_agent_turn":
+            if cut.continuation is not None and matches(cut.continuation, spoken[0].text):
+                return "转写从通话中途开始（转接或同事交接），看不到开场白"
+            before = 0
+            for s in spoken:
+                if s.speaker == "agent":
+                    break
+                before += len(s.text) >= 4
+            if before >= cut.customer_turns or all(s.speaker != "agent" for s in spoken):
+                return "转写从通话中途开始（客服第一句之前客户已在说事），看不到开场白"
+            return ""
+        if params.where == "last_agent_turns":
+            last_agent = next((s for s in reversed(spoken) if s.speaker == "agent"), None)
+            if last_agent is not None and cut.open is not None and matches(cut.open, last_agent.text):
+                return "转写在通话结束前截断（最后仍在等待或办理中），看不到结束语"
+            tail = spoken[-cut.last_turns :]
+            # A recording (timed) holds the call to its end; a text excerpt may stop anywhere, so there the
+            # end must show (thanks, goodbye, "please hang up") for a missing farewell to count.
+            if timed:
+                return ""
+            if cut.ended is not None and not any(matches(cut.ended, s.text) for s in tail):
+                return "转写在通话结束前截断（对话没有收尾），看不到结束语"
+        return ""
+
+    def _moods(self, segments: Sequence[Segment]) -> dict[int, str]:
+        if self._emotion is not None:
+            reader = self._emotion
+            return {i: reader(s.text) for i, s in enumerate(segments) if s.speaker == "customer"}
+        return {i: label.label for i, label in customer_moods(segments).items()}
 
     def _triggers(self, params: SequenceParams, segments: Sequence[Segment]) -> list[_Trigger]:
         triggers = []
-        for segment in segments:
+        moods = self._moods(segments)
+        for i, segment in enumerate(segments):
             if segment.speaker != "customer":
                 continue
             cue = params.trigger_cues is not None and matches(params.trigger_cues, segment.text)
-            if not cue and self._emotion(segment.text) not in params.trigger_emotions:
+            if not cue and moods.get(i) not in params.trigger_emotions:
                 continue
-            replies = tuple(s for s in segments if s.speaker == "agent" and s.start > segment.start)[
-                : params.within_agent_turns
-            ]
+            # in spoken order (an untimed transcript has every start at 0)
+            replies = tuple(s for s in segments[i + 1 :] if s.speaker == "agent")[: params.within_agent_turns]
             answered = any(matches(params.response, s.text) for s in replies)
             triggers.append(_Trigger(segment, replies, answered))
         return triggers
 
     def _sequence(self, check: Check, params: SequenceParams, segments: Sequence[Segment]) -> CheckResult:
         triggers = self._triggers(params, segments)
+        if not triggers:
+            reason = "客户没有表现出不满或受到影响，不需要道歉"
+            return CheckResult(check.id, False, (), check.clause, reason, unknown_reason=reason)
         failed = [t for t in triggers if not t.answered]
+        if params.answer == "any" and len(failed) < len(triggers):
+            failed = []
         if failed:
             evidence = tuple(
                 dict.fromkeys(
@@ -350,7 +434,7 @@ class RuleEngine:
         for check in self.playbook.checks:
             params = check.params
             if isinstance(params, StageParams):
-                if not self._stage(check, params, agent).passed:
+                if not self._stage(check, params, agent).passed:  # live: the end is still to come
                     missing.append(check.id)
             elif isinstance(params, SequenceParams) and any(
                 not t.answered for t in self._triggers(params, segments)
@@ -358,11 +442,14 @@ class RuleEngine:
                 missing.append(check.id)
         return missing
 
-    def score(self, results: Sequence[CheckResult]) -> float:
-        """0-100: the weighted share of passed checks (weights from the playbook)."""
+    def score(self, results: Sequence[CheckResult], flags: Sequence[Flag] = ()) -> float:
+        """0-100: the weighted share of passed checks among the decided ones (weights from the playbook,
+        by the handbook's severity), less each agent-line violation's severity penalty (see the playbook).
+        Undecidable checks weigh nothing; with nothing decided the score is 100 less the penalties."""
         weights = {c.id: c.weight for c in self.playbook.checks}
-        total = sum(weights.get(r.id, 0.0) for r in results)
-        if total <= 0:
-            return 100.0
-        passed = sum(weights.get(r.id, 0.0) for r in results if r.passed)
-        return round(100.0 * passed / total, SCORE_DECIMALS)
+        decided = [r for r in results if r.status != "unknown"]
+        total = sum(weights.get(r.id, 0.0) for r in decided)
+        passed = sum(weights.get(r.id, 0.0) for r in decided if r.passed)
+        share = 100.0 * passed / total if total > 0 else 100.0
+        penalty = sum(self.playbook.flag_penalties.get(f.severity, 0.0) for f in flags)
+        return round(max(0.0, share - penalty), SCORE_DECIMALS)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args
 
@@ -52,6 +52,7 @@ class PhraseItem:
     message: str
     clause: Clause
     cues: CueSet
+    first_turn_only: bool = False  # only the agent's first turn (how the phone is answered)
 
 
 @dataclass(frozen=True)
@@ -63,11 +64,34 @@ class SemanticSpec:
     examples: tuple[str, ...]
 
 
+StageMatch = Literal["all", "any"]
+
+
+@dataclass(frozen=True)
+class CutParams:
+    """How to tell that a transcript does not hold the start (or the end) of the call.
+
+    ``continuation``: a first line (either party) that shows the call was already going (a transfer, a
+    colleague handing over). ``customer_turns``: this many customer turns with something said before the
+    agent's first turn mean the opening was not recorded. For the end: ``ended`` cues in the last turns
+    (either party) say the conversation was wrapped up; without them, or with ``open`` cues (a hold, a
+    pending question) in the agent's last turn, the end is not in the transcript.
+    """
+
+    continuation: CueSet | None = None
+    customer_turns: int = 2
+    ended: CueSet | None = None
+    open: CueSet | None = None
+    last_turns: int = 3
+
+
 @dataclass(frozen=True)
 class StageParams:
     where: StageWhere
     require: tuple[CueSet, ...]
     last_n: int = 3  # only for last_agent_turns
+    match: StageMatch = "all"  # all: every required cue set; any: one of them is enough
+    cut: CutParams | None = None  # when the step may lie outside a cut recording: unknown, not fail
 
 
 @dataclass(frozen=True)
@@ -82,6 +106,9 @@ class SequenceParams:
     trigger_emotions: tuple[str, ...]
     response: CueSet
     within_agent_turns: int
+    # "any": the check passes when the agent answered at least one trigger in time (a real call has many
+    # upset lines; one fitting apology is what the handbook asks); "every": each trigger must be answered.
+    answer: Literal["any", "every"] = "every"
 
 
 @dataclass(frozen=True)
@@ -145,6 +172,7 @@ class Playbook:
     cues: Mapping[str, CueSet]
     checks: tuple[Check, ...]
     source: str = ""
+    flag_penalties: Mapping[str, float] = field(default_factory=dict)  # severity -> points off per flag
 
     def check(self, check_id: str) -> Check:
         for item in self.checks:
@@ -238,6 +266,14 @@ def _ref(cues: Mapping[str, CueSet], value: Any, where: str) -> CueSet:
     return cues[name]
 
 
+def _answer(value: Any, where: str) -> Literal["any", "every"]:
+    if value == "any":
+        return "any"
+    if value == "every":
+        return "every"
+    raise PlaybookError(f"{where} must be 'any' or 'every'")
+
+
 def _params(kind: str, table: dict[str, Any], cues: Mapping[str, CueSet], where: str) -> CheckParams:
     if kind == "stage":
         stage_where = table.get("where")
@@ -247,7 +283,22 @@ def _params(kind: str, table: dict[str, Any], cues: Mapping[str, CueSet], where:
         if not require:
             raise PlaybookError(f"{where}.require must name at least one cue set")
         chosen: StageWhere = stage_where  # type: ignore[assignment]  # checked against StageWhere above
-        return StageParams(chosen, require, int(_float(table, "last_n", where, 3)))
+        match = table.get("match", "all")
+        if match not in get_args(StageMatch):
+            raise PlaybookError(f"{where}.match must be one of {', '.join(get_args(StageMatch))}")
+        cut = None
+        if "cut" in table:
+            raw_cut = _table(table["cut"], f"{where}.cut")
+            cut = CutParams(
+                continuation=_ref(cues, raw_cut["continuation"], f"{where}.cut.continuation")
+                if "continuation" in raw_cut
+                else None,
+                customer_turns=int(_float(raw_cut, "customer_turns", f"{where}.cut", 2)),
+                ended=_ref(cues, raw_cut["ended"], f"{where}.cut.ended") if "ended" in raw_cut else None,
+                open=_ref(cues, raw_cut["open"], f"{where}.cut.open") if "open" in raw_cut else None,
+                last_turns=max(1, int(_float(raw_cut, "last_turns", f"{where}.cut", 3))),
+            )
+        return StageParams(chosen, require, int(_float(table, "last_n", where, 3)), match, cut)
     if kind == "phrases":
         items = []
         raw_items = table.get("items") or []
@@ -266,6 +317,7 @@ def _params(kind: str, table: dict[str, Any], cues: Mapping[str, CueSet], where:
                     message=_str(item.get("message"), f"{item_where}.message"),
                     clause=_clause(item.get("clause"), f"{item_where}.clause"),
                     cues=_cue_set(item_id, cue_table, item_where),
+                    first_turn_only=bool(item.get("first_turn_only", False)),
                 )
             )
         if not items:
@@ -288,6 +340,7 @@ def _params(kind: str, table: dict[str, Any], cues: Mapping[str, CueSet], where:
             trigger_emotions=_strings(table.get("trigger_emotions"), f"{where}.trigger_emotions"),
             response=_ref(cues, table.get("response"), f"{where}.response"),
             within_agent_turns=max(1, int(_float(table, "within_agent_turns", where, 2))),
+            answer=_answer(table.get("answer", "every"), f"{where}.answer"),
         )
     if kind == "hold":
         return HoldParams(
@@ -361,7 +414,15 @@ def parse_playbook(data: Any, source: str = "") -> Playbook:
         )
     if sum(c.weight for c in checks) <= 0:
         raise PlaybookError(f"{source}: the check weights must not all be zero")
-    return Playbook(version=SUPPORTED_VERSION, cues=cues, checks=tuple(checks), source=source)
+    scoring = _table(root.get("scoring") or {}, "scoring")
+    raw_penalties = _table(scoring.get("flag_penalty") or {}, "scoring.flag_penalty")
+    penalties = {
+        _severity(name, f"scoring.flag_penalty.{name}"): _float(raw_penalties, name, "scoring.flag_penalty")
+        for name in raw_penalties
+    }
+    return Playbook(
+        version=SUPPORTED_VERSION, cues=cues, checks=tuple(checks), source=source, flag_penalties=penalties
+    )
 
 
 def default_playbook_path(config: Config | None = None) -> Path:

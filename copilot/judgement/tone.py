@@ -4,8 +4,8 @@ Words come first: curated cue lists (after the categories of the DUTIR/HowNet em
 to what callers and agents say on after-sales lines). snownlp's naive-Bayes sentiment only *confirms* a
 cue: on its own it calls most neutral questions negative. When an embedder is given, prototype sentences
 decide lines without any cue. The voice (energy and pitch of a float32 16 kHz clip, relative to the same
-speaker's baseline) raises arousal: it strengthens angry/anxious readings and can turn a flat "neutral"
-into "anxious", never into "satisfied".
+speaker's baseline) raises arousal: it strengthens angry/anxious readings and can turn a flat "calm"
+into "anxious", never into "thankful".
 """
 
 from __future__ import annotations
@@ -16,14 +16,17 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Literal
 
-from copilot.types import ToneLabel
+from copilot.types import Segment, ToneLabel
+
+_SPOKEN = re.compile(r"[\u3400-\u9fffA-Za-z0-9]")
 
 if TYPE_CHECKING:
     import numpy as np
 
     from copilot.judgement.operators import TextEmbedder
 
-CustomerEmotion = Literal["angry", "anxious", "neutral", "satisfied"]
+CustomerEmotion = Literal["angry", "anxious", "distressed", "calm", "thankful"]
+UPSET_MOODS: frozenset[str] = frozenset({"angry", "anxious", "distressed"})
 AgentTone = Literal["impatient", "aggressive", "dismissive"]
 
 SAMPLE_RATE = 16000  # Hz
@@ -34,6 +37,8 @@ VOICED_CORRELATION = 0.5  # normalised autocorrelation above which a frame is vo
 SILENCE_DB = -45.0  # frames quieter than this (dBFS) are ignored
 LOUDER_DB = 6.0  # this much louder than the speaker's baseline counts as raised voice
 HIGHER_PITCH = 1.15  # this ratio above the baseline pitch counts as raised pitch
+CONTEXT_LINES = 2  # a line without cues keeps the mood of an upset line among the customer's last two
+CONTEXT_MIN_CHARS = 8  # ... when it says something (backchannels and short answers stay calm)
 PROTOTYPE_MARGIN = 0.02  # cosine margin an emotion prototype needs over the neutral ones
 SENTIMENT_CACHE = 1024  # distinct utterances whose snownlp sentiment is kept
 
@@ -47,9 +52,27 @@ _ANXIOUS = [
     "着急", "急用", "急死", "怎么办", "担心", "害怕", "赶紧", "尽快", "快点", "等不了", "能不能快",
     "还没来", "还没到", "会不会", "万一", "漏电", "冒烟", "漏水", "危险", "一直等", "来不及",
 ]  # fmt: skip
-_SATISFIED = [
-    "谢谢", "感谢", "太好了", "满意", "不错", "辛苦", "麻烦你了", "麻烦您了", "放心了", "挺好",
-    "明白了", "没问题", "好的", "行，", "可以",
+_ANGRY += [
+    "法律", "起诉", "工商", "市场监管", "监督管理", "食药监", "12315", "消协", "报警", "媒体", "推卸",
+    "推脱", "踢皮球", "敷衍", "什么意思", "不能理解", "无法理解", "我靠", "他妈", "妈的", "卧槽", "操",
+    "有没有搞错", "搞笑", "开玩笑", "凭啥", "耽误我", "别想", "负责任", "责任心", "不讲理", "不给处理",
+    "不处理", "不管", "你们平台", "你们美团", "算什么", "什么玩意", "就这样", "打爆", "举报",
+]  # fmt: skip
+# Harm and suffering the customer reports (food safety, illness, spoiled or foreign objects, feeling wronged).
+_DISTRESSED = [
+    "拉肚子", "肚子疼", "肚子痛", "腹泻", "呕吐", "吐了", "想吐", "恶心", "不舒服", "难受", "过敏", "发烧",
+    "住院", "医院", "输液", "看病", "吃药", "中毒", "虫", "蟑螂", "苍蝇", "头发", "异物", "塑料", "钢丝",
+    "变质", "坏了", "坏掉", "馊", "臭", "发霉", "长毛", "酸了", "生的", "没熟", "不新鲜", "吃出",
+    "饿", "委屈", "伤心", "难过", "不愉快", "体验非常差", "体验很差", "心里", "害怕", "吓",
+]  # fmt: skip
+_ANXIOUS += [
+    "马上", "立刻", "多久", "多长时间", "几点", "快一点", "快些", "催", "等了",
+    "等你们", "还没有", "一直没", "怎么解决", "怎么处理", "怎么弄", "怎么赔", "到底",
+]  # fmt: skip
+# Thanks that is thanks (not 好的 / 可以, which are agreement: calm).
+_THANKFUL = [
+    "谢谢", "感谢", "太好了", "辛苦了", "辛苦你", "辛苦您", "麻烦你了", "麻烦您了", "麻烦了", "多谢",
+    "满意", "不错", "挺好", "放心了",
 ]  # fmt: skip
 # A satisfied cue inside one of these is not satisfaction.
 _SATISFIED_NEGATED = re.compile(r"不(太)?(满意|可以|错过)|谢谢你们(啊|了)?[!！]|没问题[?？]|不是很满意")
@@ -81,12 +104,12 @@ PROTOTYPES: dict[CustomerEmotion, tuple[str, ...]] = {
         "热水器一直在漏水，我很担心会出事。",
         "师傅到底什么时候能到，我下午还要上班。",
     ),
-    "neutral": (
+    "calm": (
         "我想问一下保修期是多久。",
         "型号是XQB80，去年买的。",
         "请问维修需要带发票吗？",
     ),
-    "satisfied": (
+    "thankful": (
         "好的，太感谢你了，问题解决了。",
         "师傅修得很好，我很满意。",
         "明白了，谢谢您的耐心解答。",
@@ -179,34 +202,60 @@ def _prototype_label(text: str, embedder: TextEmbedder) -> tuple[CustomerEmotion
         if label not in best or score > best[label][0]:
             best[label] = (float(score), example)
     winner = max(best, key=lambda lab: best[lab][0])
-    if winner == "neutral" or best[winner][0] - best["neutral"][0] < PROTOTYPE_MARGIN:
+    if winner == "calm" or best[winner][0] - best["calm"][0] < PROTOTYPE_MARGIN:
         return None
     return winner, best[winner][0], best[winner][1]
+
+
+@lru_cache(maxsize=SENTIMENT_CACHE)
+def _own_mood(text: str) -> ToneLabel:
+    """A line's mood from its own words (cached: every later line of the call looks back at it)."""
+    return customer_emotion(text)
+
+
+def _context_mood(context: Sequence[str]) -> ToneLabel | None:
+    """The upset mood of the customer's latest earlier line, if it was upset (read without context)."""
+    for earlier in reversed(context[-CONTEXT_LINES:]):
+        reading = _own_mood(earlier)
+        if reading.label in UPSET_MOODS:
+            return reading
+    return None
 
 
 def customer_emotion(
     text: str,
     *,
+    context: Sequence[str] = (),
     voice: VoiceFeatures | None = None,
     baseline: VoiceFeatures | None = None,
     embedder: TextEmbedder | None = None,
 ) -> ToneLabel:
-    """angry / anxious / neutral / satisfied for one customer utterance, with evidence."""
+    """The customer's mood in one utterance, with the words it was read from.
+
+    ``label`` is one of ``angry`` (complaint, accusation, profanity, threats of regulators or court),
+    ``anxious`` (urging, worried about time or money), ``distressed`` (harmed: ill, disgusted, hungry, wronged),
+    ``calm`` (information, answers, agreement) or ``thankful``; :data:`UPSET_MOODS` are the first three.
+    ``context`` is the customer's earlier lines of the same call, oldest first: a substantive line without a
+    cue of its own keeps the mood of a recent upset line (a customer describing the harm is still upset).
+    """
     angry = _cues(_ANGRY, text)
     anxious = _cues(_ANXIOUS, text)
-    satisfied = [] if _SATISFIED_NEGATED.search(text) else _cues(_SATISFIED, text)
+    distressed = _cues(_DISTRESSED, text)
+    thankful = [] if _SATISFIED_NEGATED.search(text) else _cues(_THANKFUL, text)
     exclaims = text.count("！") + text.count("!")
     scores: dict[CustomerEmotion, float] = {
         "angry": 1.0 * len(angry) + (0.5 * exclaims if angry or anxious else 0.0),
         "anxious": 0.8 * len(anxious),
-        "satisfied": 0.8 * len(satisfied),
+        "distressed": 0.7 * len(distressed),
+        "thankful": 0.8 * len(thankful),
     }
     evidence: dict[CustomerEmotion, list[str]] = {
         "angry": angry + (["！" * exclaims] if exclaims and (angry or anxious) else []),
         "anxious": anxious,
-        "satisfied": satisfied,
+        "distressed": distressed,
+        "thankful": thankful,
     }
-    if exclaims >= 2 and not angry and not satisfied:
+    if exclaims >= 2 and not angry and not thankful:
         # Repeated exclamations with a complaint-like sentence but no cue word still read as anger.
         scores["angry"] += 0.6
         evidence["angry"].append("！" * exclaims)
@@ -217,9 +266,9 @@ def customer_emotion(
                 top: CustomerEmotion = "angry" if scores["angry"] >= scores["anxious"] else "anxious"
                 scores[top] += 0.3
                 evidence[top].append(f"snownlp 正面概率 {positive:.2f}")
-            elif positive > 0.8 and satisfied:
-                scores["satisfied"] += 0.3
-                evidence["satisfied"].append(f"snownlp 正面概率 {positive:.2f}")
+            elif positive > 0.8 and thankful:
+                scores["thankful"] += 0.3
+                evidence["thankful"].append(f"snownlp 正面概率 {positive:.2f}")
     if voice is not None and baseline is not None:
         level, voice_evidence = _arousal(voice, baseline)
         if level:
@@ -227,18 +276,40 @@ def customer_emotion(
                 top = "angry" if scores["angry"] >= scores["anxious"] else "anxious"
                 scores[top] += 0.4 * level
                 evidence[top].extend(voice_evidence)
-            elif level >= 2 and not scores["satisfied"]:
+            elif level >= 2 and not scores["thankful"]:
                 scores["anxious"] += 0.5
                 evidence["anxious"].extend(voice_evidence)
     label = max(scores, key=lambda k: scores[k])
     if scores[label] > 0:
         return ToneLabel(label=label, score=min(1.0, scores[label] / 2), evidence=tuple(evidence[label]))
+    if context and len(_SPOKEN.findall(text)) >= CONTEXT_MIN_CHARS:
+        carried = _context_mood(context)
+        if carried is not None:
+            return ToneLabel(carried.label, carried.score / 2, tuple(f"前文：{e}" for e in carried.evidence))
     if embedder is not None:
         found = _prototype_label(text, embedder)
         if found is not None:
             proto, similarity, example = found
             return ToneLabel(label=proto, score=similarity, evidence=(f"接近：{example}",))
-    return ToneLabel(label="neutral", score=1.0, evidence=())
+    return ToneLabel(label="calm", score=1.0, evidence=())
+
+
+@lru_cache(maxsize=SENTIMENT_CACHE)
+def _mood_in_context(text: str, context: tuple[str, ...]) -> ToneLabel:
+    # Cached: the live flags re-read the call so far at every agent line.
+    return customer_emotion(text, context=context)
+
+
+def customer_moods(segments: Sequence[Segment]) -> dict[int, ToneLabel]:
+    """The mood of every customer segment (by index), each read with the customer's earlier lines."""
+    moods: dict[int, ToneLabel] = {}
+    earlier: list[str] = []
+    for i, segment in enumerate(segments):
+        if segment.speaker != "customer":
+            continue
+        moods[i] = _mood_in_context(segment.text, tuple(earlier[-CONTEXT_LINES:]))
+        earlier.append(segment.text)
+    return moods
 
 
 def agent_tone(text: str) -> list[ToneLabel]:

@@ -17,7 +17,9 @@ from typing import Any
 
 from copilot.errors import AudioError
 from copilot.judgement import RuleEngine, default_engine
-from copilot.judgement.tone import agent_tone, customer_emotion
+from copilot.judgement.engine import has_speech
+from copilot.judgement.playbook import PhrasesParams, SequenceParams
+from copilot.judgement.tone import agent_tone, customer_moods
 from copilot.transcription.redact import ALL_KINDS, call_redactor, redact_segments, text_redactor
 from copilot.transcription.transcript_files import read_transcript
 from copilot.types import CallReview, CheckResult, Clause, Evidence, Flag, ToneReading, Transcript
@@ -41,10 +43,11 @@ def _clean_evidence(evidence: tuple[Evidence, ...], clean: Callable[[str], str])
 
 def _tone(transcript: Transcript) -> tuple[ToneReading, ...]:
     readings: list[ToneReading] = []
-    for segment in transcript.segments:
+    moods = customer_moods(transcript.segments)  # each line read with the customer's earlier lines
+    for i, segment in enumerate(transcript.segments):
         if segment.speaker == "customer":
-            label = customer_emotion(segment.text)
-            labels = [label] if label.label != "neutral" else []
+            label = moods[i]
+            labels = [label] if label.label != "calm" else []
         elif segment.speaker == "agent":
             labels = agent_tone(segment.text)
         else:
@@ -59,8 +62,13 @@ def review_call(
     """Scorecard, real-time flags (replayed) and tone of one call."""
     engine = engine or default_engine()
     checks = engine.check_call(transcript)
-    flags = engine.call_flags(transcript)
-    score = engine.score(checks)
+    # The offline flags are what an agent said: the live "apology still owed" reminders are the apology
+    # check's finding (with the same evidence), not a line the agent said wrong.
+    sequence = {c.id for c in engine.playbook.checks if isinstance(c.params, SequenceParams)}
+    phrases = {c.id for c in engine.playbook.checks if isinstance(c.params, PhrasesParams)}
+    flags = [f for f in engine.call_flags(transcript) if f.rule not in sequence]
+    scored = has_speech(transcript.segments)
+    score = engine.score(checks, [f for f in flags if f.rule in phrases]) if scored else 0.0
     tone = _tone(transcript) if options.tone else ()
     # The segments are redacted as the whole call (a number read over two segments is found); a quote of
     # a segment in the evidence gets that segment's redacted text.
@@ -84,6 +92,7 @@ def review_call(
             for t in tone
         ),
         redacted=options.redact,
+        scored=scored,
     )
 
 
@@ -140,17 +149,22 @@ def flag_dict(flag: Flag) -> dict[str, Any]:
 
 
 def check_dict(check: CheckResult) -> dict[str, Any]:
-    return {
+    """``status`` is pass / fail / unknown; an unknown check has ``passed`` null and says why in ``reason``."""
+    out = {
         "id": check.id,
-        "passed": check.passed,
+        "status": check.status,
+        "passed": None if check.status == "unknown" else check.passed,
         "evidence": [evidence_dict(e) for e in check.evidence],
         "clause": clause_dict(check.clause),
         "message": check.message,
     }
+    if check.unknown_reason:
+        out["reason"] = check.unknown_reason
+    return out
 
 
 def review_dict(review: CallReview) -> dict[str, Any]:
-    """``{call, duration, segments, checks, flags, score, tone}`` for JSON output."""
+    """``{call, duration, segments, checks, flags, score, tone}`` for JSON output (score null: not scored)."""
     return {
         "call": review.call,
         "duration": _t(review.duration),
@@ -160,7 +174,7 @@ def review_dict(review: CallReview) -> dict[str, Any]:
         ],
         "checks": [check_dict(c) for c in review.checks],
         "flags": [flag_dict(f) for f in review.flags],
-        "score": review.score,
+        "score": review.score if review.scored else None,
         "tone": [
             {
                 "start": _t(t.start),

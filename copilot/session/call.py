@@ -173,12 +173,12 @@ class CallSession:
         if not any(s.speaker == "agent" for s in history):
             # The very first agent turn must greet: say so now, not at the end of the call.
             greeting = [c for c in self.engines.rules.check_call(self._transcript()) if c.id == "greeting"]
-            flags = [*flags, *(_as_flag(c) for c in greeting if not c.passed)]
+            flags = [*flags, *(_as_flag(c) for c in greeting if c.failed)]
         self._add_flags(flags)
 
     def _check_call_so_far(self) -> None:
         results = self.engines.rules.check_call(self._transcript())
-        self._add_flags([_as_flag(c) for c in results if c.id in LIVE_CALL_CHECKS and not c.passed])
+        self._add_flags([_as_flag(c) for c in results if c.id in LIVE_CALL_CHECKS and c.failed])
 
     # -- suggestions -----------------------------------------------------------------------------------
     def _start_suggestion(self, customer: Segment) -> None:

@@ -1,7 +1,16 @@
-"""Read and write JSON transcripts in the shape of ``../shared/calls/*.json``.
+"""Read and write JSON transcripts.
 
-The file is an object with ``segments``: a list of ``{role, start, end, text}`` (times in seconds),
-plus optional ``name`` and ``duration``. Everything else is ignored on reading.
+Two shapes are read (one call per file):
+
+* ``segments``: a list of ``{role, start, end, text}`` (times in seconds), plus optional ``name`` and
+  ``duration`` — the shape of ``../shared/calls/*.json`` and the one written;
+* ``turns``: a list of ``{role, text}`` in spoken order, without times (a chat log, or a call transcribed
+  elsewhere), plus optional ``name`` / ``id``. The transcript is then ``timed=False``: every segment lasts
+  0 s, and the checks that need times (hold, silence, pace, talking over) say they cannot tell.
+
+Roles: ``agent``, ``customer``, ``unknown``; ``system`` (and other non-party speakers) is read as
+``unknown``, and common synonyms (``user``/``client`` -> customer, ``staff``/``assistant``/``客服`` -> agent)
+are accepted. Everything else in the document is ignored on reading.
 """
 
 from __future__ import annotations
@@ -57,25 +66,57 @@ def _number(value: Any, where: str) -> float:
     return float(value)
 
 
-def _segment(item: Any, index: int, source: str) -> Segment:
-    where = f"{source}: segments[{index}]"
-    if not isinstance(item, dict):
-        raise TranscriptError(f"{where} must be an object, got {type(item).__name__}")
-    missing = [key for key in ("role", "start", "end", "text") if key not in item]
-    if missing:
-        raise TranscriptError(f"{where} is missing {', '.join(missing)}")
-    role = item["role"]
-    if role not in ROLES:
-        raise TranscriptError(f"{where}.role must be one of {', '.join(ROLES)}, got {_shown(role)}")
+# Speaker names other tools write, as the roles of this product.
+ROLE_SYNONYMS: dict[str, Role] = {
+    "system": "unknown",
+    "bot": "unknown",
+    "other": "unknown",
+    "user": "customer",
+    "client": "customer",
+    "caller": "customer",
+    "用户": "customer",
+    "客户": "customer",
+    "staff": "agent",
+    "assistant": "agent",
+    "operator": "agent",
+    "helpdesk": "agent",
+    "客服": "agent",
+}
+
+
+def _role(value: Any, where: str) -> Role:
+    if value in ROLES:
+        role: Role = value
+        return role
+    if isinstance(value, str) and value.strip().lower() in ROLE_SYNONYMS:
+        return ROLE_SYNONYMS[value.strip().lower()]
+    raise TranscriptError(f"{where}.role must be one of {', '.join(ROLES)} (or system), got {_shown(value)}")
+
+
+def _text(item: dict[str, Any], where: str) -> str:
     text = item["text"]
     if not isinstance(text, str):
         raise TranscriptError(f"{where}.text must be a string, got {type(text).__name__}")
+    return to_simplified(text.strip())
+
+
+def _segment(item: Any, index: int, source: str, *, timed: bool = True) -> Segment:
+    where = f"{source}: {'segments' if timed else 'turns'}[{index}]"
+    if not isinstance(item, dict):
+        raise TranscriptError(f"{where} must be an object, got {type(item).__name__}")
+    required = ("role", "start", "end", "text") if timed else ("role", "text")
+    missing = [key for key in required if key not in item]
+    if missing:
+        raise TranscriptError(f"{where} is missing {', '.join(missing)}")
+    speaker = _role(item["role"], where)
+    text = _text(item, where)
+    if not timed:
+        return Segment(speaker=speaker, start=0.0, end=0.0, text=text)
     start = _number(item["start"], f"{where}.start")
     end = _number(item["end"], f"{where}.end")
     if end < start:
         raise TranscriptError(f"{where} ends ({end}) before it starts ({start})")
-    speaker: Role = role
-    return Segment(speaker=speaker, start=start, end=end, text=to_simplified(text.strip()))
+    return Segment(speaker=speaker, start=start, end=end, text=text)
 
 
 def transcript_from_dict(data: Any, source: str, *, label: str = "") -> Transcript:
@@ -85,9 +126,18 @@ def transcript_from_dict(data: Any, source: str, *, label: str = "") -> Transcri
     """
     where = label or source
     if not isinstance(data, dict):
-        raise TranscriptError(f"{where}: a transcript must be a JSON object with 'segments'")
+        raise TranscriptError(f"{where}: a transcript must be a JSON object with 'segments' or 'turns'")
+    name = data.get("name") or data.get("id")
+    source = name if isinstance(name, str) and name else source
+    if "segments" not in data and "turns" in data:
+        turns = data["turns"]
+        if not isinstance(turns, list):
+            raise TranscriptError(f"{where}: 'turns' must be a list")
+        # spoken order is the list order: nothing to sort, and the times say nothing
+        untimed = tuple(_segment(item, i, where, timed=False) for i, item in enumerate(turns))
+        return Transcript(source=source, duration=0.0, segments=untimed, timed=False)
     if "segments" not in data:
-        raise TranscriptError(f"{where}: missing 'segments'")
+        raise TranscriptError(f"{where}: missing 'segments' (or 'turns')")
     items = data["segments"]
     if not isinstance(items, list):
         raise TranscriptError(f"{where}: 'segments' must be a list")
@@ -96,12 +146,9 @@ def transcript_from_dict(data: Any, source: str, *, label: str = "") -> Transcri
     )
     last_end = max((s.end for s in segments), default=0.0)
     duration = _number(data["duration"], f"{where}: duration") if "duration" in data else last_end
-    name = data.get("name")
-    return Transcript(
-        source=name if isinstance(name, str) and name else source,
-        duration=max(duration, last_end),
-        segments=segments,
-    )
+    # A segments file whose times are all 0 (written by a tool that had none) is untimed too.
+    timed = not segments or last_end > 0
+    return Transcript(source=source, duration=max(duration, last_end), segments=segments, timed=timed)
 
 
 def check_size(file: Path) -> None:

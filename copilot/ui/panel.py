@@ -22,7 +22,15 @@ TRANSCRIPT_LINES = 60  # most recent committed lines shown (the whole call stays
 FLAGS_SHOWN = 20  # most recent flags shown, newest first (the list scrolls)
 
 SPEAKER_LABEL: dict[Role, str] = {"agent": "坐席", "customer": "客户", "unknown": "说话人"}
-MOOD_LABEL = {"angry": "生气", "anxious": "着急", "neutral": "平静", "satisfied": "满意"}
+MOOD_LABEL = {
+    "angry": "生气",
+    "anxious": "着急",
+    "distressed": "难受",
+    "calm": "平静",
+    "thankful": "感谢",
+    "neutral": "平静",  # labels of older stored reviews
+    "satisfied": "满意",
+}
 SEVERITY_LABEL = {"critical": "严重", "major": "重要", "minor": "轻微", "info": "提示"}
 
 
@@ -214,13 +222,17 @@ def render_pace(pace: float | None, target: tuple[float, float] = PACE_TARGET) -
     )
 
 
-def render_checklist(missing: Sequence[str], steps: Sequence[Step]) -> str:
+def render_checklist(missing: Sequence[str], steps: Sequence[Step], unknown: Sequence[str] = ()) -> str:
+    """``unknown``: steps the transcript cannot decide (e.g. the call started before the recording)."""
     missing_set = set(missing)
+    unknown_set = set(unknown) - missing_set
     known = {s.id for s in steps}
     items = []
     for step in steps:
         if step.id in missing_set:
             state, mark = "missing", "○"
+        elif step.id in unknown_set:
+            state, mark = "unknown", "？"
         elif step.conditional:
             state, mark = "ok", "✓"
         else:

@@ -200,9 +200,9 @@ def scorecard_html(call: ReviewedCall) -> str:
     checks = call.stored.checks
     passed = sum(c.passed for c in checks)
     rows = "".join(
-        f'<tr class="cp-check {"cp-pass" if c.passed else "cp-fail"}" data-check="{esc(c.id)}" '
-        f'data-passed="{str(c.passed).lower()}"><td><b>{esc(c.id)}</b></td>'
-        f"<td>{'✓ pass' if c.passed else '✗ fail'}</td><td>{esc(c.message)}</td>"
+        f'<tr class="cp-check cp-{c.status}" data-check="{esc(c.id)}" '
+        f'data-passed="{str(c.passed).lower()}" data-status="{c.status}"><td><b>{esc(c.id)}</b></td>'
+        f"<td>{ {'pass': '✓ pass', 'fail': '✗ fail', 'unknown': '？ cannot tell'}[c.status] }</td><td>{esc(c.message)}</td>"
         f"<td>{_evidence_html(c.evidence)}</td><td>{esc(_clause_text(c.clause))}</td></tr>"
         for c in checks
     )
@@ -249,7 +249,7 @@ def evidence_rows(calls: Sequence[ReviewedCall]) -> list[EvidenceRow]:
     rows: list[EvidenceRow] = []
     for index, call in enumerate(calls):
         for check in call.stored.checks:
-            if check.passed:
+            if not check.failed:
                 continue
             for e in check.evidence or (Evidence(0.0, 0.0, "unknown", ""),):
                 rows.append(

@@ -25,7 +25,7 @@ HANDBOOK_PACE = (180.0, 220.0)  # Chinese characters per minute the handbook ask
 SECONDS_PER_MINUTE = 60.0
 MIN_PACE_SECONDS = 1.0  # shorter segments give meaningless rates
 SPEAKER_COLOURS = {"agent": "#3b6fd8", "customer": "#e59a2f", "unknown": "#999999"}
-MOOD_LEVELS = ("angry", "anxious", "neutral", "satisfied")  # bottom to top of the mood plot
+MOOD_LEVELS = ("angry", "anxious", "distressed", "calm", "thankful")  # bottom to top of the mood plot
 SPOKEN_CHAR = re.compile(r"\w")  # letters, CJK characters and digits: punctuation is not spoken
 
 

@@ -267,3 +267,14 @@ def migrate(engine: sa.Engine) -> list[str]:
             )
             applied.append(fn.__name__)
     return applied
+
+
+@migration
+def m005_check_status(conn: sa.Connection) -> None:
+    """Three check outcomes (issue #17): ``status`` pass / fail / unknown and, for unknown, the ``reason``.
+
+    Rows written before it keep ``status`` empty: their ``passed`` (True/False) is their outcome. An unknown
+    check is stored with ``passed`` False and ``status`` 'unknown', so it is never counted as failed.
+    """
+    for column in ("status VARCHAR(16)", "reason TEXT"):
+        conn.execute(sa.text(f"ALTER TABLE checks ADD COLUMN {column} NOT NULL DEFAULT ''"))
