@@ -44,7 +44,11 @@ def render_call_html(call: StoredCall) -> str:
     checks_rows = [
         [
             f"<b>{esc(c.id)}</b>",
-            '<span class="pass">pass</span>' if c.passed else '<span class="fail">fail</span>',
+            {
+                "pass": '<span class="pass">pass</span>',
+                "fail": '<span class="fail">fail</span>',
+                "unknown": f'<span class="unknown" title="{esc(c.unknown_reason)}">cannot tell</span>',
+            }[c.status],
             esc(c.message),
             _evidence_html(c.evidence),
             _clause_html(c.clause),

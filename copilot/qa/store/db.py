@@ -139,6 +139,11 @@ def _normalise_suggestion(text: str) -> str:
     return "".join(text.split())
 
 
+def _failed(checks: sa.Table) -> sa.ColumnElement[bool]:
+    """A check that failed: not passed and not undecidable (status 'unknown', migration m005)."""
+    return sa.and_(checks.c.passed.is_(False), checks.c.status != "unknown")
+
+
 def _moods(review: ReviewLike) -> tuple[str, ...]:
     """One customer-mood label per segment: ``review.moods`` if given, else from ``review.tone``
     readings (``copilot.types.ToneReading``) of customer segments, matched by time span."""
@@ -151,7 +156,7 @@ def _moods(review: ReviewLike) -> tuple[str, ...]:
             label = getattr(reading, "label", None)
             by_span.setdefault((reading.start, reading.end), str(getattr(label, "label", label) or ""))
     return tuple(
-        by_span.get((s.start, s.end), "neutral" if by_span and s.speaker == "customer" else "")
+        by_span.get((s.start, s.end), "calm" if by_span and s.speaker == "customer" else "")
         for s in review.segments
     )
 
@@ -391,6 +396,8 @@ class Store:
                             "call_id": call_id,
                             "check_id": c.id,
                             "passed": bool(c.passed),
+                            "status": c.status,
+                            "reason": clean(c.unknown_reason),
                             "message": clean(c.message),
                             "evidence": _evidence_json(c.evidence, clean),
                             "clause_document": c.clause.document,
@@ -480,7 +487,7 @@ class Store:
         for i in range(0, len(ids), IN_CHUNK):
             for row in conn.execute(
                 sa.select(checks.c.call_id, checks.c.check_id)
-                .where(checks.c.call_id.in_(ids[i : i + IN_CHUNK]), checks.c.passed.is_(False))
+                .where(checks.c.call_id.in_(ids[i : i + IN_CHUNK]), _failed(checks))
                 .order_by(checks.c.call_id, checks.c.id)
             ):
                 failed[int(row.call_id)].append(row.check_id)
@@ -519,7 +526,7 @@ class Store:
                 sa.exists().where(
                     checks.c.call_id == calls.c.id,
                     checks.c.check_id == where.failed_check,
-                    checks.c.passed.is_(False),
+                    _failed(checks),
                 )
             )
         if where.text:
@@ -571,6 +578,7 @@ class Store:
                     evidence=_evidence(c.evidence),
                     clause=_clause(c),
                     message=c.message,
+                    unknown_reason=(c.reason or c.message or "unknown") if c.status == "unknown" else "",
                 )
                 for c in conn.execute(
                     sa.select(check_t).where(check_t.c.call_id == call_id).order_by(check_t.c.id)
