@@ -76,7 +76,8 @@ def rtp_packets(leg: Leg, *, drop: frozenset[int] = frozenset()) -> list[tuple[i
     out = []
     for i in range(len(leg.samples) // PACKET_SAMPLES):
         chunk = leg.samples[i * PACKET_SAMPLES : (i + 1) * PACKET_SAMPLES]
-        if i in drop or (leg.dtx and np.abs(chunk).max() < 200):
+        # Silence suppression still sends the first packet: SIPp plays a capture from its first packet on.
+        if i in drop or (leg.dtx and i > 0 and np.abs(chunk).max() < 200):
             continue
         header = struct.pack("!BBHII", 0x80, 0, i & 0xFFFF, (i * PACKET_SAMPLES) & 0xFFFFFFFF, leg.ssrc)
         out.append((i, header + encode_ulaw(chunk)))

@@ -32,6 +32,7 @@ from copilot.transcription.playback import ReplayOptions, replay
 from copilot.transcription.streaming import SileroVad
 from copilot.transcription.transcript_files import read_transcript
 from copilot.types import Role
+from copilot.ui import phone
 from copilot.ui import review as rv
 from copilot.ui import train as tr
 from copilot.ui.context import AppContext
@@ -373,6 +374,8 @@ def _build_live(ctx: AppContext, calls: dict[str, str]) -> None:
         concurrency_limit=None,
     )
     mic.stop_recording(friendly(h.mic_stop), [call_state], None)
+    if ctx.config.telephony.enabled:
+        phone.add_follow(ctx, call_state, timer, TICK_SECONDS)
 
 
 def _remove_folder(folder: Any) -> None:
@@ -684,6 +687,7 @@ def launch(
     sys.setswitchinterval(GIL_SWITCH_SECONDS)
     ctx: AppContext | None = getattr(demo, "copilot_context", None)
     if ctx is not None:
+        phone.start_telephony(ctx)
         threading.Thread(target=_warm, args=(ctx,), name="warm-up", daemon=True).start()
     demo.queue(default_concurrency_limit=config.app.max_live_sessions).launch(
         server_name=host or config.app.host,

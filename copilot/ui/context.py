@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import threading
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from copilot.config import Config
 from copilot.qa.store import Store
 from copilot.session.engines import Services
 from copilot.ui.live import LiveSlots, pace_target, playbook_steps
 from copilot.ui.panel import Step
+
+if TYPE_CHECKING:
+    from copilot.session.telephony.service import TelephonyService
 
 
 class AppContext:
@@ -23,6 +27,7 @@ class AppContext:
         self.slots = LiveSlots(config.app.max_live_sessions)
         self._store = store
         self._lock = threading.Lock()
+        self.telephony: TelephonyService | None = None  # live calls from the phone system ([telephony])
 
     @property
     def store(self) -> Store:

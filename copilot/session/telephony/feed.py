@@ -28,7 +28,7 @@ from copilot.config import AsrConfig
 from copilot.errors import CopilotError
 from copilot.session.call import CallSession
 from copilot.session.telephony.rtp import StreamTimeline
-from copilot.transcription.audio import SAMPLE_RATE
+from copilot.transcription.audio import CHUNK_SECONDS, SAMPLE_RATE
 from copilot.transcription.playback import BEHIND_SECONDS, stream_options
 from copilot.transcription.streaming import ChannelStream, StreamOptions, Transcriber, Vad
 from copilot.types import Committed, Role, StreamEvent
@@ -171,6 +171,12 @@ class PhoneCall:
             return
         received = [t.received_until or 0 for t in self.timelines.values()]
         self._hand_on(max([self.timelines[ROLES[0]].position, *received]))
+        log.info(
+            "call %s ended at %.2f s of audio: %s",
+            self.info.call_id,
+            self.timelines[ROLES[0]].position / self.rate,
+            {role: t.stats for role, t in self.timelines.items()},
+        )
         self._ended = True
         if self._wav is not None:
             self._wav.close()
@@ -201,13 +207,17 @@ class PhoneCall:
                 self._handle(events)
 
         try:
+            piece = round(CHUNK_SECONDS * self.rate)
             while (item := self._queue.get()) is not None:
                 start, chunks = item
-                end = (start + len(chunks[ROLES[0]])) / self.rate
-                allow_partial = self.now() / self.rate - end < BEHIND_SECONDS  # behind: commits only
-                for role in ROLES:
-                    push(role, resamplers[role].push(chunks[role]), allow_partial)
-                self.session.advance(end)
+                # In the replay's step (0.2 s, both roles in turn): a long hand-on (a busy loop, audio sent
+                # faster than real time) must not let one role commit a whole turn before the other.
+                for at in range(0, len(chunks[ROLES[0]]), piece):
+                    end = (start + min(at + piece, len(chunks[ROLES[0]]))) / self.rate
+                    allow_partial = self.now() / self.rate - end < BEHIND_SECONDS  # behind: commits only
+                    for role in ROLES:
+                        push(role, resamplers[role].push(chunks[role][at : at + piece]), allow_partial)
+                    self.session.advance(end)
             for role in ROLES:
                 push(role, resamplers[role].push(None), False)
                 self._handle(streams[role].flush())

@@ -95,8 +95,6 @@ class StreamTimeline:
             extended, start = 0, self._anchor
         if diff > 0:
             self._highest_ts, self._highest_ext = timestamp, extended
-        elif diff < 0:
-            self.stats.reordered += 1
         end = start + len(samples)
         if end <= self.position:
             self.stats.late += 1
@@ -104,6 +102,8 @@ class StreamTimeline:
         if start in self._pending:
             self.stats.duplicates += 1
             return False
+        if diff < 0:
+            self.stats.reordered += 1
         self._pending[start] = np.asarray(samples, dtype=np.int16)
         self._end = end if self._end is None else max(self._end, end)
         return True

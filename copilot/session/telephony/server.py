@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
@@ -47,6 +48,7 @@ DECODERS: dict[str, Callable[[bytes], object]] = {
     "L16": g711.decode_l16,
 }
 ANY_ADDRESS = ("", "0.0.0.0", "::")
+RTP_RECEIVE_BUFFER = 1 << 20  # bytes: the default (208 KB) overflowed at ~2 s of a busy loop
 
 # (call id, extension, source, rate) -> a new PhoneCall, or None when no place is free
 CallFactory = Callable[[str, str, str, int], PhoneCall | None]
@@ -86,6 +88,23 @@ class SipTransport(UdpSipTransport):
         self._udp_transport = transport
 
 
+class RecordingUAS(SipUAS):
+    """aiosipua's UAS, absorbing retransmitted INVITEs: it answers a repeated re-INVITE (same Via branch and
+    CSeq, sent again because the 200 was slow to arrive) with 500 as if its CSeq went backwards. The 200 is
+    already being retransmitted until the ACK, so a retransmission needs nothing more."""
+
+    def _handle_invite(self, request: SipRequest, addr: tuple[str, int]) -> None:
+        existing = self._calls.get(request.call_id or "")
+        if existing is not None and _same_transaction(existing.invite, request):
+            return
+        super()._handle_invite(request, addr)
+
+
+def _same_transaction(first: SipRequest, second: SipRequest) -> bool:
+    branch = [v.branch for v in first.via[:1]] == [v.branch for v in second.via[:1]]
+    return branch and first.get_header("cseq") == second.get_header("cseq")
+
+
 class RtpReceiver(asyncio.DatagramProtocol):
     """One recorded stream's socket: packets from the expected source, decoded, to the call's timeline."""
 
@@ -97,6 +116,11 @@ class RtpReceiver(asyncio.DatagramProtocol):
         self.offered = (stream.address, stream.port)
         self.source: tuple[str, int] | None = None
         self.refused = 0  # packets from elsewhere, or not RTP of the negotiated payload type
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        sock = transport.get_extra_info("socket")
+        if sock is not None:  # room for seconds of packets while the loop is busy (capped by rmem_max)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RTP_RECEIVE_BUFFER)
 
     def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
         source = (addr[0], addr[1])
@@ -142,7 +166,7 @@ class SiprecServer:
 
     async def start(self) -> None:
         transport = SipTransport(local_addr=(self.config.host, self.config.sip_port))
-        uas = SipUAS(transport, user_agent=USER_AGENT)
+        uas = RecordingUAS(transport, user_agent=USER_AGENT)
         uas.on_invite = lambda call: self._spawn(self._on_invite(call))
         uas.on_reinvite = self._on_reinvite
         uas.on_bye = lambda call, _request: self.end(call.call_id)
