@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Debian packages the product and its tests use: ffmpeg (openai-whisper decodes files with it),
+# Debian packages the product and its tests use: ffmpeg (openai-whisper decodes files with it), sox
+# (eval/bench_transcription.py makes the 8 kHz telephone band of the real clips),
 # Chromium + ChromeDriver (the browser tests) and the PostgreSQL server binaries (the review-store tests
 # start their own throwaway cluster), SIPp (the SIPREC tests). Installs only what is missing.
 set -euo pipefail
 need=()
 command -v ffmpeg >/dev/null 2>&1 || need+=(ffmpeg)
+command -v sox >/dev/null 2>&1 || need+=(sox)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
 # A CJK font, or Chinese renders as boxes in the browser screenshots.
