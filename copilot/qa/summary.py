@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from copilot.suggest.guard import promises
 from copilot.suggest.llm import ChatMessage, Generator
-from copilot.transcription.redact import redact
+from copilot.transcription.redact import redact, redact_segments
 from copilot.types import Clause, Passage, Segment, Transcript
 
 MAX_TRANSCRIPT_CHARS = 900  # prompt budget: the 0.5B model summarises a short call well within this
@@ -117,7 +117,7 @@ def follow_ups(segments: Sequence[Segment], passages: Sequence[Passage]) -> list
 
 def transcript_for_prompt(transcript: Transcript) -> str:
     names = {"agent": "坐席", "customer": "客户", "unknown": "说话人"}
-    lines = [f"{names[s.speaker]}：{redact(s.text)}" for s in transcript.segments]
+    lines = [f"{names[s.speaker]}：{s.text}" for s in redact_segments(transcript.segments)]
     text = "\n".join(lines)
     return (
         text
@@ -142,7 +142,7 @@ def summarize(
         ]
         text = "".join(generator.stream(messages, max_new_tokens=SUMMARY_TOKENS, stop=stop)).strip()
     return PostCallSummary(
-        call=transcript.source,
+        call=redact(transcript.source),
         problem=redact(customer_problem(transcript.segments)),
         promises=tuple(
             Promise(p.at, redact(p.text), p.commitments) for p in agent_promises(transcript.segments)

@@ -22,7 +22,7 @@ from copilot.judgement.operators import chars_per_minute
 from copilot.judgement.tone import customer_emotion
 from copilot.qa.review import ReviewOptions, review_call
 from copilot.suggest.engine import Suggester, Suggestion, SuggestOptions
-from copilot.transcription.redact import redact
+from copilot.transcription.redact import redact, redact_segments
 from copilot.types import (
     CallReview,
     CheckResult,
@@ -259,7 +259,10 @@ class CallSession:
         recent_agent = [s for s in segments if s.speaker == "agent" and s.end >= now - PACE_WINDOW]
         return PanelState(
             time=now,
-            segments=tuple(dataclasses.replace(s, text=clean(s.text), words=()) for s in segments),
+            # the whole call so far: a number read over two lines is masked in both
+            segments=redact_segments(segments)
+            if self.options.redact
+            else tuple(dataclasses.replace(s, words=()) for s in segments),
             tentative=tuple(dataclasses.replace(t, text=clean(t.text)) for t in tentative),
             suggestion=_clean_suggestion(suggestion, clean) if suggestion else None,
             flags=tuple(

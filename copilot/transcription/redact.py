@@ -181,7 +181,7 @@ _ADDRESS = re.compile(
 
 # Names: a full name after the words people introduce themselves or a contact with.
 _NAME_CUE = re.compile(
-    r"(?:我叫|我姓|名字叫|名字是|姓名是|姓名|叫做|联系人是|联系人|收货人是|收货人|户主是|户主|机主是|机主|登记人是|本人是|我是)"
+    r"(?:我叫|名字叫|名字是|姓名是|姓名|叫做|联系人是|联系人|收货人是|收货人|户主是|户主|机主是|机主|登记人是|本人是|我是)"
 )
 _NAME_STOP = frozenset(
     "的是在住到了和跟就请呢吗吧啊呀哦嗯那这个我你他她您先女小电手号码家里说要想给把对没有不也都还"
@@ -484,10 +484,9 @@ def _name_spans(text: str) -> list[PiiSpan]:
         while start < len(text) and text[start] in " ，,：:":
             start += 1
         length = _name_length(text, start)
-        if cue.group() == "我姓" and length:  # the surname alone
-            length = 2 if text.startswith(_COMPOUND_SURNAMES, start) else 1
-        elif length < 2 or _is_common_word(text[start : start + length]):
-            continue
+        surname = 2 if text.startswith(_COMPOUND_SURNAMES, start) else 1
+        if length <= surname or _is_common_word(text[start : start + length]):
+            continue  # a surname alone (王先生, 我姓王) names no one
         spans.append(PiiSpan("name", start, start + length, text[start : start + length]))
     return spans
 
