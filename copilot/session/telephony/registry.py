@@ -68,10 +68,11 @@ class CallRegistry:
         if not key:
             return None
         with self._changed:
-            mine = [e for e in self._calls.values() if e.extension == key]
+            mine = [(n, e) for n, e in enumerate(self._calls.values()) if e.extension == key]
         if not mine:
             return None
-        return max(mine, key=lambda e: (e.ended is None, e.started))
+        # In progress first, then the latest started (ties: the latest added).
+        return max(mine, key=lambda item: (item[1].ended is None, item[1].started, item[0]))[1]
 
     def wait_for(
         self, predicate: Callable[[CallRegistry], LiveEntry | None], timeout: float
