@@ -124,6 +124,7 @@ class TelephonyService:
                 "segments": len(review.segments),
                 "failed_checks": [c.id for c in review.checks if not c.passed],
                 "flags": sorted({f.rule for f in call.session.state().flags}),
+                "commit_lags": [lag.lag for lag in call.lags],  # s after each utterance's end
                 "errors": call.errors,
             }
         except CopilotError as e:
