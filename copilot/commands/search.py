@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 
 from copilot.commands._common import config_from_args, print_json, read_lines
 from copilot.errors import ConfigError
+from copilot.knowledge.retrieval import Assessment
 from copilot.types import SearchHit
 
 
@@ -14,9 +16,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "search",
         help="find the handbook passages for a query (situations + passage views + BM25, fused)",
-        description="Search the knowledge base. With --json prints a JSON list of {id, source, section, text, "
-        "score}; with --file, one such list per input line (JSONL), loading the models once. A missing "
-        "or stale index is rebuilt first, with a notice on stderr (or refused with --no-rebuild).",
+        description="Search the knowledge base. With --json prints one object per query: {query, answer "
+        "('passages' or 'none' when no handbook passage fits), fit (calibrated probability that one fits), "
+        "situation {key, title, confidence, special}, hits [{rank, id, source, section, quote, text, score}], "
+        "closest (when the answer is none: the nearest passages, not answers)}; with --file, one object per "
+        "input line (JSONL), loading the models once. A missing or stale index is rebuilt first, with a notice "
+        "on stderr (or refused with --no-rebuild).",
     )
     parser.add_argument("query", nargs="?", help="the query text")
     parser.add_argument("--file", help="UTF-8 file with one query per line ('-' for stdin)")
@@ -29,21 +34,47 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=_run)
 
 
-def hit_dict(hit: SearchHit) -> dict[str, object]:
+def hit_dict(hit: SearchHit, rank: int = 0) -> dict[str, object]:
     p = hit.passage
     return {
+        "rank": rank,
         "id": p.id,
         "source": p.source,
         "section": p.section,
+        "quote": first_sentence(p.text),
         "text": p.text,
         "score": round(hit.score, 6),
+    }
+
+
+def first_sentence(text: str, limit: int = 80) -> str:
+    return re.split(r"(?<=[。!?！？;；\n])", text.strip(), maxsplit=1)[0].strip()[:limit]
+
+
+def answer_dict(found: Assessment) -> dict[str, object]:
+    """The JSON answer for one query: passages, or "none" as a first-class answer."""
+    top = found.situations[0] if found.situations else None
+    return {
+        "query": found.query,
+        "answer": "none" if found.none_fits else "passages",
+        "fit": round(found.fit, 3),
+        "situation": None
+        if top is None
+        else {
+            "key": top.situation.key,
+            "title": top.situation.title,
+            "confidence": round(top.confidence, 3),
+            "special": top.situation.special,
+        },
+        "hits": [hit_dict(h, rank) for rank, h in enumerate(found.hits, 1)],
+        "closest": [hit_dict(h, rank) for rank, h in enumerate(found.closest, 1)],
     }
 
 
 def _run(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from copilot.knowledge.retrieval import open_retriever
+    from copilot.knowledge.retrieval import assess, open_retriever
 
     if (args.query is None) == (args.file is None):
         raise ConfigError("give either a QUERY or --file FILE")
@@ -56,11 +87,14 @@ def _run(args: argparse.Namespace) -> int:
     queries = read_lines(args.file) if args.file else [args.query]
     retriever = open_retriever(config, on_stale="refuse" if args.no_rebuild else "rebuild")
     for query in queries:
-        hits = retriever.search(query, k=args.k)
+        found = assess(retriever, query, k=args.k)
+        hits = found.hits
         if args.json:
-            print_json([hit_dict(h) for h in hits])
+            print_json(answer_dict(found))
             continue
         print(f"# {query}")
+        if found.none_fits:
+            print(f"   none: no handbook passage fits (fit {found.fit:.2f})")
         for rank, hit in enumerate(hits, 1):
             text = hit.passage.text.replace("\n", " ")
             print(f"{rank}. [{hit.score:.4f}] {hit.passage.source} | {hit.passage.section}\n   {text[:160]}")

@@ -82,6 +82,9 @@ class SuiteOptions:
     playbook: str = ""  # flags: a playbook other than the configured one
     semantic: bool = False  # flags: also the embedding operator
     judge_cases: int | None = None  # judge: how many suggestions the LLM scores
+    from_jsonl: str = ""  # realsuggest: score `copilot suggest --file --json` output instead of running it
+    search_jsonl: str = ""  # realsuggest: score `copilot search --file --json` output (retrieval) instead
+    dump: str = ""  # realsuggest: write the suggestions with their customer turns here, for reading
     context: EvalContext | None = field(default=None, compare=False)  # engines shared by one run's suites
 
     @classmethod
@@ -97,6 +100,9 @@ class SuiteOptions:
             playbook=getattr(args, "playbook", None) or "",
             semantic=bool(getattr(args, "semantic", False)),
             judge_cases=getattr(args, "judge_cases", None),
+            from_jsonl=getattr(args, "from_jsonl", None) or "",
+            search_jsonl=getattr(args, "search_jsonl", None) or "",
+            dump=getattr(args, "dump", None) or "",
         )
 
 

@@ -20,7 +20,7 @@ from copilot.knowledge.charlm import default_model
 from copilot.knowledge.clean import CleanedDocument, CleanRules, Drop, clean_document
 from copilot.knowledge.passages import PassageRecord, build_passages, write_passages
 from copilot.knowledge.readers import SUPPORTED_SUFFIXES, read_document
-from copilot.knowledge.scripts import extract_scripts, merge_custom, write_scripts
+from copilot.knowledge.scripts import WordingFix, extract_scripts, fix_wording, merge_custom, write_scripts
 from copilot.knowledge.sections import split_sections
 from copilot.knowledge.vocabulary import extract_vocabulary, merge_words, read_word_list, write_word_list
 from copilot.types import Script
@@ -73,6 +73,23 @@ def load_rules(knowledge_dir: Path) -> CleanRules:
     return CleanRules(base.drop_lines + extra_lines, base.drop_inline + extra_inline)
 
 
+def load_typo_fixes(knowledge_dir: Path) -> list[tuple[str, str]]:
+    """``script_typos`` of ingest_rules.yaml: scraped wordings (正于查询中) and what a script says instead."""
+    path = knowledge_dir / RULES_FILE
+    if not path.is_file():
+        return []
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as e:
+        raise KnowledgeError(f"{path} is invalid: {e}") from e
+    fixes = data.get("script_typos") or {}
+    if not isinstance(fixes, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in fixes.items()
+    ):
+        raise KnowledgeError(f"{path}: script_typos must map a scraped wording to its fix")
+    return sorted(fixes.items(), key=lambda pair: -len(pair[0]))  # longer wordings first
+
+
 def _without_comments(text: str) -> str:
     return re.sub(r"<!--.*?-->", "", text, flags=re.DOTALL)
 
@@ -98,7 +115,25 @@ def _excerpt(text: str) -> str:
     return f"{text[:REPORT_EXCERPT_CHARS]}… ({len(text)} chars)"
 
 
-def render_report(documents: Sequence[DocumentReport]) -> str:
+def render_wording(fixes: Sequence[WordingFix]) -> list[str]:
+    """The report's list of scripts said differently from the handbook's quotation (kept for citation)."""
+    lines = [
+        "",
+        f"## Script wording: {len(fixes)} script(s) said differently from the quotation",
+        "",
+        "Typos of the scrape (`script_typos` in ingest_rules.yaml), stage directions, alternatives and",
+        "unfinished clauses; the passages keep the handbook's original text, which is what is cited.",
+        "",
+        "| script | handbook quotation | said as | changes |",
+        "|---|---|---|---|",
+    ]
+    for fix in fixes:
+        changes = "; ".join(fix.changes).replace("|", "/")
+        lines.append(f"| {fix.script_id} | {_excerpt(fix.original)} | {_excerpt(fix.said)} | {changes} |")
+    return lines
+
+
+def render_report(documents: Sequence[DocumentReport], wording: Sequence[WordingFix] = ()) -> str:
     lines = [
         "# Ingestion report",
         "",
@@ -124,6 +159,8 @@ def render_report(documents: Sequence[DocumentReport]) -> str:
             for drop in drops:
                 detail = f" — {drop.detail}" if drop.detail else ""
                 lines.append(f"- `{_excerpt(drop.text)}`{detail}")
+    if wording:
+        lines += render_wording(wording)
     return "\n".join(lines) + "\n"
 
 
@@ -149,12 +186,13 @@ def ingest(knowledge_dir: Path, *, write: bool = True, log: Callable[[str], None
             )
         )
         log(f"{source}: {len(records)} passages, {len(cleaned.drops)} items dropped")
-    scripts = merge_custom(extract_scripts(passages), knowledge_dir / SCRIPTS_CUSTOM_FILE)
+    spoken, wording = fix_wording(extract_scripts(passages), load_typo_fixes(knowledge_dir))
+    scripts = merge_custom(spoken, knowledge_dir / SCRIPTS_CUSTOM_FILE)
     vocabulary = merge_words(
         read_word_list(knowledge_dir / VOCABULARY_CUSTOM_FILE),
         extract_vocabulary([r.text for r in passages] + [s.text for s in scripts]),
     )
-    report = render_report(reports)
+    report = render_report(reports, wording)
     if write:
         write_passages(knowledge_dir / PASSAGES_FILE, passages)
         write_scripts(knowledge_dir / SCRIPTS_FILE, scripts)

@@ -379,19 +379,24 @@ class Retriever:
 
     # --- search ----------------------------------------------------------------------------------
 
-    def rankings(self, query: str, mode: Mode, depth: int) -> list[tuple[list[int], float]]:
-        """The rankings ``mode`` fuses, each with its weight."""
+    def rankings(
+        self, query: str, mode: Mode, depth: int, views: np.ndarray | None = None
+    ) -> list[tuple[list[int], float]]:
+        """The rankings ``mode`` fuses, each with its weight (``views``: the query's view scores, if known)."""
         result: list[tuple[list[int], float]] = []
         if mode in ("hybrid", "bm25"):
             result.append(([i for i, _ in self.bm25_ranking(query, depth)], LEXICAL_WEIGHT))
         if mode in ("hybrid", "dense"):
-            views = self.view_scores(self.embed_query(query))
+            if views is None:
+                views = self.view_scores(self.embed_query(query))
             if self.situations:
                 result.append(([i for i, _ in self.situation_ranking(views, depth)], SITUATION_WEIGHT))
             result.append(([i for i, _ in self.passage_ranking(views, depth)], PASSAGE_WEIGHT))
         return result
 
-    def search(self, query: str, *, k: int | None = None, mode: Mode | None = None) -> list[SearchHit]:
+    def search(
+        self, query: str, *, k: int | None = None, mode: Mode | None = None, views: np.ndarray | None = None
+    ) -> list[SearchHit]:
         k = k or self.config.top_k
         mode = mode or self.config.mode
         if mode not in MODES:
@@ -403,11 +408,93 @@ class Retriever:
         if mode == "bm25":
             ranked = self.bm25_ranking(query, depth)
         else:
-            parts = self.rankings(query, mode, depth)
+            parts = self.rankings(query, mode, depth, views)
             ranked = reciprocal_rank_fusion(
                 [ranking for ranking, _ in parts], self.config.rrf_k, [weight for _, weight in parts]
             )
         return [SearchHit(self.passages[i], score) for i, score in ranked[:k]]
+
+
+@dataclass(frozen=True)
+class SituationMatch:
+    """How well a query matches one situation of knowledge/situations.yaml."""
+
+    situation: Situation
+    score: float  # cosine: the mean of the situation's best SITUATION_TOP phrasings
+    confidence: float  # calibrated probability that the turn is this situation (see situation_confidence)
+
+
+@dataclass(frozen=True)
+class Assessment:
+    """What the knowledge base says about one moment: passages, situations, and whether anything fits."""
+
+    query: str
+    hits: tuple[SearchHit, ...]  # empty when nothing fits
+    situations: tuple[SituationMatch, ...]  # best first (up to SITUATIONS_KEPT)
+    fit: float  # calibrated probability that some passage fits the moment
+    closest: tuple[SearchHit, ...] = ()  # when nothing fits: the nearest passages, for the curious
+
+    @property
+    def none_fits(self) -> bool:
+        return not self.hits
+
+
+# Calibration of the situation matcher (logistic on the best cosine and its margin over the runner-up),
+# fitted by `copilot eval realsuggest --calibrate` on the TUNE part of eval/realdata/suggest_turns.tsv
+# only: P(the labelled situation is the best match). Refit after editing situations.yaml.
+CONFIDENCE_BIAS = -34.11
+CONFIDENCE_SCORE = 35.31
+CONFIDENCE_MARGIN = 30.12
+# "Nothing fits": the best situation cosine and the best passage-view cosine together. On the tune part the
+# turns that no passage fits (app how-to, vouchers) score like the others (e5 cosines 0.86-0.93 for both), so
+# the boundary sits below 95 % of the fitting turns: "none" is said for what is off-topic for the handbooks
+# (a cosine pair under about 0.875 / 0.86), not for every turn the labels call none.
+FIT_BIAS = -173.5
+FIT_SITUATION = 100.0
+FIT_PASSAGE = 100.0
+FIT_THRESHOLD = 0.5
+SITUATIONS_KEPT = 5
+
+
+def _sigmoid(value: float) -> float:
+    return float(1.0 / (1.0 + np.exp(-value)))
+
+
+def situation_confidence(score: float, margin: float) -> float:
+    """Calibrated probability that the best-matching situation is the turn's situation."""
+    return _sigmoid(CONFIDENCE_BIAS + CONFIDENCE_SCORE * score + CONFIDENCE_MARGIN * margin)
+
+
+def fit_probability(best_situation: float, best_passage: float) -> float:
+    """Calibrated probability that some handbook passage fits the moment."""
+    return _sigmoid(FIT_BIAS + FIT_SITUATION * best_situation + FIT_PASSAGE * best_passage)
+
+
+def assess(retriever: Retriever, query: str, *, k: int | None = None) -> Assessment:
+    """Passages, situations and the "none fits" answer for one query, from one embedding of it."""
+    k = k or retriever.config.top_k
+    query = normalize_query(query)
+    if not query or retriever.embedder is None or retriever._dense is None or not retriever.situations:
+        hits = tuple(retriever.search(query, k=k)) if query else ()
+        return Assessment(query, hits, (), 1.0 if hits else 0.0)
+    views = retriever.view_scores(retriever.embed_query(query))
+    scores = retriever.situation_scores(views)
+    order = np.argsort(-scores, kind="stable")
+    runner_up = float(scores[order[1]]) if len(order) > 1 else 0.0
+    matches = []
+    for rank, index in enumerate(order[:SITUATIONS_KEPT]):
+        score = float(scores[index])
+        margin = score - (runner_up if rank == 0 else float(scores[order[0]]))
+        matches.append(
+            SituationMatch(retriever.situations[index], score, situation_confidence(score, margin))
+        )
+    passages = retriever.passage_ranking(views, 1)
+    best_passage = passages[0][1] if passages else 0.0
+    fit = fit_probability(float(scores[order[0]]), best_passage)
+    hits = tuple(retriever.search(query, k=k, views=views))
+    if fit < FIT_THRESHOLD:
+        return Assessment(query, (), tuple(matches), fit, closest=hits)
+    return Assessment(query, hits, tuple(matches), fit)
 
 
 def _stderr(message: str) -> None:

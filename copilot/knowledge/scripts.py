@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -199,3 +199,59 @@ def read_scripts(path: Path) -> list[Script]:
         return [replace(Script(**item)) for item in data]
     except (yaml.YAMLError, TypeError) as e:
         raise KnowledgeError(f"{path.name} is not a valid script library: {e}") from e
+
+
+# -- what a script says, not how the handbook scrape wrote it --------------------------------------------
+# Stage directions and notes to the agent inside a quotation: （稍微提高自己的音量）, (根据用户的需求…).
+STAGE_DIRECTION = re.compile(r"[((（][^()（）]*[))）]")
+# Alternatives the handbook offers with a slash (核实/确认, 是否明白/是否清楚): the first is said.
+ALTERNATIVE = re.compile(r"(是否[\u4e00-\u9fff]{2}|[\u4e00-\u9fff]{2})/(?!小姐)(?:是否)?[\u4e00-\u9fff]{2}")
+# A clause the handbook leaves for the agent to complete (建议您…): nothing to say as it stands.
+UNFINISHED_CLAUSE = re.compile(r"[,,]?(?:[^,,。!?!?]*…+|建议您)$")
+
+
+@dataclass(frozen=True)
+class WordingFix:
+    """One script whose spoken text differs from the handbook's quotation (kept in the passage)."""
+
+    script_id: str
+    original: str
+    said: str
+    changes: tuple[str, ...]
+
+
+def speakable(text: str, typo_fixes: Sequence[tuple[str, str]] = ()) -> tuple[str, list[str]]:
+    """The quotation as an agent would say it: typos fixed, stage directions, alternatives and unfinished
+    clauses removed. Returns the text and what was changed (for the ingest report)."""
+    changes: list[str] = []
+    for wrong, right in typo_fixes:
+        if wrong in text:
+            text = text.replace(wrong, right)
+            changes.append(f"{wrong} → {right}")
+    for pattern, label in ((STAGE_DIRECTION, "stage direction"), (UNFINISHED_CLAUSE, "unfinished clause")):
+        for match in pattern.finditer(text):
+            changes.append(f"{label} dropped: {match.group(0)}")
+        text = pattern.sub("", text)
+    for match in ALTERNATIVE.finditer(text):
+        changes.append(f"alternative: {match.group(0)} → {match.group(1)}")
+    text = ALTERNATIVE.sub(r"\1", text)
+    text = re.sub(r"^[\s,,]+|[\s,,]+$", "", re.sub(r"[,,]{2,}", ",", text))
+    return text, changes
+
+
+def fix_wording(
+    scripts: Sequence[Script], typo_fixes: Sequence[tuple[str, str]]
+) -> tuple[list[Script], list[WordingFix]]:
+    """Every script made speakable (ids stay those of the quotation, so ``disable:`` entries still hold)."""
+    fixed: list[Script] = []
+    report: list[WordingFix] = []
+    for script in scripts:
+        if script.kind != "script":  # a forbidden phrase is matched as the handbook wrote it
+            fixed.append(script)
+            continue
+        said, changes = speakable(script.text, typo_fixes)
+        if said != script.text and said:
+            report.append(WordingFix(script.id, script.text, said, tuple(changes)))
+            script = replace(script, text=said)
+        fixed.append(script)
+    return fixed, report

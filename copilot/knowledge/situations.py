@@ -20,7 +20,7 @@ from copilot.errors import KnowledgeError
 from copilot.types import Passage
 
 SITUATIONS_FILE = "situations.yaml"
-FIELDS = frozenset({"key", "title", "clauses", "examples"})
+FIELDS = frozenset({"key", "title", "clauses", "examples", "special", "says"})
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,10 @@ class Situation:
     title: str  # the moment in the handbooks' own terms
     clauses: tuple[str, ...]  # quotes of the passages (section path or text) holding the guidance
     examples: tuple[str, ...]  # typical phrasings of a caller or an agent
+    # A special situation (wrong number, can't hear, greeting, farewell...) has scripts that are wrong on
+    # any other turn: they are offered only when the matcher is confident the turn is this situation.
+    special: bool = False
+    says: tuple[str, ...] = ()  # quotes of the scripts (scripts.yaml text) that answer this situation
 
 
 @dataclass(frozen=True)
@@ -74,12 +78,18 @@ def parse_situations(data: object, origin: str = SITUATIONS_FILE) -> list[Situat
         title = str(item.get("title") or "").strip()
         if not title:
             raise KnowledgeError(f"{where} ({key}) needs a title")
+        special = item.get("special", False)
+        if not isinstance(special, bool):
+            raise KnowledgeError(f"{where} ({key}) special must be true or false")
+        says = item.get("says")
         situations.append(
             Situation(
                 key=key,
                 title=title,
                 clauses=_strings(item.get("clauses"), f"{where} ({key}) clauses"),
                 examples=_strings(item.get("examples"), f"{where} ({key}) examples"),
+                special=special,
+                says=_strings(says, f"{where} ({key}) says") if says is not None else (),
             )
         )
     return situations

@@ -104,4 +104,5 @@ class Services:
                 rules=self.rules,
                 max_new_tokens=self.config.llm.max_new_tokens,
                 gate=GenerationGate(self.config.app.llm_at_once, self.config.app.llm_wait_seconds),
+                company=self.config.company,
             )

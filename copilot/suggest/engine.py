@@ -1,6 +1,10 @@
 """Suggest the agent's next reply at the end of a customer's turn.
 
-1. At once: the handbook script that best fits the moment, with the customer's name and product filled in.
+1. At once: the handbook script for the moment, with the customer's name and product and the company's
+   placeholders filled in. A special-situation script (wrong number, can't hear, greeting, farewell...) only
+   when the situation matcher's calibrated confidence says the turn really is that situation, never the
+   opening or the farewell mid-call; otherwise the handbooks' general move (empathy first when the customer
+   is upset, recap and confirm, or "I need to confirm and will call back" for a question), or nothing.
 2. Then: the local LLM rewrites it for this call, streamed piece by piece.
 3. Always guarded: every streamed prefix and the final text pass the agent's own rules; a rewrite that breaks
    a rule, invents a promise or strays from the cited passages is replaced by the script, with the reason.
@@ -9,6 +13,7 @@ Every suggestion cites the passages it rests on.
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -16,17 +21,19 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from copilot.config import CompanyConfig
 from copilot.judgement import tone
 from copilot.judgement.engine import RuleEngine
 from copilot.judgement.tone import customer_emotion
 from copilot.knowledge.embedding import Embedder
 from copilot.knowledge.query import build_query, turns
-from copilot.knowledge.retrieval import Retriever
+from copilot.knowledge.retrieval import Assessment, Retriever, SituationMatch, assess
+from copilot.knowledge.situations import Situation
 from copilot.suggest.gate import GenerationGate
-from copilot.suggest.guard import check_rewrite, unsupported_promises
+from copilot.suggest.guard import check_rewrite, overlap, unsupported_promises
 from copilot.suggest.llm import Generator
 from copilot.suggest.prompt import suggestion_messages
-from copilot.suggest.slots import extract_slots, fill_script
+from copilot.suggest.slots import extract_slots, fill_company, fill_script, unfilled_placeholders
 from copilot.types import Script, SearchHit, Segment
 
 PASSAGE_LINK_WEIGHT = 0.3  # bonus for a script quoted in a retrieved passage, scaled by 1/rank
@@ -50,12 +57,62 @@ GENERIC_SCRIPT = Script(
 )
 
 
+SPECIAL_CONFIDENCE = 0.5  # calibrated P(the turn is this situation) a special-situation script needs
+SITUATION_CONFIDENCE = 0.4  # ... and any other situation's script (below: the general move)
+CALM_MOODS = frozenset({"calm", "thankful", "neutral", "satisfied"})  # any other mood label is upset
+THANKFUL_MOODS = frozenset({"thankful", "satisfied"})
+MID_CALL_SITUATIONS = frozenset({"greeting", "holiday_greeting", "answer_late", "silent_line"})
+# Situations whose scripts already put empathy first, and upset situations (they make empathy owed).
+UPSET_SITUATION_KEYS = frozenset(
+    {
+        "angry_caller", "vent", "apology", "emotion_acceptance", "own_responsibility", "compensation",
+        "negotiate_demands", "complaint_colleague_attitude", "complaint_colleague_error", "complaint_own_error",
+        "transfer_manager", "quick_action", "follow_through",
+    }
+)  # fmt: skip
+# How an agent's reply shows empathy or an apology in its first words (the suite checks the same list).
+EMPATHY_MARKERS = (
+    "抱歉",
+    "对不起",
+    "不好意思",
+    "理解您",
+    "心情我明白",
+    "着急",
+    "给您带来",
+    "添麻烦",
+    "让您失望",
+)
+EMPATHY_WINDOW = 16  # characters: empathy must come first, not at the end of a long script
+# The handbooks' own empathy lines, by the customer's mood (quotes of knowledge/scripts.yaml).
+EMPATHY_QUOTES = {
+    "angry": "非常抱歉给您带来了不便",
+    "distressed": "遇到这种情况确实很着急,我非常理解您的心情",
+    "anxious": "遇到这种情况确实很着急,我非常理解您的心情",
+}
+DEFAULT_EMPATHY = "非常抱歉给您带来了不便"
+# The general moves when no situation is confident (keys of knowledge/situations.yaml with ``says``).
+QUESTION_MOVE = "cannot_answer_now"  # a question the handbooks cannot answer: confirm, then call back
+STATEMENT_MOVE = "confirm_problem"  # a statement: record, recap and confirm
+THANKS_MOVE = "thanks"
+QUESTION = re.compile(
+    r"吗|呢|什么时候|多久|多长时间|怎么|怎样|能不能|可不可以|为什么|是不是|几天|多少|哪|[?？]"
+)
+FILLERS = re.compile(r"[嗯呃啊哦喂哎唉诶那个就是然后对好的行吧呀了的嘛\s,，。.!！?？、]")
+COMPLAINT_KEYS = UPSET_SITUATION_KEYS | {"confirm_problem", "complaint_cannot_answer", "complaint_procedure"}
+COMPLAINT_TOP = 3  # a complaint among the best 3 situations makes empathy owed, whatever the mood model read
+CONTEXT_TURNS = 4  # the last turns read for what the agent already said
+REPEAT_OVERLAP = 0.7  # share of a script's character bigrams the agent already said that makes it a repeat
+MIN_CONTENT_CHARS = 4  # a turn with fewer content characters (嗯好的, 对对) needs no new suggestion
+NOTHING_TEXT = ""  # what "no suggestion" shows: nothing to say, with the reason beside it
+
+
 @dataclass(frozen=True)
 class Cite:
     id: str
     text: str
     source: str
     section: str
+    quote: str = ""  # the words of the passage the suggestion rests on
 
 
 @dataclass(frozen=True)
@@ -77,6 +134,14 @@ class Suggestion:
     situation: str = ""
     final: bool = True  # False while the LLM is still streaming
     streaming_text: str = ""  # the rewrite so far (already passed the rules), shown while streaming
+    situation_key: str = ""  # the situation the turn was matched to ("" when none was confident)
+    special: bool = False  # a special-situation script (wrong number, can't hear, greeting, farewell...)
+    confidence: float = 0.0  # calibrated confidence of the matched situation
+    move: str = "script"  # script | general (the handbook's general move) | none (nothing to suggest)
+    mood: str = ""  # the customer's mood (the checks' mood model)
+    upset: bool = False
+    empathy_first: bool = False  # the text opens with empathy or an apology
+    none_fits: bool = False  # no handbook passage fits this moment
 
 
 @dataclass(frozen=True)
@@ -93,6 +158,59 @@ class ScriptChoice:
     text: str  # slots filled
     hits: tuple[SearchHit, ...]
     score: float
+    situation: SituationMatch | None = None  # the confident situation the script answers
+    move: str = "script"  # script | general | none
+    mood: str = ""
+    upset: bool = False
+    empathy_first: bool = False
+    none_fits: bool = False
+    passages: tuple[str, ...] = ()  # ids of the passages the move rests on, cited first
+    why: str = ""  # for move none: why nothing is suggested
+    move_key: str = ""  # the situation whose script or general move this is
+    quotes: tuple[str, ...] = ()  # the move's clause quotes: what to quote of a cited passage
+
+
+def opens_with_empathy(text: str) -> bool:
+    head = text[:EMPATHY_WINDOW]
+    return any(marker in head for marker in EMPATHY_MARKERS)
+
+
+def content_chars(text: str) -> int:
+    """Characters that carry content (fillers, backchannels and punctuation removed)."""
+    return len(FILLERS.sub("", text))
+
+
+QUOTE_CHARS = 80
+
+
+def _quote(text: str, clauses: Sequence[str]) -> str:
+    """The sentence of a passage that holds one of the move's clause quotes, else its first sentence."""
+    sentences = [part.strip() for part in re.split(r"(?<=[。!?！？;；\n])", text) if part.strip()]
+    for clause in clauses:
+        for index, sentence in enumerate(sentences):
+            if clause in sentence:
+                # a heading-only sentence (11、遇到…时) says more with the sentence after it
+                if len(sentence) <= len(clause) + 6 and index + 1 < len(sentences):
+                    sentence = f"{sentence} {sentences[index + 1]}"
+                return sentence[:QUOTE_CHARS]
+    return sentences[0][:QUOTE_CHARS] if sentences else ""
+
+
+def _needed(situation: Situation) -> float:
+    return SPECIAL_CONFIDENCE if situation.special else SITUATION_CONFIDENCE
+
+
+def _match(found: Assessment, key: str) -> SituationMatch | None:
+    """The general move's situation, with the confidence the matcher gave it (0 when not among the best)."""
+    for match in found.situations:
+        if match.situation.key == key:
+            return match
+    return None
+
+
+def _repeats(text: str, said: str) -> bool:
+    """The agent just said (nearly) this: suggesting it again would be a loop."""
+    return bool(said) and overlap(text, [said]) >= REPEAT_OVERLAP
 
 
 class Suggester:
@@ -108,8 +226,15 @@ class Suggester:
         rules: RuleEngine | None = None,
         max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
         gate: GenerationGate | None = None,
+        company: CompanyConfig | None = None,
     ) -> None:
         self.retriever = retriever
+        self.company = company or CompanyConfig()  # fills the scripts' placeholders (xxxx, 敝姓X, **小时内)
+        self._situation_rows = {
+            situation.key: rows
+            for situation, rows in zip(retriever.situations, retriever.links.passages, strict=True)
+        }
+        self._situations = {situation.key: situation for situation in retriever.situations}
         self.gate = gate  # shared by every session: how many rewrites run at once
         self.max_new_tokens = max_new_tokens
         self.scripts = [s for s in scripts if s.kind == "script"] or [GENERIC_SCRIPT]
@@ -126,6 +251,115 @@ class Suggester:
     def choose_script(
         self, segments: Sequence[Segment], blocked: frozenset[str] = frozenset()
     ) -> ScriptChoice:
+        """The script for the moment: a confident situation's, else the handbooks' general move, else none."""
+        if not self.retriever.situations or self.retriever.embedder is None:
+            return self._closest_script(segments, blocked)  # no situation layer: the nearest script
+        history = turns(segments)
+        if not history:
+            return ScriptChoice(GENERIC_SCRIPT, "", (), 0.0, move="none", why="no customer turn yet")
+        latest_at = max(
+            (i for i, turn in enumerate(history) if turn.speaker != "agent"), default=len(history) - 1
+        )
+        latest = history[latest_at].text
+        earlier = history[:latest_at]
+        said = " ".join(t.text for t in earlier[-CONTEXT_TURNS:] if t.speaker == "agent")
+        mid_call = any(t.speaker == "agent" for t in earlier) or len(earlier) >= 2
+        found = assess(self.retriever, latest, k=SEARCH_DEPTH)
+        mood = customer_emotion(latest).label
+        top = found.situations[0] if found.situations else None
+        situation = top if top is not None and top.confidence >= _needed(top.situation) else None
+        if situation is not None and mid_call and situation.situation.key in MID_CALL_SITUATIONS:
+            situation = None  # never the opening mid-call
+        complaint = any(m.situation.key in COMPLAINT_KEYS for m in found.situations[:COMPLAINT_TOP])
+        upset = mood not in CALM_MOODS or complaint
+        slots = extract_slots(segments)
+
+        def fill(script: Script) -> str:
+            return fill_company(fill_script(script.text, slots), self.company)
+
+        def usable(script: Script, text: str) -> bool:
+            return not (
+                text in blocked
+                or script.text in blocked
+                or unfilled_placeholders(text)
+                or _repeats(text, said)
+            )
+
+        def says(key: str) -> tuple[Script, str] | None:
+            known = self._situations.get(key)
+            for quote in known.says if known is not None else ():
+                for script in self.scripts:
+                    if quote in script.text and usable(script, fill(script)):
+                        return script, fill(script)
+            return None
+
+        chosen: tuple[Script, str] | None = None
+        move = "script"
+        move_key = situation.situation.key if situation is not None else ""
+        if situation is not None:
+            chosen = says(move_key)
+        if chosen is None:
+            situation = None
+            move = "general"
+            if mood in THANKFUL_MOODS and not QUESTION.search(latest) and not complaint:
+                move_key = THANKS_MOVE
+            elif content_chars(latest) < MIN_CONTENT_CHARS and not upset:
+                why = "nothing to suggest: the turn adds nothing to answer (a backchannel or a filler)"
+                return ScriptChoice(
+                    GENERIC_SCRIPT, NOTHING_TEXT, found.hits, 0.0, None, "none", mood, upset, False,
+                    found.none_fits, why=why,
+                )  # fmt: skip
+            else:
+                move_key = QUESTION_MOVE if QUESTION.search(latest) else STATEMENT_MOVE
+            chosen = says(move_key)
+            situation = _match(found, move_key)
+        if chosen is None:
+            chosen = (GENERIC_SCRIPT, fill(GENERIC_SCRIPT))
+        script, text = chosen
+        quotes = self._situations[move_key].clauses if move_key in self._situations else ()
+        passages = self._clause_passages(move_key, quotes)
+        if script.passage_id:
+            passages.insert(0, script.passage_id)
+        if upset and not opens_with_empathy(text):
+            text = f"{self._empathy(mood)},{text}"
+            passages += [
+                self.retriever.passages[row].id for row in self._situation_rows.get("emotion_acceptance", ())
+            ]
+        return ScriptChoice(
+            script,
+            text,
+            found.hits,
+            situation.confidence if situation is not None else 0.0,
+            situation,
+            move,
+            mood,
+            upset,
+            opens_with_empathy(text),
+            found.none_fits,
+            tuple(dict.fromkeys(passages)),
+            move_key=move_key,
+            quotes=quotes,
+        )
+
+    def _clause_passages(self, key: str, quotes: Sequence[str]) -> list[str]:
+        """The ids of a situation's passages, in the order of its clause quotes (the first is the main one)."""
+        rows = self._situation_rows.get(key, ())
+        texts = {
+            row: f"{self.retriever.passages[row].section}\n{self.retriever.passages[row].text}"
+            for row in rows
+        }
+        order = {row: next((i for i, q in enumerate(quotes) if q in texts[row]), len(quotes)) for row in rows}
+        return [self.retriever.passages[row].id for row in sorted(rows, key=lambda row: order[row])]
+
+    def _empathy(self, mood: str) -> str:
+        """The handbook's empathy line for this mood (as a script quotes it)."""
+        quote = EMPATHY_QUOTES.get(mood, DEFAULT_EMPATHY)
+        if any(quote in script.text for script in self.scripts):
+            return quote
+        return DEFAULT_EMPATHY
+
+    def _closest_script(self, segments: Sequence[Segment], blocked: frozenset[str]) -> ScriptChoice:
+        """Without a situation layer: the script closest to the query, its passage and the mood."""
         query = build_query(segments)
         hits = tuple(self.retriever.search(query, k=SEARCH_DEPTH)) if query else ()
         rank_of = {hit.passage.id: rank for rank, hit in enumerate(hits)}
@@ -135,10 +369,10 @@ class Suggester:
         slots = extract_slots(segments)
         # The handbooks' first rule for an upset caller is to apologise and empathise, whatever the topic.
         latest = next((s.text for s in reversed(segments) if s.speaker != "agent"), "")
-        upset = customer_emotion(latest).label == "angry" if latest else False
+        upset = customer_emotion(latest).label not in CALM_MOODS if latest else False
         best: ScriptChoice | None = None
         for index, script in enumerate(self.scripts):
-            text = fill_script(script.text, slots)
+            text = fill_company(fill_script(script.text, slots), self.company)
             if text in blocked or script.text in blocked:
                 continue
             link = rank_of.get(script.passage_id)
@@ -150,6 +384,19 @@ class Suggester:
         if best is None:  # every script blocked: the neutral one still cites the passages
             best = ScriptChoice(GENERIC_SCRIPT, GENERIC_SCRIPT.text, hits, 0.0)
         return best
+
+    def cites(self, choice: ScriptChoice, k: int) -> tuple[Cite, ...]:
+        """The passages the suggestion rests on: the move's own first, then what retrieval found."""
+        cited: list[Cite] = []
+        for passage in [
+            *(self.retriever.by_id[i] for i in choice.passages if i in self.retriever.by_id),
+            *(hit.passage for hit in choice.hits),
+        ]:
+            if len(cited) >= k or any(c.id == passage.id for c in cited):
+                continue
+            quote = _quote(passage.text, choice.quotes)
+            cited.append(Cite(passage.id, passage.text, passage.source, passage.section, quote))
+        return tuple(cited)
 
     def warm(self) -> None:
         """Pay the first suggestion's one-off costs now (jieba, query embedding, the LLM's system-prefix
@@ -188,28 +435,31 @@ class Suggester:
             return round((time.monotonic() - started) * 1000.0, 1)
 
         choice = self.choose_script(segments, options.blocked)
-        cites = tuple(
-            Cite(h.passage.id, h.passage.text, h.passage.source, h.passage.section)
-            for h in choice.hits[: options.k]
-        )
-        # The script's own passage is cited first when retrieval did not bring it in the top k.
-        if choice.script.passage_id and choice.script.passage_id not in {c.id for c in cites}:
-            linked = [h for h in choice.hits if h.passage.id == choice.script.passage_id]
-            if linked:
-                p = linked[0].passage
-                cites = (Cite(p.id, p.text, p.source, p.section), *cites[: options.k - 1])
+        cites = self.cites(choice, options.k)
         latency = Latency(script=ms())
+        matched = choice.situation
         base = Suggestion(
             script=choice.text,
             text=choice.text,
             cites=cites,
             fallback=True,
-            reason="",
+            reason=choice.why,
             latency_ms=latency,
-            script_id=choice.script.id,
-            situation=choice.script.situation,
+            script_id=choice.script.id if choice.move != "none" else "",
+            situation=matched.situation.title if matched is not None else choice.script.situation,
             final=False,
+            situation_key=choice.move_key,
+            special=choice.move == "script" and matched is not None and matched.situation.special,
+            confidence=round(choice.score, 3),
+            move=choice.move,
+            mood=choice.mood,
+            upset=choice.upset,
+            empathy_first=choice.empathy_first,
+            none_fits=choice.none_fits,
         )
+        if choice.move == "none":
+            yield replace(base, final=True)
+            return
         if not options.use_llm or self.generator is None:
             yield replace(base, final=True, reason="LLM disabled")
             return
@@ -301,14 +551,24 @@ def suggestion_dict(suggestion: Suggestion) -> dict[str, object]:
     """The JSON shape of ``copilot suggest`` (and of stored suggestions)."""
     timing = suggestion.latency_ms
     return {
-        "script": suggestion.script,
+        "suggestion": suggestion.text if suggestion.move != "none" else "none",
         "text": suggestion.text,
+        "script": suggestion.script,
+        "move": suggestion.move,
+        "situation": suggestion.situation,
+        "situation_key": suggestion.situation_key,
+        "special_situation_script": suggestion.special,
+        "situation_confidence": suggestion.confidence,
+        "customer_mood": suggestion.mood,
+        "customer_upset": suggestion.upset,
+        "empathy_first": suggestion.empathy_first,
+        "passage_fits": "none" if suggestion.none_fits else "yes",
         "cites": [
-            {"id": c.id, "text": c.text, "source": c.source, "section": c.section} for c in suggestion.cites
+            {"id": c.id, "source": c.source, "section": c.section, "quote": c.quote, "text": c.text}
+            for c in suggestion.cites
         ],
         "fallback": suggestion.fallback,
         "reason": suggestion.reason,
         "latency_ms": {"script": timing.script, "first_token": timing.first_token, "done": timing.done},
         "script_id": suggestion.script_id,
-        "situation": suggestion.situation,
     }

@@ -10,6 +10,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from copilot.config import CompanyConfig
 from copilot.types import Segment
 
 # Common single-character surnames; a closed list keeps "我姓名不方便说" from giving the surname 名.
@@ -107,3 +108,53 @@ def fill_script(script: str, slots: CallSlots) -> str:
     if slots.surname and slots.honorific and text.startswith("您好"):
         text = f"{slots.address}，" + text
     return text
+
+
+# -- the handbook's placeholders ---------------------------------------------------------------------------
+# (pattern, replacement when the [company] value is set, replacement when it is not). Applied in order: the
+# specific forms (敝姓X, 我是XX, 于**小时内) before the bare company placeholder.
+_NAME = r"(?:[xX]{2,}|X(?=润发)X?润发|X{1,2}(?=品牌))(?:品牌)?"
+_AGENT = r"(?:[xX]{1,2}|\*+)"
+
+
+def _template_rules(company: CompanyConfig) -> tuple[tuple[re.Pattern[str], str], ...]:
+    agent = company.agent_name
+    hours = company.callback_hours
+    name = company.name
+    me = (
+        f"我是{company.job_number}号客服{agent}，"
+        if company.job_number
+        else (f"我是{agent}，" if agent else "")
+    )
+    rules = (
+        (r"敝姓" + _AGENT + r"[,，]?", f"敝姓{agent[0]}，" if agent else ""),
+        (r"我是(?:客服)?" + _AGENT + r"[,，]?", me),
+        (r"(?:于|在)\*+小时内", f"在{hours}小时内" if hours else ""),
+        (r"\*+先生/小姐[,，]?", ""),
+        (r"拨打[xX]{2,}", f"拨打{company.hotline}" if company.hotline else "拨打我们的服务热线"),
+        (r"关于" + _NAME, f"关于{name}" if name else "关于"),
+        (_NAME + r"(?=暂时)", name or "我们"),
+        (r"这里是" + _NAME + r"的?", f"这里是{name}" if name else "这里是"),
+        (_NAME, name),
+        (r"\*+", ""),
+    )
+    return tuple((re.compile(pattern), value) for pattern, value in rules)
+
+
+UNFILLED = re.compile(
+    r"[xX]{2,}|(?<![A-Za-z])X(?![A-Za-z])|\*|敝姓X|[（(【\[{][^）)】\]}]*[）)】\]}]|…|\.\.\."
+)
+
+
+def fill_company(text: str, company: CompanyConfig) -> str:
+    """The script with its placeholders filled from ``[company]``, or their words dropped when unset."""
+    for pattern, value in _template_rules(company):
+        text = pattern.sub(value, text)
+    text = re.sub(r"([,，、])[,，、]+", r"\1", text)  # a dropped part leaves no doubled comma
+    text = re.sub(r"([!！。?？])[,，、]+", r"\1", text)
+    return re.sub(r"^[,，、\s]+", "", text)
+
+
+def unfilled_placeholders(text: str) -> list[str]:
+    """What in ``text`` is still template, not speech: xxxx, X, *, 敝姓X, bracketed directions, ellipses."""
+    return [match.group(0) for match in UNFILLED.finditer(text)]
