@@ -338,6 +338,18 @@ def test_binary_frames_are_interleaved_channels_in_label_order() -> None:
     assert [(r, s) for r, _, _, s in got.packets] == [("customer", [1, 3, 5]), ("agent", [2, 4, 6])]
 
 
+def test_the_start_may_name_the_channel_order_of_binary_frames() -> None:
+    start = parse_start(
+        json.dumps({"callId": "b", "encoding": "audio/l16", "channels": ["agent", "customer"]})
+    )
+    got = Received()
+    stream = MediaStream(start, got, ("customer", "agent"))  # type: ignore[arg-type]
+    stream.message(np.array([1, 2], dtype="<i2").tobytes())
+    assert [(r, s) for r, _, _, s in got.packets] == [("agent", [1]), ("customer", [2])]
+    with pytest.raises(ProtocolError):
+        parse_start(json.dumps({"callId": "b", "channels": ["agent", "agent"]}))
+
+
 @pytest.mark.parametrize(
     "message",
     [

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
+from pathlib import Path
+
+from copilot.config import TelephonyConfig
+from copilot.qa.store import Store
 from copilot.session.call import CallSession, SessionOptions
 from copilot.session.telephony.registry import CallRegistry
 from copilot.types import Segment
@@ -37,3 +42,19 @@ def test_leaving_the_panel_does_not_end_the_phone_call() -> None:
     assert attached is not None
     attached.stop()
     assert not session.state().finished
+
+
+def test_the_live_view_has_the_extension_box_and_browser_source_only_with_telephony(tmp_path: Path) -> None:
+    from copilot.ui.app import build_app
+    from tests.ui_fakes import Engines, app_config
+
+    services = Engines().services()
+    store = Store.open(f"sqlite:///{tmp_path / 'copilot.db'}")
+    plain = build_app(app_config(), services, store=store, calls_dir=None)  # type: ignore[arg-type]
+    config = dataclasses.replace(app_config(), telephony=TelephonyConfig(enabled=True))
+    phone_app = build_app(config, services, store=store, calls_dir=None)  # type: ignore[arg-type]
+    ids = [getattr(b, "elem_id", None) for b in plain.blocks.values()]
+    phone_ids = [getattr(b, "elem_id", None) for b in phone_app.blocks.values()]
+    assert "live-extension" not in ids and "live-browser-call" not in ids
+    assert "live-extension" in phone_ids and "live-browser-call" in phone_ids
+    assert phone_app.copilot_context.telephony is None  # listeners start at launch, not at build

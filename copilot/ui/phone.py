@@ -3,7 +3,8 @@
 The app runs the telephony service (:mod:`copilot.session.telephony.service`) in a thread; an agent types
 their extension into the Live view, and a half-second timer asks the service's registry for that extension's
 call: when a SIPREC or media-stream call for it starts, the panel attaches to its session (the same panel as a
-replay: transcript, flags, suggestion). The call belongs to the phone system, not to the page: leaving or
+replay: transcript, flags, suggestion). An agent on a web softphone can make the browser itself the source
+(:data:`BROWSER_SOURCE_JS`: headset microphone = agent, the shared softphone tab = customer). The call belongs to the phone system, not to the page: leaving or
 stopping the panel detaches it and never ends the call; the call's review is stored by the service when it ends.
 """
 
@@ -20,6 +21,53 @@ from copilot.ui.panel import Step
 log = logging.getLogger(__name__)
 
 FOLLOW_SECONDS = 0.5  # s between looks for the agent's new call: attached within a second
+
+# The agent's browser as the call's source, for an agent on a web softphone: the headset microphone is the
+# agent, the softphone's tab (or the system audio, shared with getDisplayMedia) the customer. The page mixes
+# them into two channels and streams them to the media-stream endpoint as binary L16 frames; the panel then
+# follows the call by extension like any other. A second click ends the call.
+BROWSER_SOURCE_JS = """
+async (ext) => {
+  if (window.copilotBrowserCall) { window.copilotBrowserCall.stop(); return ext; }
+  if (!ext) { alert("请先输入分机号 (type your extension first)"); return ext; }
+  const mic = await navigator.mediaDevices.getUserMedia({audio: {echoCancellation: true, noiseSuppression: true}});
+  const shared = await navigator.mediaDevices.getDisplayMedia({video: true, audio: true});
+  const tab = shared.getAudioTracks();
+  const release = () => [...mic.getTracks(), ...shared.getTracks()].forEach((t) => t.stop());
+  if (!tab.length) { release(); alert("分享软电话标签页时请勾选“分享音频” (share the softphone tab with its audio)"); return ext; }
+  const ctx = new AudioContext({sampleRate: 16000});
+  const merger = ctx.createChannelMerger(2);
+  ctx.createMediaStreamSource(mic).connect(merger, 0, 0);
+  ctx.createMediaStreamSource(new MediaStream(tab)).connect(merger, 0, 1);
+  const node = ctx.createScriptProcessor(4096, 2, 2);
+  const silent = ctx.createGain();
+  silent.gain.value = 0;
+  merger.connect(node); node.connect(silent); silent.connect(ctx.destination);
+  const ws = new WebSocket(`ws://${location.hostname}:__PORT__`);
+  ws.binaryType = "arraybuffer";
+  ws.onopen = () => ws.send(JSON.stringify({callId: `browser-${ext}-${Date.now()}`, extension: ext,
+    encoding: "audio/l16", sampleRate: ctx.sampleRate, channels: ["agent", "customer"]}));
+  node.onaudioprocess = (e) => {
+    if (ws.readyState !== 1) return;
+    const agent = e.inputBuffer.getChannelData(0), customer = e.inputBuffer.getChannelData(1);
+    const frames = new Int16Array(agent.length * 2);
+    for (let i = 0; i < agent.length; i++) {
+      frames[2 * i] = Math.max(-1, Math.min(1, agent[i])) * 32767;
+      frames[2 * i + 1] = Math.max(-1, Math.min(1, customer[i])) * 32767;
+    }
+    ws.send(frames.buffer);
+  };
+  const stop = () => {
+    window.copilotBrowserCall = null;
+    if (ws.readyState === 1) ws.send(JSON.stringify({event: "stop"}));
+    ws.close(); node.disconnect(); ctx.close(); release();
+  };
+  shared.getVideoTracks().forEach((t) => { t.onended = stop; });
+  ws.onclose = () => { if (window.copilotBrowserCall) stop(); };
+  window.copilotBrowserCall = {stop};
+  return ext;
+}
+"""
 
 
 class FollowedCall(LiveCall):
@@ -72,6 +120,13 @@ def add_follow(ctx: AppContext, call_state: Any, panel_timer: Any, tick_seconds:
         elem_id="live-extension",
     )
     look = gr.Timer(FOLLOW_SECONDS, active=True)
+    port = ctx.config.telephony.media_stream_port
+    if port:
+        browser = gr.Button(
+            "🎧 用本浏览器通话 Headset + softphone tab as the call (again: end it)",
+            elem_id="live-browser-call",
+        )
+        browser.click(None, [extension], [extension], js=BROWSER_SOURCE_JS.replace("__PORT__", str(port)))
 
     def on_look(ext: str, call: LiveCall | None) -> list[Any]:
         registry = ctx.telephony.registry if ctx.telephony is not None else None

@@ -8,7 +8,8 @@ The protocol (one WebSocket connection per call; see the README's "Live calls fr
 - then either JSON ``media`` messages, ``{"event": "media", "media": {"track": "agent" | "customer" |
   "outbound" | "inbound", "payload": "<base64>", "timestamp": <ms since the start, optional>}}``
   (``inbound`` is the caller, i.e. the customer; ``outbound`` the agent), or binary frames of interleaved
-  two-channel audio in the start's encoding, channels in ``[telephony] label_order`` (L16 little-endian);
+  two-channel audio in the start's encoding, channels in the start's ``"channels"`` (e.g. ``["agent",
+  "customer"]``) or else ``[telephony] label_order`` (L16 little-endian);
 - ``{"event": "stop"}`` or closing the connection ends the call; its review is stored.
 
 A bad message closes the connection with 1008 and a one-line reason; no free place closes it with 1013.
@@ -64,6 +65,7 @@ class StreamStart:
     extension: str
     encoding: str
     rate: int
+    channels: tuple[Role, ...] | None = None  # binary frames' channel roles; None: [telephony] label_order
 
 
 def parse_start(text: str | bytes) -> StreamStart:
@@ -88,7 +90,12 @@ def parse_start(text: str | bytes) -> StreamStart:
         raise ProtocolError(f"encoding {encoding!r} is not one of {', '.join(ENCODINGS)}")
     if not isinstance(rate, int) or rate not in RATES:
         raise ProtocolError(f"sampleRate must be one of {RATES}")
-    return StreamStart(call_id, str(message.get("extension") or "").strip(), encoding, rate)
+    channels = message.get("channels")
+    if channels is not None:
+        if not isinstance(channels, list) or sorted(map(str, channels)) != ["agent", "customer"]:
+            raise ProtocolError('channels must be ["agent", "customer"] in the order of the frames')
+        channels = tuple(TRACKS[str(c)] for c in channels)
+    return StreamStart(call_id, str(message.get("extension") or "").strip(), encoding, rate, channels)
 
 
 class MediaStream:
@@ -97,7 +104,7 @@ class MediaStream:
     def __init__(self, start: StreamStart, call: PhoneCall, label_order: tuple[Role, ...]) -> None:
         self.start = start
         self.call = call
-        self.label_order = label_order
+        self.label_order = start.channels or label_order
         self.decode, self.width = ENCODINGS[start.encoding]
         self._counts: dict[Role, int] = {"agent": 0, "customer": 0}
 
