@@ -298,18 +298,19 @@ def test_real_onnx_query_vectors_equal_the_torch_vectors(
 
 
 @pytest.mark.real
-def test_real_a_live_query_goes_through_onnx_and_a_batch_through_torch(
+def test_real_with_an_onnx_export_every_text_goes_through_onnx_and_torch_is_never_loaded(
     e5_pair: tuple[SentenceTransformerEmbedder, SentenceTransformerEmbedder], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with_onnx, torch_only = e5_pair
     assert with_onnx.onnx is not None
     onnx_calls = _spy(monkeypatch, with_onnx.onnx, "encode")
-    torch_calls = _spy(monkeypatch, with_onnx._model, "encode")
     with_onnx.embed([QUERIES[0]], kind="query")
     with_onnx.embed(list(QUERIES[:3]), kind="query")
-    assert onnx_calls == [1, 3] and torch_calls == []
-    with_onnx.embed([QUERIES[0]] * (embedding.FEW_TEXTS + 1), kind="passage")  # index building
-    assert onnx_calls == [1, 3] and torch_calls == [embedding.FEW_TEXTS + 1]
+    assert onnx_calls == [1, 3]
+    many = embedding.BATCH_SIZE + 3
+    vectors = with_onnx.embed([QUERIES[0]] * many, kind="passage")  # index building: in batches
+    assert onnx_calls == [1, 3, embedding.BATCH_SIZE, 3] and vectors.shape == (many, with_onnx.dimension)
+    assert "_model" not in vars(with_onnx)  # the torch model (~600 MB resident) was never loaded
     torch_only_calls = _spy(monkeypatch, torch_only._model, "encode")
     torch_only.embed([QUERIES[0]], kind="query")  # onnx_queries = false
     assert torch_only_calls == [1]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import logging
 import os
 from collections.abc import Iterator, Sequence
@@ -41,6 +42,10 @@ FEW_TEXTS = 8
 FEW_TEXTS_THREADS = 1
 BATCH_SIZE = 32  # sentences per forward pass: handbook passages are short, 32 keeps padding waste low
 MIN_NORM = 1e-12  # below this a row is treated as the zero vector
+
+TOKENIZER_FILE = "tokenizer.json"
+TOKENIZER_CONFIG = "tokenizer_config.json"
+DEFAULT_MAX_TOKENS = 512  # a tokenizer_config.json without model_max_length: BERT-family encoders' limit
 
 USE_MODEL = "use-multilingual"  # packaged name of the Universal Sentence Encoder
 USE_DIMENSION = 512
@@ -89,53 +94,67 @@ class SentenceTransformerEmbedder:
     """A sentence-transformers model on CPU with the configured query / passage prefixes.
 
     With ``onnx_queries`` (the default) and an ONNX export at ``<model folder>/onnx/query_encoder.onnx`` (the
-    packaged e5 has one), up to ``FEW_TEXTS`` texts -- live queries -- are embedded by
-    :class:`OnnxQueryEncoder`; larger batches (index building) stay on torch. A folder or hub model without
+    packaged e5 has one), every text is embedded by :class:`OnnxQueryEncoder` and the torch model is never
+    loaded (it would hold ~600 MB more in the app for nothing). A folder or hub model without
     the file uses torch for everything; a packaged model without it (installed by an older converter) does
     too, with a warning to reinstall. A file that is present but cannot be loaded is a ModelError.
     """
 
     def __init__(self, config: EmbedderConfig, *, threads: int = EMBED_THREADS) -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")  # packaged weights only: never reach for a hub
-        location = resolve(config.model)
+        self._config = config
+        self._location = resolve(config.model)
+        self._threads = threads
+        self._prefixes: dict[str, str] = {"query": config.query_prefix, "passage": config.passage_prefix}
+        # The ONNX export gives the same vectors as torch to float precision (cosine >= 0.9999, checked at
+        # export), so an index built with torch stays valid and the name below does not mention it.
+        self.name: str = _identity(config)
+        self.onnx: OnnxQueryEncoder | None = None
+        self._onnx_dimension = 0
+        if config.onnx_queries:
+            self.onnx = self._onnx_encoder(config, self._location)
+        # With the ONNX export the torch model is never loaded: the app held both (about 600 MB more).
+        self.dimension: int = self._torch_dimension() if self.onnx is None else self._onnx_dimension
+
+    @functools.cached_property
+    def _model(self) -> Any:
+        """The sentence-transformers model: loaded only where there is no ONNX export to use instead."""
         try:
             from sentence_transformers import SentenceTransformer
         except ImportError as e:
             raise ModelError(
                 f"sentence-transformers is not installed; {install_hint('sentence-transformers')}"
             ) from e
-        self._threads = threads
-        local = Path(location).exists()
+        location = self._location
         try:
-            self._model = SentenceTransformer(location, device="cpu", local_files_only=local)
+            return SentenceTransformer(location, device="cpu", local_files_only=Path(location).exists())
         except (OSError, ValueError, RuntimeError) as e:
-            raise ModelError(f"cannot load embedding model {config.model} from {location}: {e}") from e
+            raise ModelError(f"cannot load embedding model {self._config.model} from {location}: {e}") from e
+
+    def _torch_dimension(self) -> int:
         dimension = self._model.get_embedding_dimension()
         if not dimension:
-            raise ModelError(f"embedding model {config.model} does not declare its output dimension")
-        self.dimension: int = int(dimension)
-        self._prefixes: dict[str, str] = {"query": config.query_prefix, "passage": config.passage_prefix}
-        # The ONNX export gives the same vectors as torch to float precision (cosine >= 0.9999, checked at
-        # export), so an index built with torch stays valid and the name below does not mention it.
-        self.name: str = _identity(config)
-        self.onnx: OnnxQueryEncoder | None = None
-        if config.onnx_queries:
-            self.onnx = self._onnx_encoder(config, location)
+            raise ModelError(f"embedding model {self._config.model} does not declare its output dimension")
+        return int(dimension)
 
     def _onnx_encoder(self, config: EmbedderConfig, location: str) -> OnnxQueryEncoder | None:
         path = Path(location) / ONNX_QUERY_ENCODER
         if not path.is_file():
             if packaged(config.model) is not None:
                 log.warning(
-                    "%s has no ONNX query encoder (installed by an older converter): live queries use torch, "
+                    "%s has no ONNX query encoder (installed by an older converter): embeddings use torch, "
                     "about twice as slow; run: .venv/bin/copilot models install",
                     config.model,
                 )
             return None
-        encoder = OnnxQueryEncoder(path, self._model.tokenizer, self._model.max_seq_length)
-        if (width := encoder.encode(["x"]).shape[-1]) != self.dimension:
+        encoder = OnnxQueryEncoder(path, None, None)  # a broken file is refused before the tokenizer loads
+        tokenizer = _BatchTokenizer.load(Path(location), config.model)
+        encoder.use_tokenizer(tokenizer, tokenizer.model_max_length)
+        self._onnx_dimension = int(encoder.encode(["x"]).shape[-1])
+        declared = _declared_dimension(location)
+        if declared is not None and declared != self._onnx_dimension:
             raise ModelError(
-                f"the ONNX query encoder {path} gives {width} dimensions, the model {self.dimension}"
+                f"the ONNX query encoder {path} gives {self._onnx_dimension} dimensions, the model {declared}"
             )
         return encoder
 
@@ -143,19 +162,72 @@ class SentenceTransformerEmbedder:
         _check_kind(kind)
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        if self.onnx is not None and len(texts) <= FEW_TEXTS:
-            return normalize_rows(self.onnx.encode(texts, prompt=self._prefixes[kind]), self.dimension)
+        prompt = self._prefixes[kind]
+        if self.onnx is not None:  # on one thread, batches too: 200 passages in 8 s against torch's 25 s
+            chunks = [
+                self.onnx.encode(texts[i : i + BATCH_SIZE], prompt=prompt)
+                for i in range(0, len(texts), BATCH_SIZE)
+            ]
+            return normalize_rows(np.vstack(chunks), self.dimension)
         threads = FEW_TEXTS_THREADS if len(texts) <= FEW_TEXTS else self._threads
         with _torch_threads(threads):
             vectors = self._model.encode(
                 list(texts),
-                prompt=self._prefixes[kind],  # explicit, so the configured prefix wins over saved prompts
+                prompt=prompt,  # explicit, so the configured prefix wins over saved prompts
                 batch_size=BATCH_SIZE,
                 convert_to_numpy=True,
                 normalize_embeddings=True,
                 show_progress_bar=False,
             )
         return normalize_rows(vectors, self.dimension)
+
+
+class _BatchTokenizer:
+    """The model's ``tokenizer.json`` through the Rust ``tokenizers`` library, called like a transformers
+    tokenizer (``padding=True, truncation=True, return_tensors="np"``): the same ids and mask as
+    ``AutoTokenizer`` (checked by a real test), without the second copy transformers builds beside it
+    (AutoTokenizer held 365 MB more for e5's 250k-piece vocabulary)."""
+
+    def __init__(self, tokenizer: Any, pad_id: int, pad_token: str, model_max_length: int) -> None:
+        self._tokenizer = tokenizer
+        self._pad = (pad_id, pad_token)
+        self.model_max_length = model_max_length
+
+    @classmethod
+    def load(cls, folder: Path, model: str) -> _BatchTokenizer:
+        from tokenizers import Tokenizer
+
+        try:
+            tokenizer = Tokenizer.from_file(str(folder / TOKENIZER_FILE))
+            settings = json.loads((folder / TOKENIZER_CONFIG).read_text(encoding="utf-8"))
+        except Exception as e:  # OSError, a JSON error, or the Rust library's own (Exception only)
+            raise ModelError(f"cannot load the tokenizer of {model} from {folder}: {e}") from e
+        pad_token = str(settings.get("pad_token") or "<pad>")
+        pad_id = tokenizer.token_to_id(pad_token)
+        if pad_id is None:
+            raise ModelError(f"the tokenizer of {model} has no padding token {pad_token!r}")
+        limit = settings.get("model_max_length")
+        return cls(tokenizer, pad_id, pad_token, int(limit) if isinstance(limit, int) else DEFAULT_MAX_TOKENS)
+
+    def __call__(
+        self, texts: list[str], *, max_length: int | None = None, return_tensors: str = "np", **_: Any
+    ) -> dict[str, np.ndarray]:
+        self._tokenizer.enable_truncation(max_length or self.model_max_length)
+        self._tokenizer.enable_padding(pad_id=self._pad[0], pad_token=self._pad[1])
+        encoded = self._tokenizer.encode_batch(texts)
+        return {
+            "input_ids": np.array([e.ids for e in encoded], dtype=np.int64),
+            "attention_mask": np.array([e.attention_mask for e in encoded], dtype=np.int64),
+        }
+
+
+def _declared_dimension(location: str) -> int | None:
+    """The hidden size a model folder's config.json declares (None for a hub id or no such file)."""
+    try:
+        declared = json.loads((Path(location) / "config.json").read_text(encoding="utf-8")).get("hidden_size")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return int(declared) if isinstance(declared, int) else None
 
 
 def _identity(config: EmbedderConfig) -> str:

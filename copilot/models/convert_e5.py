@@ -382,6 +382,7 @@ class OnnxQueryEncoder:
         options.intra_op_num_threads = threads  # a query is a small matrix: one thread, like torch's
         options.inter_op_num_threads = 1
         options.log_severity_level = self.ORT_LOG_ERRORS_ONLY
+        options.enable_cpu_mem_arena = False  # the arena kept ~110 MB more for a query's few small tensors
         try:
             self._session = ort.InferenceSession(
                 str(self.path), sess_options=options, providers=["CPUExecutionProvider"]
@@ -397,6 +398,10 @@ class OnnxQueryEncoder:
             raise ModelError(
                 f"the ONNX query encoder {self.path} takes {sorted(inputs)}, expected {sorted(ONNX_INPUTS)}"
             )
+        self.use_tokenizer(tokenizer, max_length)
+
+    def use_tokenizer(self, tokenizer: Any, max_length: int | None) -> None:
+        """Tokenise with ``tokenizer`` from now on (given after the session when loading it costs more)."""
         self._tokenizer = tokenizer
         self._max_length = max_length
 

@@ -116,6 +116,7 @@ class TransformersGenerator:
         self.model.eval()
         if config.quantize == "int8":
             self.model = quantize_int8(self.model)
+        compact_input_embeddings(self.model)
         self._lock = threading.Lock()
         self._prefix_caches: OrderedDict[tuple[int, ...], Any] = OrderedDict()
 
@@ -348,7 +349,39 @@ def quantize_int8(model: Any) -> Any:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", category=DeprecationWarning)
         warnings.filterwarnings("ignore", message=".*(torchao|quantize_per_tensor|deprecated).*")
-        return quantize_dynamic(model, layers, dtype=torch.qint8)
+        # In place: the default deep-copies the float32 model first (2.5 GB more at load for the 0.5B).
+        return quantize_dynamic(model, layers, dtype=torch.qint8, inplace=True)
+
+
+def compact_input_embeddings(model: Any) -> None:
+    """Keep the input embedding table in bfloat16 when that loses nothing (the packaged weights are
+    bfloat16, upcast to float32 at load): a lookup picks a few rows, upcast per call. 272 MB less resident
+    for the 0.5B's 151,936 x 896 table, same replies bit for bit."""
+    import torch
+
+    table = model.get_input_embeddings()
+    if not isinstance(table, torch.nn.Embedding) or table.weight.dtype != torch.float32:
+        return
+    compact = table.weight.detach().to(torch.bfloat16)
+    if not torch.equal(compact.float(), table.weight):
+        return  # real float32 values: rounding them would change the model
+    model.set_input_embeddings(_Bf16Embedding(compact, table.padding_idx))
+
+
+class _Bf16Embedding:  # built as a torch module lazily: torch is imported only with the LLM
+    def __new__(cls, weight: Any, padding_idx: int | None) -> Any:
+        import torch
+
+        class Bf16Embedding(torch.nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.weight = torch.nn.Parameter(weight, requires_grad=False)
+                self.padding_idx = padding_idx
+
+            def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+                return torch.nn.functional.embedding(input_ids, self.weight).float()
+
+        return Bf16Embedding()
 
 
 def load_generator(config: LlmConfig) -> Generator:
