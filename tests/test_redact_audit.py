@@ -255,3 +255,50 @@ def test_out_that_is_a_file_or_taken_by_another_batch_is_a_one_line_error(tmp_pa
         fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
         done = _copilot("review", str(call), "--out", str(out), home=home)
     assert done.returncode != 0 and "another batch" in done.stderr
+
+
+# ---- small CLI defects (issue 21) -------------------------------------------------------------------
+
+
+def test_a_folder_is_reported_as_a_folder_not_as_a_missing_audio_file(tmp_path: Path) -> None:
+    from copilot.errors import AudioError
+    from copilot.transcription.audio import probe
+
+    folder = tmp_path / "call.wav"
+    folder.mkdir()
+    with pytest.raises(AudioError, match="is a folder") as raised:
+        probe(folder)
+    assert "not found" not in str(raised.value)
+    with pytest.raises(AudioError, match="not found"):
+        probe(tmp_path / "missing.wav")
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device"])
+def test_a_json_that_is_a_fifo_or_a_device_is_refused_without_reading_it(tmp_path: Path, kind: str) -> None:
+    import os
+
+    if kind == "fifo":
+        path = tmp_path / "call.json"
+        os.mkfifo(path)  # reading it would block until a writer comes
+    else:
+        path = tmp_path / "zero.json"
+        path.symlink_to("/dev/zero")  # reports 0 bytes, never ends
+    done = _copilot("review", str(path), "--json", home=tmp_path / "home")
+    assert done.returncode != 0
+    assert "not a regular file" in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    batch = _copilot(
+        "review", str(path), "--out", str(tmp_path / "out"), "--no-progress", home=tmp_path / "home"
+    )
+    assert batch.returncode != 0 and "not a regular file" in batch.stdout
+    assert (tmp_path / "out" / "batch.json").is_file()
+
+
+def test_store_export_says_when_it_creates_a_folder_and_refuses_a_file_as_folder(tmp_path: Path) -> None:
+    target = tmp_path / "new" / "reviews.csv"
+    done = _copilot("store", "export", "--format", "csv", "--out", str(target), home=tmp_path / "home")
+    assert done.returncode == 0 and f"creating folder {target.parent}" in done.stderr
+    assert target.is_file()
+    under_a_file = target / "x.csv"
+    done = _copilot("store", "export", "--format", "csv", "--out", str(under_a_file), home=tmp_path / "home")
+    assert done.returncode != 0 and "is not a folder" in done.stderr
+    assert "internal error" not in done.stderr

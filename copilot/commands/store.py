@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import sys
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -243,6 +244,10 @@ def _export(args: argparse.Namespace) -> int:
     out = Path(args.out).expanduser()
     if out.is_dir():
         raise ConfigError(f"--out {out} is a folder; name a file")
+    if out.parent.exists() and not out.parent.is_dir():
+        raise ConfigError(f"cannot write {out}: {out.parent} is not a folder")
+    if not out.parent.exists():  # made, but said: a typo must not create folders unnoticed
+        print(f"copilot: creating folder {out.parent}", file=sys.stderr)
     with _open(config_from_args(args)) as store:
         calls = list(matching(store, where))
     text = to_csv(calls) if args.format == "csv" else to_json(calls)

@@ -9,6 +9,7 @@ no honest way to tell which of six channels is the agent, so the user is asked t
 
 from __future__ import annotations
 
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,8 +71,9 @@ def _open(path: str | Path):  # -> av.container.InputContainer
     import av
 
     file = Path(path)
-    if not file.is_file():
-        raise AudioError(f"audio file not found: {file}")
+    problem = file_problem(file)
+    if problem:
+        raise AudioError(f"audio file {problem}: {file}")
     if file.stat().st_size == 0:
         raise AudioError(f"{file} is empty (0 bytes)")
     try:
@@ -82,6 +84,22 @@ def _open(path: str | Path):  # -> av.container.InputContainer
         container.close()
         raise AudioError(f"{file} has no audio stream")
     return container
+
+
+def file_problem(file: Path) -> str:
+    """Why ``file`` cannot be read as a call ("" when it can): not found, a folder, or not a regular file
+    (reading a FIFO blocks until a writer comes, /dev/zero never ends)."""
+    try:
+        mode = file.stat().st_mode
+    except FileNotFoundError:
+        return "not found"
+    except OSError as e:
+        return f"cannot be read ({e.strerror or e})"
+    if stat.S_ISDIR(mode):
+        return "is a folder, not a file"
+    if not stat.S_ISREG(mode):
+        return "is not a regular file (a pipe or a device)"
+    return ""
 
 
 def _reason(error: Exception) -> str:

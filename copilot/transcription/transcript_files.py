@@ -152,7 +152,13 @@ def transcript_from_dict(data: Any, source: str, *, label: str = "") -> Transcri
 
 
 def check_size(file: Path) -> None:
-    """Refuse a file too large to be a transcript, from its size alone (it is not read)."""
+    """Refuse a file too large to be a transcript, from its size alone (it is not read), and anything that is
+    not a regular file: a FIFO would block the read, /dev/zero reports 0 bytes and never ends."""
+    from copilot.transcription.audio import file_problem
+
+    problem = file_problem(file)
+    if problem and problem != "not found":  # not found: stat() below says so, as the callers expect
+        raise TranscriptError(f"transcript {problem}: {file}")
     size = file.stat().st_size
     if size > MAX_TRANSCRIPT_BYTES:
         raise TranscriptError(
