@@ -346,9 +346,9 @@ def _validate_telephony(telephony: TelephonyConfig) -> None:
     try:
         pattern = re.compile(telephony.agent_pattern)
     except re.error as e:
-        raise ConfigError(f"telephony.agent_pattern is not a regular expression: {e}") from e
+        raise ConfigError(f"telephony.agent_pattern must be a regular expression ({e})") from e
     if "extension" not in pattern.groupindex:
-        raise ConfigError("telephony.agent_pattern needs a named group (?P<extension>...)")
+        raise ConfigError("telephony.agent_pattern must have a named group (?P<extension>...)")
     roles = [r.strip() for r in telephony.label_order.split(",")]
     if sorted(roles) != ["agent", "customer"]:
         raise ConfigError("telephony.label_order must be 'agent,customer' or 'customer,agent'")
