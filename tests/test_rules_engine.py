@@ -19,6 +19,7 @@ CHECK_IDS = [
     "hold",
     "apology",
     "closing",
+    "outcome",
     "forbidden",
     "speech_rate",
     "interruption",
@@ -184,10 +185,15 @@ def test_score_uses_playbook_weights() -> None:
     engine = default_engine()
     checks = engine.check_call(call(agent(0.0, 1.0, "喂")))
     weights = {c.id: c.weight for c in engine.playbook.checks}
-    decided = [c for c in checks if c.status != "unknown"]  # undecidable checks weigh nothing
-    assert len(decided) < len(checks)  # no upset customer: the apology was never owed
-    expected = 100 * sum(weights[c.id] for c in decided if c.passed) / sum(weights[c.id] for c in decided)
-    assert engine.score(checks) == pytest.approx(expected, abs=0.05)
+    assert any(c.status == "unknown" for c in checks)  # no upset customer: the apology was never owed
+    # a scorecard deducts the weight of each failed check; an undecidable one deducts nothing
+    expected = 100 - sum(weights[c.id] for c in checks if c.failed)
+    assert engine.score(checks) == pytest.approx(max(0.0, expected), abs=0.05)
+    flags = engine.check_utterance(agent(0.0, 1.0, "您别激动"))
+    penalty = sum(engine.playbook.flag_penalties[f.severity] for f in flags)
+    assert penalty > 0 and engine.score(checks, flags) == pytest.approx(
+        max(0.0, expected - penalty), abs=0.05
+    )
 
 
 def test_semantic_operator_is_optional_and_uses_the_embedder() -> None:

@@ -16,12 +16,14 @@ from copilot.judgement.operators import (
     matches,
     merge_turns,
     overlaps,
+    spoken_chars,
 )
 from copilot.judgement.playbook import (
     Check,
     CueSet,
     CutParams,
     HoldParams,
+    OutcomeParams,
     OverlapParams,
     PhrasesParams,
     Playbook,
@@ -30,13 +32,14 @@ from copilot.judgement.playbook import (
     SpeechRateParams,
     StageParams,
 )
-from copilot.judgement.tone import customer_moods
+from copilot.judgement.tone import UPSET_MOODS, customer_moods
 from copilot.types import CheckResult, Evidence, Flag, Segment, Transcript
 
 EmotionReader = Callable[[str], str]  # customer text -> emotion label
 SCORE_DECIMALS = 1
 TIMED_KINDS = (HoldParams, SilenceParams, SpeechRateParams, OverlapParams)
 NO_SPEECH = "通话中没有语音，无法评分"
+MIN_REPLY_CHARS = 5  # an agent turn shorter than this is a backchannel, not a response to the customer
 NO_TIMES = "转写没有时间信息，无法判断"
 
 
@@ -231,6 +234,8 @@ class RuleEngine:
                 results.append(self._sequence(check, params, segments))
             elif isinstance(params, HoldParams):
                 results.append(self._hold(check, params, segments))
+            elif isinstance(params, OutcomeParams):
+                results.append(self._outcome(check, params, segments))
             elif isinstance(params, SilenceParams):
                 results.append(self._silence(check, params, segments))
             elif isinstance(params, SpeechRateParams):
@@ -308,8 +313,8 @@ class RuleEngine:
             for s in spoken:
                 if s.speaker == "agent":
                     break
-                before += len(s.text) >= 4
-            if before >= cut.customer_turns or all(s.speaker != "agent" for s in spoken):
+                before += spoken_chars(s.text)
+            if before >= cut.customer_chars or all(s.speaker != "agent" for s in spoken):
                 return "转写从通话中途开始（客服第一句之前客户已在说事），看不到开场白"
             return ""
         if params.where == "last_agent_turns":
@@ -341,7 +346,12 @@ class RuleEngine:
             if not cue and moods.get(i) not in params.trigger_emotions:
                 continue
             # in spoken order (an untimed transcript has every start at 0)
-            replies = tuple(s for s in segments[i + 1 :] if s.speaker == "agent")[: params.within_agent_turns]
+            # backchannels (嗯, 好的, 对对) are not the agent's response: they do not use up the allowance
+            replies = tuple(
+                s
+                for s in segments[i + 1 :]
+                if s.speaker == "agent" and spoken_chars(s.text) >= MIN_REPLY_CHARS
+            )[: params.within_agent_turns]
             answered = any(matches(params.response, s.text) for s in replies)
             triggers.append(_Trigger(segment, replies, answered))
         return triggers
@@ -364,6 +374,26 @@ class RuleEngine:
         evidence = tuple(
             evidence_of(s) for t in triggers for s in t.replies if matches(params.response, s.text)
         )
+        return CheckResult(check.id, True, evidence, check.clause)
+
+    def _outcome(self, check: Check, params: OutcomeParams, segments: Sequence[Segment]) -> CheckResult:
+        moods = self._moods(segments)
+        said = [
+            i
+            for i, s in enumerate(segments)
+            if s.speaker == "customer" and len(s.text.strip()) >= params.min_chars
+        ]
+        if not said:
+            reason = "客户没有说话，看不出结果"
+            return CheckResult(check.id, False, (), check.clause, reason, unknown_reason=reason)
+        last = said[-params.last_customer_turns :]
+        upset = [i for i in last if moods.get(i) in UPSET_MOODS]
+        evidence = tuple(evidence_of(segments[i]) for i in (upset or last))
+        if upset:
+            return CheckResult(check.id, False, evidence, check.clause, check.message)
+        if not any(moods.get(i) == "thankful" for i in last):
+            reason = "客户平静地结束，看不出是否满意"
+            return CheckResult(check.id, False, evidence, check.clause, reason, unknown_reason=reason)
         return CheckResult(check.id, True, evidence, check.clause)
 
     @staticmethod
@@ -443,13 +473,10 @@ class RuleEngine:
         return missing
 
     def score(self, results: Sequence[CheckResult], flags: Sequence[Flag] = ()) -> float:
-        """0-100: the weighted share of passed checks among the decided ones (weights from the playbook,
-        by the handbook's severity), less each agent-line violation's severity penalty (see the playbook).
-        Undecidable checks weigh nothing; with nothing decided the score is 100 less the penalties."""
+        """0-100 as a QA scorecard deducts: 100 less the weight of each failed check (weights from the
+        playbook, by the handbook's severity) and the severity penalty of each agent-line violation flag.
+        A check the transcript cannot decide deducts nothing (it neither passes nor fails the call)."""
         weights = {c.id: c.weight for c in self.playbook.checks}
-        decided = [r for r in results if r.status != "unknown"]
-        total = sum(weights.get(r.id, 0.0) for r in decided)
-        passed = sum(weights.get(r.id, 0.0) for r in decided if r.passed)
-        share = 100.0 * passed / total if total > 0 else 100.0
+        failed = sum(weights.get(r.id, 0.0) for r in results if r.failed)
         penalty = sum(self.playbook.flag_penalties.get(f.severity, 0.0) for f in flags)
-        return round(max(0.0, share - penalty), SCORE_DECIMALS)
+        return round(max(0.0, 100.0 - failed - penalty), SCORE_DECIMALS)

@@ -23,7 +23,7 @@ PLAYBOOK_FILE = "playbook.yaml"
 SUPPORTED_VERSION = 1
 MAX_NUMBER = 1e9  # weights, seconds, characters per minute and turn counts are all far below this
 
-CheckKind = Literal["stage", "phrases", "sequence", "hold", "silence", "speech_rate", "overlap"]
+CheckKind = Literal["stage", "phrases", "sequence", "hold", "silence", "speech_rate", "overlap", "outcome"]
 StageWhere = Literal["first_agent_turn", "any_agent_turn", "last_agent_turns"]
 SEVERITIES: tuple[str, ...] = get_args(Severity)
 
@@ -72,14 +72,15 @@ class CutParams:
     """How to tell that a transcript does not hold the start (or the end) of the call.
 
     ``continuation``: a first line (either party) that shows the call was already going (a transfer, a
-    colleague handing over). ``customer_turns``: this many customer turns with something said before the
-    agent's first turn mean the opening was not recorded. For the end: ``ended`` cues in the last turns
+    colleague handing over). ``customer_chars``: the customer saying this many characters before the agent's
+    first turn (already stating the matter, not 喂 / 你好) means the agent's answering the call is not in the
+    transcript (or it is a written channel, where no phone greeting is due). For the end: ``ended`` cues in the last turns
     (either party) say the conversation was wrapped up; without them, or with ``open`` cues (a hold, a
     pending question) in the agent's last turn, the end is not in the transcript.
     """
 
     continuation: CueSet | None = None
-    customer_turns: int = 2
+    customer_chars: int = 8
     ended: CueSet | None = None
     open: CueSet | None = None
     last_turns: int = 3
@@ -141,8 +142,17 @@ class OverlapParams:
     min_overlap_s: float
 
 
+@dataclass(frozen=True)
+class OutcomeParams:
+    """How the customer leaves: their last lines (with something said) must not be upset."""
+
+    last_customer_turns: int = 2
+    min_chars: int = 2  # shorter customer lines (嗯, 对) say nothing about the outcome
+
+
 CheckParams = (
-    StageParams
+    OutcomeParams
+    | StageParams
     | PhrasesParams
     | SequenceParams
     | HoldParams
@@ -293,7 +303,7 @@ def _params(kind: str, table: dict[str, Any], cues: Mapping[str, CueSet], where:
                 continuation=_ref(cues, raw_cut["continuation"], f"{where}.cut.continuation")
                 if "continuation" in raw_cut
                 else None,
-                customer_turns=int(_float(raw_cut, "customer_turns", f"{where}.cut", 2)),
+                customer_chars=int(_float(raw_cut, "customer_chars", f"{where}.cut", 8)),
                 ended=_ref(cues, raw_cut["ended"], f"{where}.cut.ended") if "ended" in raw_cut else None,
                 open=_ref(cues, raw_cut["open"], f"{where}.cut.open") if "open" in raw_cut else None,
                 last_turns=max(1, int(_float(raw_cut, "last_turns", f"{where}.cut", 3))),
@@ -369,6 +379,11 @@ def _params(kind: str, table: dict[str, Any], cues: Mapping[str, CueSet], where:
         return params
     if kind == "overlap":
         return OverlapParams(min_overlap_s=_float(table, "min_overlap_s", where, 0.5))
+    if kind == "outcome":
+        return OutcomeParams(
+            last_customer_turns=max(1, int(_float(table, "last_customer_turns", where, 2))),
+            min_chars=int(_float(table, "min_chars", where, 2)),
+        )
     raise PlaybookError(
         f"{where}: unknown check kind {kind!r} (expected one of {', '.join(get_args(CheckKind))})"
     )
@@ -416,7 +431,7 @@ def parse_playbook(data: Any, source: str = "") -> Playbook:
         raise PlaybookError(f"{source}: the check weights must not all be zero")
     scoring = _table(root.get("scoring") or {}, "scoring")
     raw_penalties = _table(scoring.get("flag_penalty") or {}, "scoring.flag_penalty")
-    penalties = {
+    penalties: dict[str, float] = {
         _severity(name, f"scoring.flag_penalty.{name}"): _float(raw_penalties, name, "scoring.flag_penalty")
         for name in raw_penalties
     }
