@@ -2,7 +2,7 @@
 # Debian packages the product and its tests use: ffmpeg (openai-whisper decodes files with it), sox
 # (eval/bench_transcription.py makes the 8 kHz telephone band of the real clips),
 # Chromium + ChromeDriver (the browser tests) and the PostgreSQL server binaries (the review-store tests
-# start their own throwaway cluster), SIPp (the SIPREC tests). Installs only what is missing.
+# start their own throwaway cluster), SIPp and Kamailio (the SIPREC tests). Installs only what is missing.
 set -euo pipefail
 need=()
 command -v ffmpeg >/dev/null 2>&1 || need+=(ffmpeg)
@@ -13,6 +13,8 @@ command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
 fc-list :lang=zh 2>/dev/null | grep -q . || need+=(fonts-wqy-microhei)
 # SIPp drives the SIPREC tests and eval/bench_siprec.py as a recording client.
 command -v sipp >/dev/null 2>&1 || need+=(sip-tester)
+# Kamailio spreads SIPREC sessions over two recording servers in tests/test_siprec_kamailio.py.
+[ -x /usr/sbin/kamailio ] || need+=(kamailio)
 # Debian keeps the server outside PATH, under /usr/lib/postgresql/<major>/bin.
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need+=(postgresql)
 [ ${#need[@]} -eq 0 ] && exit 0
