@@ -45,11 +45,10 @@ def run_calls(service: TelephonyService, port: int, count: int, call: Path, work
     results: list[subprocess.CompletedProcess[str]] = []
     threads = []
     for n in range(count):
-        scenario = sipp.scenario(
-            "siprec_call.xml",
+        scenario = sipp.recording_session(
             workdir / f"call{n}.xml",
-            pcap=workdir / "call.pcap",
-            metadata=sipp.metadata(agent_aor=f"sip:{1001 + n}@pbx.example.com"),
+            workdir / "call.pcap",
+            extension=str(1001 + n),
             first_pause_ms=5000,
             rest_pause_ms=int((duration + END_MARGIN_SECONDS) * 1000) - 5000,
         )
@@ -66,13 +65,7 @@ def run_calls(service: TelephonyService, port: int, count: int, call: Path, work
     failed = [r for r in results if r.returncode != 0]
     if failed:
         raise SystemExit(f"SIPp failed: {failed[0].stdout[-1500:]}")
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        stored = [e for e in service_events[before:] if e["event"] in ("call-stored", "call-failed")]
-        if len(stored) == count:
-            return stored
-        time.sleep(0.2)
-    raise SystemExit(f"only {len(stored)} of {count} calls were stored")
+    return sipp.stored_events(service_events[before:], count, timeout=300)
 
 
 service_events: list[dict] = []

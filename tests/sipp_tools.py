@@ -13,6 +13,7 @@ import shutil
 import socket
 import struct
 import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from string import Template
@@ -105,6 +106,32 @@ def scenario(template: str, target: Path, **values: object) -> Path:
     text = Template((SIPP_DIR / template).read_text(encoding="utf-8"))
     target.write_text(text.substitute({k: str(v) for k, v in values.items()}), encoding="utf-8")
     return target
+
+
+def recording_session(
+    target: Path, pcap: Path, *, extension: str, first_pause_ms: int, rest_pause_ms: int
+) -> Path:
+    """The SIPREC call scenario playing ``pcap``, the agent ``sip:EXTENSION@pbx.example.com`` on label 2."""
+    return scenario(
+        "siprec_call.xml",
+        target,
+        pcap=pcap,
+        metadata=metadata(agent_aor=f"sip:{extension}@pbx.example.com"),
+        first_pause_ms=first_pause_ms,
+        rest_pause_ms=rest_pause_ms,
+    )
+
+
+def stored_events(events: list[dict], count: int = 1, timeout: float = 60.0) -> list[dict]:
+    """Wait until ``count`` calls were stored (or failed) among a service's ``events``; those events."""
+    deadline = time.monotonic() + timeout
+    while True:
+        done = [e for e in events if e["event"] in ("call-stored", "call-failed")]
+        if len(done) >= count:
+            return done
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{len(done)} of {count} calls stored; events: {events}")
+        time.sleep(0.05)
 
 
 def metadata(agent_aor: str = AGENT_AOR, customer_aor: str = CUSTOMER_AOR) -> str:

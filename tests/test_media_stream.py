@@ -47,13 +47,7 @@ class Endpoint:
         return f"ws://127.0.0.1:{self.service.media_stream_port}"
 
     def stored(self, timeout: float = 60.0) -> dict:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            found = [e for e in self.events if e["event"] in ("call-stored", "call-failed")]
-            if found:
-                return found[-1]
-            time.sleep(0.05)
-        raise AssertionError(f"no call stored: {self.events}")
+        return sipp_tools.stored_events(self.events, 1, timeout)[-1]
 
 
 @pytest.fixture

@@ -89,11 +89,10 @@ def test_a_proxy_spreads_recording_sessions_over_two_hosts(
     legs = [dataclasses.replace(leg, samples=leg.samples[: int(SECONDS * sipp.RATE)]) for leg in legs]
     duration = sipp.write_capture(legs, tmp_path / "call.pcap", speed=2.0)
     for n in range(2):
-        scenario = sipp.scenario(
-            "siprec_call.xml",
+        scenario = sipp.recording_session(
             tmp_path / f"call{n}.xml",
-            pcap=tmp_path / "call.pcap",
-            metadata=sipp.metadata(agent_aor=f"sip:{1001 + n}@pbx.example.com"),
+            tmp_path / "call.pcap",
+            extension=str(1001 + n),
             first_pause_ms=1000,
             rest_pause_ms=int(duration * 1000) + 1000,
         )

@@ -45,13 +45,7 @@ class Running:
     transcriber: ScriptedTranscriber
 
     def wait_stored(self, timeout: float = 60.0) -> dict:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            done = [e for e in self.events if e["event"] in ("call-stored", "call-failed")]
-            if done:
-                return done[-1]
-            time.sleep(0.05)
-        raise AssertionError(f"no call stored; events: {self.events}")
+        return sipp.stored_events(self.events, 1, timeout)[-1]
 
 
 @pytest.fixture
