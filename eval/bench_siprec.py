@@ -40,7 +40,7 @@ END_MARGIN_SECONDS = 1.5  # BYE this long after the last packet is due
 
 def run_calls(service: TelephonyService, port: int, count: int, call: Path, workdir: Path) -> list[dict]:
     """``count`` SIPREC calls at once; the call-stored events they gave."""
-    before = len(service_events)
+    before = len([e for e in service_events if e["event"] in ("call-stored", "call-failed")])
     duration = sipp.write_capture(sipp.legs_of(call), workdir / "call.pcap")
     results: list[subprocess.CompletedProcess[str]] = []
     threads = []
@@ -65,7 +65,7 @@ def run_calls(service: TelephonyService, port: int, count: int, call: Path, work
     failed = [r for r in results if r.returncode != 0]
     if failed:
         raise SystemExit(f"SIPp failed: {failed[0].stdout[-1500:]}")
-    return sipp.stored_events(service_events[before:], count, timeout=300)
+    return sipp.stored_events(service_events, before + count, timeout=300)[before:]
 
 
 service_events: list[dict] = []
