@@ -256,7 +256,11 @@ def _id_checksum(digits17: str, check: str) -> bool:
 def _context(text: str, start: int, end: int) -> str:
     """What the nearest context word before the number says it is; failing that, a price word right after
     it (1299、1599、1999四个价位; 1999元)."""
-    before = list(_CONTEXT.finditer(text, max(0, start - CONTEXT_BEFORE), start))
+    lo = max(0, start - CONTEXT_BEFORE)
+    mask_end = text.rfind("]", lo, start)
+    if mask_end >= 0:  # the 电话 of an earlier [电话] mask says nothing about this number
+        lo = mask_end + 1
+    before = list(_CONTEXT.finditer(text, lo, start))
     if before:
         return _CONTEXT_WORDS[before[-1].group()]
     after = _CONTEXT.search(text, end, min(len(text), end + CONTEXT_AFTER))
@@ -440,6 +444,8 @@ def _name_length(text: str, start: int) -> int:
         return 0
     given = 0
     position = start + len(surname)
+    if text.startswith(surname, position):  # 谢谢, 常常: a doubled word, not a surname
+        return 0
     while given < 2 and position < len(text) and "\u4e00" <= text[position] <= "\u9fff":
         if text[position] in _NAME_STOP or text[position] in _DIGIT_MAP:
             break
@@ -470,23 +476,30 @@ def _is_common_word(candidate: str) -> bool:
     if candidate[-1] in _PLACE_SUFFIXES:
         return True
     tags = _word_tags()
-    for word in (candidate, candidate[:2]):
+    prefix = () if candidate.startswith(_COMPOUND_SURNAMES) else (candidate[:2],)
+    for word in (candidate, *prefix):
         tag = tags.get(word)
         if tag is not None and not tag.startswith("nr"):
             return True
     return False
 
 
+# A full name before 先生 / 女士 / 小姐, starting after punctuation or a word that leads to a name.
+_HONORIFIC = re.compile(r"(?:^|(?<=[\s，,。！？!?：:、是叫找给和跟问请]))(?=\w{2,4}?(?:先生|女士|小姐))")
+
+
 def _name_spans(text: str) -> list[PiiSpan]:
     spans: list[PiiSpan] = []
-    for cue in _NAME_CUE.finditer(text):
-        start = cue.end()
+    starts = [cue.end() for cue in _NAME_CUE.finditer(text)] + [m.start() for m in _HONORIFIC.finditer(text)]
+    for start in sorted(set(starts)):
         while start < len(text) and text[start] in " ，,：:":
             start += 1
         length = _name_length(text, start)
         surname = 2 if text.startswith(_COMPOUND_SURNAMES, start) else 1
         if length <= surname or _is_common_word(text[start : start + length]):
             continue  # a surname alone (王先生, 我姓王) names no one
+        if spans and spans[-1].end > start:
+            continue
         spans.append(PiiSpan("name", start, start + length, text[start : start + length]))
     return spans
 
