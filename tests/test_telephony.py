@@ -387,3 +387,11 @@ def test_the_registry_finds_an_extensions_current_call_then_its_last() -> None:
     registry.add("c", "1001", "media-stream", session)
     assert registry.current("1001").call_id == "c"  # type: ignore[union-attr]
     assert {e.call_id for e in registry.active()} == {"b", "c"}
+
+
+def test_copilot_listen_refuses_a_bad_port_range_in_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    from copilot.commands.cli import main
+
+    assert main(["listen", "--rtp-ports", "40000"]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "rtp_ports" in error
