@@ -103,8 +103,8 @@ def main() -> int:
                     (
                         count,
                         len(lags),
-                        percentile(lags, 50),
-                        percentile(lags, 95),
+                        percentile(lags, 0.5),
+                        percentile(lags, 0.95),
                         max(lags),
                         time.monotonic() - started,
                     )
