@@ -133,7 +133,7 @@ def score(
     forbidden: Any,
 ) -> dict[str, Any]:
     """The suite's numbers per part (tune, test) from the suggestions' JSON rows and the retrieval ranks."""
-    from copilot.suggest.engine import opens_with_empathy
+    from copilot.suggest.guard import opens_with_empathy
     from copilot.suggest.slots import unfilled_placeholders
 
     out: dict[str, Any] = {}
@@ -251,6 +251,9 @@ def run_realsuggest(
                             "hash": suggestion_hash(str(row.get("text", ""))),
                             "cites": [f"{c['id']} {c['section']}" for c in row.get("cites", [])],
                             "move": row.get("move", ""),
+                            "fallback": row.get("fallback"),
+                            "reason": row.get("reason", ""),
+                            "latency_ms": row.get("latency_ms", {}),
                             "situation_key": row.get("situation_key", ""),
                         },
                         ensure_ascii=False,

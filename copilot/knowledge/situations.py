@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -20,7 +21,7 @@ from copilot.errors import KnowledgeError
 from copilot.types import Passage
 
 SITUATIONS_FILE = "situations.yaml"
-FIELDS = frozenset({"key", "title", "clauses", "examples", "special", "says"})
+FIELDS = frozenset({"key", "title", "clauses", "examples", "special", "says", "cues"})
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,9 @@ class Situation:
     # any other turn: they are offered only when the matcher is confident the turn is this situation.
     special: bool = False
     says: tuple[str, ...] = ()  # quotes of the scripts (scripts.yaml text) that answer this situation
+    cues: str = (
+        ""  # a regular expression of words that say the turn is this situation (the matcher's lexical half)
+    )
 
 
 @dataclass(frozen=True)
@@ -82,6 +86,11 @@ def parse_situations(data: object, origin: str = SITUATIONS_FILE) -> list[Situat
         if not isinstance(special, bool):
             raise KnowledgeError(f"{where} ({key}) special must be true or false")
         says = item.get("says")
+        cues = str(item.get("cues") or "")
+        try:
+            re.compile(cues)
+        except re.error as e:
+            raise KnowledgeError(f"{where} ({key}) cues is not a regular expression: {e}") from e
         situations.append(
             Situation(
                 key=key,
@@ -90,6 +99,7 @@ def parse_situations(data: object, origin: str = SITUATIONS_FILE) -> list[Situat
                 examples=_strings(item.get("examples"), f"{where} ({key}) examples"),
                 special=special,
                 says=_strings(says, f"{where} ({key}) says") if says is not None else (),
+                cues=cues,
             )
         )
     return situations

@@ -30,7 +30,7 @@ from copilot.knowledge.query import build_query, turns
 from copilot.knowledge.retrieval import Assessment, Retriever, SituationMatch, assess
 from copilot.knowledge.situations import Situation
 from copilot.suggest.gate import GenerationGate
-from copilot.suggest.guard import check_rewrite, overlap, unsupported_promises
+from copilot.suggest.guard import check_rewrite, opens_with_empathy, overlap, unsupported_promises
 from copilot.suggest.llm import Generator
 from copilot.suggest.prompt import suggestion_messages
 from copilot.suggest.slots import extract_slots, fill_company, fill_script, unfilled_placeholders
@@ -100,6 +100,8 @@ QUESTION = re.compile(
 FILLERS = re.compile(r"[嗯呃啊哦喂哎唉诶那个就是然后对好的行吧呀了的嘛\s,，。.!！?？、]")
 COMPLAINT_KEYS = UPSET_SITUATION_KEYS | {"confirm_problem", "complaint_cannot_answer", "complaint_procedure"}
 COMPLAINT_TOP = 3  # a complaint among the best 3 situations makes empathy owed, whatever the mood model read
+SETTLED_KEYS = frozenset({"thanks", "resolved", "closing"})  # ... unless the best match says it is settled
+CALM_RECAP = "您反映的情况我已经记录下来了"  # the statement move for a calm customer: recap, no apology
 CONTEXT_TURNS = 4  # the last turns read for what the agent already said
 REPEAT_OVERLAP = 0.7  # share of a script's character bigrams the agent already said that makes it a repeat
 MIN_CONTENT_CHARS = 4  # a turn with fewer content characters (嗯好的, 对对) needs no new suggestion
@@ -168,11 +170,6 @@ class ScriptChoice:
     why: str = ""  # for move none: why nothing is suggested
     move_key: str = ""  # the situation whose script or general move this is
     quotes: tuple[str, ...] = ()  # the move's clause quotes: what to quote of a cited passage
-
-
-def opens_with_empathy(text: str) -> bool:
-    head = text[:EMPATHY_WINDOW]
-    return any(marker in head for marker in EMPATHY_MARKERS)
 
 
 def content_chars(text: str) -> int:
@@ -270,7 +267,12 @@ class Suggester:
         situation = top if top is not None and top.confidence >= _needed(top.situation) else None
         if situation is not None and mid_call and situation.situation.key in MID_CALL_SITUATIONS:
             situation = None  # never the opening mid-call
-        complaint = any(m.situation.key in COMPLAINT_KEYS for m in found.situations[:COMPLAINT_TOP])
+        # A complaint among the best matches owes empathy, unless the turn is confidently a special or
+        # settled situation (a wrong number or a thank-you is not a complaint).
+        complaint = any(m.situation.key in COMPLAINT_KEYS for m in found.situations[:COMPLAINT_TOP]) and not (
+            top is not None
+            and (top.situation.key in SETTLED_KEYS or (situation is not None and situation.situation.special))
+        )
         upset = mood not in CALM_MOODS or complaint
         slots = extract_slots(segments)
 
@@ -285,9 +287,10 @@ class Suggester:
                 or _repeats(text, said)
             )
 
-        def says(key: str) -> tuple[Script, str] | None:
+        def says(key: str, prefer: str = "") -> tuple[Script, str] | None:
             known = self._situations.get(key)
-            for quote in known.says if known is not None else ():
+            quotes = known.says if known is not None else ()
+            for quote in sorted(quotes, key=lambda q: q != prefer):
                 for script in self.scripts:
                     if quote in script.text and usable(script, fill(script)):
                         return script, fill(script)
@@ -301,17 +304,17 @@ class Suggester:
         if chosen is None:
             situation = None
             move = "general"
-            if mood in THANKFUL_MOODS and not QUESTION.search(latest) and not complaint:
-                move_key = THANKS_MOVE
-            elif content_chars(latest) < MIN_CONTENT_CHARS and not upset:
+            if content_chars(latest) < MIN_CONTENT_CHARS and mood in CALM_MOODS:
                 why = "nothing to suggest: the turn adds nothing to answer (a backchannel or a filler)"
                 return ScriptChoice(
                     GENERIC_SCRIPT, NOTHING_TEXT, found.hits, 0.0, None, "none", mood, upset, False,
                     found.none_fits, why=why,
                 )  # fmt: skip
+            elif mood in THANKFUL_MOODS and not QUESTION.search(latest) and not complaint:
+                move_key = THANKS_MOVE
             else:
                 move_key = QUESTION_MOVE if QUESTION.search(latest) else STATEMENT_MOVE
-            chosen = says(move_key)
+            chosen = says(move_key, prefer="" if upset else CALM_RECAP)
             situation = _match(found, move_key)
         if chosen is None:
             chosen = (GENERIC_SCRIPT, fill(GENERIC_SCRIPT))
@@ -524,6 +527,8 @@ class Suggester:
                 passages=[c.text for c in cites],
                 call_context=context,
                 rule_violations=self.rule_violations,
+                customer_turn=customer,
+                empathy_first=choice.empathy_first,
             )
             if verdict.ok and text.strip() not in options.blocked:
                 yield replace(

@@ -11,6 +11,8 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from copilot.suggest.slots import unfilled_placeholders
+
 # Commitments a customer could hold the company to. Numbers with a unit, and commitment words.
 _NUMBER = r"(?:\d+(?:\.\d+)?|[零一二两三四五六七八九十百千万半]+)"
 PROMISE_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
@@ -38,6 +40,25 @@ PROMISE_WORDS = (
     "包换",
 )
 
+# How a reply shows empathy or an apology in its first words (the engine and the realsuggest suite use it).
+EMPATHY_MARKERS = (
+    "抱歉",
+    "对不起",
+    "不好意思",
+    "理解您",
+    "心情我明白",
+    "着急",
+    "给您带来",
+    "添麻烦",
+    "让您失望",
+)
+EMPATHY_WINDOW = 16  # characters: empathy must come first, not at the end of a long script
+MIN_GROUNDING = (
+    0.5  # share of the rewrite's bigrams from the script or the call (handbook examples don't count)
+)
+MAX_ECHO = (
+    0.5  # share of the rewrite's bigrams copied from the customer's turn, when it keeps less of the script
+)
 MAX_SENTENCES = 2
 MAX_CHARS = 90  # two short spoken sentences; longer text is not read out on a live call
 MIN_OVERLAP = 0.25  # share of the rewrite's character bigrams found in the script + passages
@@ -78,6 +99,11 @@ def overlap(text: str, sources: Sequence[str]) -> float:
     return len(grams & source) / len(grams)
 
 
+def opens_with_empathy(text: str) -> bool:
+    head = text[:EMPATHY_WINDOW]
+    return any(marker in head for marker in EMPATHY_MARKERS)
+
+
 def sentence_count(text: str) -> int:
     return len([part for part in re.split(r"[。！？!?]+", text) if part.strip()])
 
@@ -90,8 +116,15 @@ def check_rewrite(
     call_context: Sequence[str],
     rule_violations: Callable[[str], Sequence[str]],
     min_overlap: float = MIN_OVERLAP,
+    customer_turn: str = "",
+    empathy_first: bool = False,
 ) -> GuardVerdict:
-    """Decide whether the LLM's rewrite may replace the script. ``rule_violations`` returns rule ids."""
+    """Decide whether the LLM's rewrite may replace the script. ``rule_violations`` returns rule ids.
+
+    Beyond rules and promises: the rewrite must not leave a template unfilled, must not parrot the customer
+    instead of answering, must rest on the script or the call rather than on a handbook example (「您是产品开机后
+    无法显示屏幕，对吗？」 copied from a passage for 「这个损失谁负责？」), and must keep empathy first when the
+    script put it first (``empathy_first``)."""
     stripped = text.strip()
     if not stripped:
         return GuardVerdict(False, "empty rewrite")
@@ -106,9 +139,22 @@ def check_rewrite(
     invented = unsupported_promises(stripped, [script, *passages, *call_context])
     if invented:
         return GuardVerdict(False, "promise not in the handbook or the call: " + "、".join(invented))
+    unfilled = unfilled_placeholders(stripped)
+    if unfilled:
+        return GuardVerdict(False, "template left unfilled: " + " ".join(unfilled))
+    kept = overlap(stripped, [script])
+    if customer_turn and overlap(stripped, [customer_turn]) >= MAX_ECHO and kept < MAX_ECHO:
+        return GuardVerdict(False, "copies the customer instead of answering")
     score = overlap(stripped, [script, *passages])
     if score < min_overlap:
         return GuardVerdict(
             False, f"strays from the cited passages (overlap {score:.2f} < {min_overlap:.2f})"
+        )
+    if empathy_first and not opens_with_empathy(stripped):
+        return GuardVerdict(False, "drops the empathy the customer is owed first")
+    grounding = overlap(stripped, [script, *call_context])
+    if grounding < MIN_GROUNDING:
+        return GuardVerdict(
+            False, f"not grounded in the script or the call (overlap {grounding:.2f} < {MIN_GROUNDING:.2f})"
         )
     return GuardVerdict(True)

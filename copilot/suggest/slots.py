@@ -142,7 +142,7 @@ def _template_rules(company: CompanyConfig) -> tuple[tuple[re.Pattern[str], str]
 
 
 UNFILLED = re.compile(
-    r"[xX]{2,}|(?<![A-Za-z])X(?![A-Za-z])|\*|敝姓X|[（(【\[{][^）)】\]}]*[）)】\]}]|…|\.\.\."
+    r"[xX]{2,}|(?<![A-Za-z])X(?![A-Za-z])|\*+|敝姓X|[（(【\[{][^）)】\]}]*[）)】\]}]|…|\.\.\."
 )
 
 

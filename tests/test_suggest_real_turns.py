@@ -1,0 +1,216 @@
+"""Issue #18 with fakes: say-able scripts, the situation gate, the general move, empathy first, "none"."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from copilot.config import CompanyConfig, RetrievalConfig
+from copilot.evaluation.realsuggest import TurnCase, retrieval_rank, score, suggestion_hash
+from copilot.knowledge.retrieval import Retriever, assess, build_index
+from copilot.knowledge.scripts import fix_wording, speakable
+from copilot.knowledge.situations import Situation
+from copilot.suggest.engine import Suggester, SuggestOptions, run_to_end
+from copilot.suggest.guard import check_rewrite, opens_with_empathy
+from copilot.suggest.slots import fill_company, unfilled_placeholders
+from copilot.types import Passage, Script, Segment
+from tests.fakes_embedding import HashEmbedder
+
+FULL = CompanyConfig(
+    name="美家电器", agent_name="王芳", job_number="1024", hotline="400-800-1234", callback_hours=24
+)
+
+
+@pytest.mark.parametrize(
+    ("template", "empty", "filled"),
+    [
+        (
+            "您好,这里是xxxx客服中心,请您查证后再拨。",
+            "您好,这里是客服中心,请您查证后再拨。",
+            "这里是美家电器客服中心",
+        ),
+        ("您好!X润发售后服务热线,敝姓X,很高兴为您服务", "您好!售后服务热线,很高兴为您服务", "敝姓王"),
+        ("我们会在**小时内有专人和您联系,好吗?", "我们会有专人和您联系,好吗?", "在24小时内"),
+        ("您好,我是客服*,很高兴为您服务", "您好,很高兴为您服务", "我是1024号客服王芳"),
+    ],
+)
+def test_templates_are_filled_from_the_company_or_their_part_dropped(
+    template: str, empty: str, filled: str
+) -> None:
+    assert fill_company(template, CompanyConfig()) == empty
+    assert filled in fill_company(template, FULL)
+    assert not unfilled_placeholders(fill_company(template, CompanyConfig()))
+    assert not unfilled_placeholders(fill_company(template, FULL))
+
+
+def test_unfilled_placeholders_are_found() -> None:
+    assert unfilled_placeholders("您好,我是**,敝姓X") == ["**", "敝姓X"]
+    assert unfilled_placeholders("非常抱歉,(稍微提高自己的音量)") == ["(稍微提高自己的音量)"]
+    assert unfilled_placeholders("好的,请问还有其他可以帮您的吗?") == []
+
+
+def test_scripts_are_said_without_scrape_typos_or_stage_directions() -> None:
+    said, changes = speakable("正于查询中,请您稍等", [("正于", "正在")])
+    assert said == "正在查询中,请您稍等" and changes == ["正于 → 正在"]
+    said, _ = speakable("非常抱歉,(稍微提高自己的音量),请问现在您能听到吗?")
+    assert said == "非常抱歉,请问现在您能听到吗?"
+    said, _ = speakable("很遗憾我无法帮助到您,建议您…(根据用户的需求给予适当的建议)")
+    assert said == "很遗憾我无法帮助到您"
+    said, _ = speakable("请问我刚才的解释您是否明白/是否清楚?")
+    assert said == "请问我刚才的解释您是否明白?"
+    original = Script("id1", "正于查询中,请您稍等", "查询", "hold", "hold")
+    fixed, report = fix_wording([original], [("正于", "正在")])
+    assert fixed[0].id == "id1" and fixed[0].text == "正在查询中,请您稍等"  # the id stays the quotation's
+    assert report[0].original == "正于查询中,请您稍等"
+
+
+PASSAGES = [
+    Passage("p-wrong", "h.txt", "应答规范 > 打错电话", "遇到用户打错电话时,告知对方这里是客服中心。"),
+    Passage("p-recap", "h.txt", "投诉处理 > 确认问题", "把你所了解的问题向客户复述一次,确认问题。"),
+    Passage("p-ask", "h.txt", "应答规范 > 无法当场答复", "遇到无法当场答复的用户咨询,确认后回复。"),
+    Passage("p-greet", "h.txt", "应答规范 > 开头语", "常规开头语:您好,很高兴为您服务。"),
+    Passage("p-emotion", "h.txt", "共情 > 情绪识别与接纳", "情绪识别与接纳:对客户的情绪表示理解。"),
+]
+SCRIPTS = [
+    Script("s-wrong", "您好,这里是xxxx客服中心,请您查证后再拨。", "打错电话", "wrong_number", "any"),
+    Script("s-greet", "您好,我是**,很高兴为您服务,请问有什么可以帮您?", "开头语", "greeting", "opening"),
+    Script("s-recap", "您反映的情况我已经记录下来了,我跟您核实一下,好吗?", "复述", "confirm_problem", "any"),
+    Script(
+        "s-sorry",
+        "很抱歉给您添麻烦了,您反映的问题我会记录下来并尽快核实处理。",
+        "致歉",
+        "confirm_problem",
+        "any",
+    ),
+    Script("s-ask", "您的这个问题我需要进一步确认后才能回复您,好吗?", "无法答复", "cannot_answer_now", "any"),
+    Script("s-empathy", "非常抱歉给您带来了不便,我们会立即处理", "致歉", "apology", "any"),
+]
+
+
+def _situation(key: str, clause: str, says: str, examples: tuple[str, ...], **more: object) -> Situation:
+    return Situation(key, key, (clause,), examples, says=(says,), **more)  # type: ignore[arg-type]
+
+
+SITUATIONS = [
+    _situation(
+        "wrong_number", "打错电话", "请您查证后再拨", ("请问是银行吗",), special=True, cues="是(银行|医院)吗"
+    ),
+    _situation(
+        "greeting", "开头语", "很高兴为您服务", ("喂你好是客服吗",), special=True, cues="^喂?你好是客服吗"
+    ),
+    Situation(
+        "confirm_problem",
+        "确认问题",
+        ("确认问题",),
+        ("东西坏了",),
+        says=("您反映的问题我会记录下来", CALM := "您反映的情况我已经记录下来了"),
+    ),
+    _situation("cannot_answer_now", "无法当场答复", "进一步确认后", ("什么时候能好",)),
+    _situation("emotion_acceptance", "情绪识别与接纳", "我们会立即处理", ("我很着急",)),
+]
+assert CALM
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Suggester:
+    embedder = HashEmbedder()
+    build_index(PASSAGES, embedder, tmp_path, SITUATIONS)
+    import faiss
+
+    dense = faiss.read_index(str(tmp_path / "dense.faiss"))
+    retriever = Retriever(
+        PASSAGES, RetrievalConfig(), embedder=embedder, dense_index=dense, situations=SITUATIONS
+    )
+    return Suggester(retriever, SCRIPTS, embedder=embedder)
+
+
+def _say(engine: Suggester, *turns: tuple[str, str]) -> object:
+    segments = [Segment(speaker, float(i), float(i) + 1, text) for i, (speaker, text) in enumerate(turns)]  # type: ignore[arg-type]
+    return run_to_end(engine.suggest(segments, options=SuggestOptions(use_llm=False)))
+
+
+def test_a_special_script_only_when_the_turn_is_that_situation(engine: Suggester) -> None:
+    wrong = _say(engine, ("customer", "请问是银行吗"))
+    assert wrong.special and wrong.situation_key == "wrong_number"  # type: ignore[attr-defined]
+    assert wrong.text == "您好,这里是客服中心,请您查证后再拨。"  # type: ignore[attr-defined]
+    ordinary = _say(engine, ("customer", "我买的洗衣机用了两天就坏了"))
+    assert not ordinary.special and ordinary.move == "general"  # type: ignore[attr-defined]
+
+
+def test_never_the_opening_mid_call(engine: Suggester) -> None:
+    first = _say(engine, ("customer", "喂你好是客服吗"))
+    assert first.situation_key == "greeting" and first.special  # type: ignore[attr-defined]
+    later = _say(
+        engine, ("customer", "我的冰箱不制冷"), ("agent", "好的我帮您看一下"), ("customer", "喂你好是客服吗")
+    )
+    assert later.situation_key != "greeting" and not later.special  # type: ignore[attr-defined]
+
+
+def test_upset_customer_gets_empathy_first_and_a_backchannel_gets_nothing(engine: Suggester) -> None:
+    upset = _say(engine, ("customer", "你们这什么破东西,我要投诉,太过分了!"))
+    assert upset.upset and upset.empathy_first and opens_with_empathy(upset.text)  # type: ignore[attr-defined]
+    nothing = _say(engine, ("customer", "嗯好的"))
+    assert nothing.move == "none" and nothing.text == "" and nothing.reason  # type: ignore[attr-defined]
+
+
+def test_a_question_gets_confirm_then_answer_and_cites_its_passage(engine: Suggester) -> None:
+    asked = _say(engine, ("customer", "那这个到底什么时候能修好呢"))
+    assert asked.situation_key == "cannot_answer_now"  # type: ignore[attr-defined]
+    assert asked.cites[0].id == "p-ask" and asked.cites[0].quote  # type: ignore[attr-defined]
+
+
+def test_search_says_none_for_what_the_handbooks_do_not_cover(engine: Suggester) -> None:
+    found = assess(engine.retriever, "the weather in Paris tomorrow")
+    assert found.none_fits and not found.hits and found.closest
+
+
+def test_guard_refuses_parroting_templates_and_dropped_empathy() -> None:
+    common = {"passages": ["您的意思是产品开机后无法显示屏幕,对吗?"], "rule_violations": lambda _t: []}
+    script = "非常抱歉给您带来了不便,您的这个问题我需要进一步确认后才能回复您,好吗?"
+    copied = check_rewrite(
+        "您是产品开机后无法显示屏幕,对吗?", script=script, call_context=["这个损失谁负责?"], **common
+    )  # type: ignore[arg-type]
+    assert not copied.ok
+    unfilled = check_rewrite(
+        "您好,我是**,我需要进一步确认后才能回复您", script=script, call_context=[], **common
+    )  # type: ignore[arg-type]
+    assert not unfilled.ok and "template" in unfilled.reason
+    dropped = check_rewrite(
+        "您的这个问题我需要进一步确认后才能回复您,好吗?",
+        script=script,
+        call_context=[],
+        empathy_first=True,
+        **common,  # type: ignore[arg-type]
+    )
+    assert not dropped.ok and "empathy" in dropped.reason
+
+
+def _case(split: str, situation: str, upset: bool, expect: tuple[str, ...]) -> TurnCase:
+    return TurnCase("d1", 1, split, situation, upset, expect, "text", ())
+
+
+def test_retrieval_counts_none_as_an_answer() -> None:
+    none_case = _case("test", "ordinary", False, ())
+    assert retrieval_rank(none_case, [], none_fits=True) == 1
+    assert retrieval_rank(none_case, [("s", "x")], none_fits=False) is None
+    some = _case("test", "ordinary", False, ("确认问题",))
+    assert retrieval_rank(some, [("a", "x"), ("投诉 > 确认问题", "y")], none_fits=False) == 2
+    assert retrieval_rank(some, [], none_fits=True) is None
+
+
+def test_the_suite_counts_special_scripts_templates_empathy_and_judged_rows() -> None:
+    cases = [_case("test", "ordinary", False, ("x",)), _case("test", "angry_caller", True, ("x",))]
+    rows = [
+        {"text": "您好,这里是xxxx客服中心", "special_situation_script": True},
+        {"text": "非常抱歉给您带来了不便", "special_situation_script": False},
+    ]
+    rubric = {
+        ("d1", 1, suggestion_hash("非常抱歉给您带来了不便")): dict.fromkeys(
+            ("relevant", "polite", "sayable", "no_invented_promise", "cites_fitting_passage"), "yes"
+        )
+    }
+    test = score(cases, rows, [1, None], rubric, forbidden=lambda _t: [])["test"]
+    assert (test["special_on_ordinary"], test["unfilled_template"]) == (1, 1)
+    assert (test["empathy_when_upset"], test["upset"]) == (1, 1)
+    assert test["recall@3"] == 0.5 and test["rubric_judged"] == 1 and test["rubric_all_points"] == 1.0
