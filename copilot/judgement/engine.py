@@ -231,7 +231,7 @@ class RuleEngine:
                 ]
                 results.append(self._result_from_flags(check, flags))
             elif isinstance(params, SequenceParams):
-                results.append(self._sequence(check, params, segments))
+                results.append(self._sequence(check, params, segments, timed=transcript.timed))
             elif isinstance(params, HoldParams):
                 results.append(self._hold(check, params, segments))
             elif isinstance(params, OutcomeParams):
@@ -356,11 +356,19 @@ class RuleEngine:
             triggers.append(_Trigger(segment, replies, answered))
         return triggers
 
-    def _sequence(self, check: Check, params: SequenceParams, segments: Sequence[Segment]) -> CheckResult:
+    def _sequence(
+        self, check: Check, params: SequenceParams, segments: Sequence[Segment], *, timed: bool = True
+    ) -> CheckResult:
         triggers = self._triggers(params, segments)
         if not triggers:
             reason = "客户没有表现出不满或受到影响，不需要道歉"
             return CheckResult(check.id, False, (), check.clause, reason, unknown_reason=reason)
+        if not timed and params.untimed == "anywhere":
+            # Without times the turns are a text's or a recogniser's pieces (backchannels, lines out of
+            # order), so "within N turns" cannot be judged: the response anywhere in the call answers it.
+            given = [s for s in segments if s.speaker == "agent" and matches(params.response, s.text)]
+            if given:
+                return CheckResult(check.id, True, (evidence_of(given[0]),), check.clause)
         failed = [t for t in triggers if not t.answered]
         if params.answer == "any" and len(failed) < len(triggers):
             failed = []
@@ -387,14 +395,17 @@ class RuleEngine:
             reason = "客户没有说话，看不出结果"
             return CheckResult(check.id, False, (), check.clause, reason, unknown_reason=reason)
         last = said[-params.last_customer_turns :]
+        if any(moods.get(i) == "thankful" for i in last):  # thanks at the end: the matter was settled
+            return CheckResult(check.id, True, tuple(evidence_of(segments[i]) for i in last), check.clause)
         upset = [i for i in last if moods.get(i) in UPSET_MOODS]
-        evidence = tuple(evidence_of(segments[i]) for i in (upset or last))
-        if upset:
-            return CheckResult(check.id, False, evidence, check.clause, check.message)
-        if not any(moods.get(i) == "thankful" for i in last):
-            reason = "客户平静地结束，看不出是否满意"
-            return CheckResult(check.id, False, evidence, check.clause, reason, unknown_reason=reason)
-        return CheckResult(check.id, True, evidence, check.clause)
+        earlier = [i for i in said if moods.get(i) in UPSET_MOODS]
+        if upset or earlier:
+            # upset at the end, or upset before and not reconciled (no thanks at the end)
+            shown = tuple(evidence_of(segments[i]) for i in (upset or [earlier[-1], *last]))
+            return CheckResult(check.id, False, shown, check.clause, check.message)
+        reason = "客户始终平静，看不出是否满意"
+        shown = tuple(evidence_of(segments[i]) for i in last)
+        return CheckResult(check.id, False, shown, check.clause, reason, unknown_reason=reason)
 
     @staticmethod
     def _announcement(gap: Gap, segments: Sequence[Segment], announce_cues: CueSet) -> Segment | None:

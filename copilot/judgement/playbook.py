@@ -110,6 +110,9 @@ class SequenceParams:
     # "any": the check passes when the agent answered at least one trigger in time (a real call has many
     # upset lines; one fitting apology is what the handbook asks); "every": each trigger must be answered.
     answer: Literal["any", "every"] = "every"
+    # "anywhere": on a transcript without times the response anywhere in the call counts (its turns are
+    # a text's or a recogniser's pieces, so "within N agent turns" cannot be judged); "window": as timed
+    untimed: Literal["window", "anywhere"] = "window"
 
 
 @dataclass(frozen=True)
@@ -144,7 +147,8 @@ class OverlapParams:
 
 @dataclass(frozen=True)
 class OutcomeParams:
-    """How the customer leaves: their last lines (with something said) must not be upset."""
+    """How the customer leaves: pass when they thank at the end; fail when they end upset, or were upset
+    and leave without being reconciled; unknown when they were calm throughout."""
 
     last_customer_turns: int = 2
     min_chars: int = 2  # shorter customer lines (嗯, 对) say nothing about the outcome
@@ -351,6 +355,7 @@ def _params(kind: str, table: dict[str, Any], cues: Mapping[str, CueSet], where:
             response=_ref(cues, table.get("response"), f"{where}.response"),
             within_agent_turns=max(1, int(_float(table, "within_agent_turns", where, 2))),
             answer=_answer(table.get("answer", "every"), f"{where}.answer"),
+            untimed="anywhere" if table.get("untimed") == "anywhere" else "window",
         )
     if kind == "hold":
         return HoldParams(
