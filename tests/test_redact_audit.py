@@ -302,3 +302,23 @@ def test_store_export_says_when_it_creates_a_folder_and_refuses_a_file_as_folder
     done = _copilot("store", "export", "--format", "csv", "--out", str(under_a_file), home=tmp_path / "home")
     assert done.returncode != 0 and "is not a folder" in done.stderr
     assert "internal error" not in done.stderr
+
+
+def test_a_call_with_no_speech_is_stored_as_no_speech_and_not_scored(tmp_path: Path) -> None:
+    calls = tmp_path / "in"
+    calls.mkdir()
+    silent = {"duration": 3600.0, "segments": [{"role": "customer", "start": 1.0, "end": 2.0, "text": " "}]}
+    (calls / "silence.json").write_text(json.dumps(silent), encoding="utf-8")
+    _call(calls, "spoken", "一")
+    home, out = tmp_path / "home", tmp_path / "out"
+    done = _copilot("review", str(calls), "--out", str(out), "--no-progress", home=home)
+    assert done.returncode == 0, done.stderr
+    outcomes = {Path(o["file"]).stem: o for o in json.loads((out / "batch.json").read_text())["outcomes"]}
+    assert outcomes["silence"]["status"] == "reviewed" and outcomes["silence"]["reason"] == "no speech"
+    assert outcomes["silence"]["score"] is None and outcomes["spoken"]["score"] is not None
+    rows = (out / "reviews.csv").read_text(encoding="utf-8")
+    assert ",no speech," in rows
+    listing = _copilot("store", "search", home=home)
+    assert "no speech" in listing.stdout
+    single = _copilot("review", str(calls / "silence.json"), "--json", home=home)
+    assert json.loads(single.stdout)["score"] is None

@@ -174,7 +174,7 @@ def _search(args: argparse.Namespace) -> int:
         failed = ", ".join(c.failed_checks) or "-"
         print(
             f"{c.id:>6}  {name:32} {c.meta.agent or '-':8} {c.meta.team or '-':10} "
-            f"{_date(c):11} {c.score:5.0f}  {failed}"
+            f"{_date(c):11} {_score(c):>5}  {failed}"
         )
     if any(not c.meta.date for c in calls):
         print("(* date unknown: the day it was reviewed)")
@@ -196,7 +196,10 @@ def _clause_line(clause: Clause) -> list[str]:
 
 def _print_call(call: StoredCall) -> None:
     s = call.summary
-    print(f"# call {s.id}: {s.name} ({s.duration:.1f} s) score {s.score:.0f}/100")
+    print(
+        f"# call {s.id}: {s.name} ({s.duration:.1f} s) "
+        + (f"score {s.score:.0f}/100" if s.scored else s.outcome)
+    )
     print(f"  file {s.file}")
     who = ", ".join(
         f"{label} {value}"
@@ -231,6 +234,10 @@ def _show(args: argparse.Namespace) -> int:
     else:
         _print_call(call)
     return 0
+
+
+def _score(call: CallSummary) -> str:
+    return f"{call.score:.0f}" if call.scored else call.outcome
 
 
 # ---- export ---------------------------------------------------------------------------------------

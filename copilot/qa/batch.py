@@ -35,7 +35,7 @@ from copilot.errors import ConfigError, CopilotError
 from copilot.qa.archive import enforce_retention, save_review, shown_path
 from copilot.qa.jobs import Attempt, Job, ReviewOne, local_engine
 from copilot.qa.metadata import DEFAULT_NAME_PATTERN, MetadataSource, load_metadata
-from copilot.qa.store import Provenance, ReviewLike, Store, StoredCall, content_hash, provenance
+from copilot.qa.store import NO_SPEECH, Provenance, ReviewLike, Store, StoredCall, content_hash, provenance
 
 Engine = Literal["local", "ray"]
 
@@ -51,7 +51,6 @@ DASHBOARD_FILE = "index.html"
 CSV_FILE = "reviews.csv"
 JSON_FILE = "reviews.json"
 LOCK_FILE = ".batch.lock"  # held while a batch writes into its output folder
-NO_SPEECH = "no speech"  # a call with nothing said: stored, not scored
 
 
 class BatchAborted(BaseException):

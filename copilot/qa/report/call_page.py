@@ -86,7 +86,9 @@ def render_call_html(call: StoredCall) -> str:
         f"<h1>Call review: {esc(s.name)}</h1>",
         f'<p class="meta">{esc(s.file)} · {esc(mmss(s.duration))} · {who or "agent unknown"}</p>',
         '<div class="cards">',
-        f'<div class="card"><div class="score">{s.score:.0f}</div>score / 100</div>',
+        f'<div class="card"><div class="score">{s.score:.0f}</div>score / 100</div>'
+        if s.scored
+        else f'<div class="card"><div class="score">—</div>{s.outcome}: not scored</div>',
         f'<div class="card"><div class="score">{passed}/{len(call.checks)}</div>checks passed</div>',
         f'<div class="card"><div class="score">{len(call.flags)}</div>flags</div>',
         "</div>",
@@ -120,7 +122,8 @@ def call_json(call: StoredCall) -> dict[str, Any]:
         "call": s.name,
         "file": s.file,
         "duration": s.duration,
-        "score": s.score,
+        "score": s.score if s.scored else None,
+        **({"outcome": s.outcome} if s.outcome else {}),
         "agent": s.meta.agent,
         "team": s.meta.team,
         "queue": s.meta.queue,

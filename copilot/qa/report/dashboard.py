@@ -45,7 +45,7 @@ def _group(calls: Sequence[CallSummary], key: Callable[[CallSummary], str]) -> t
         groups.setdefault(key(call) or UNKNOWN, []).append(call)
     out = []
     for name, members in groups.items():
-        scores = [c.score for c in members]
+        scores = [c.score for c in members if c.scored] or [0.0]  # a call with no speech has no score
         failed = Counter(check for c in members for check in set(c.failed_checks))
         out.append(
             GroupStats(
@@ -63,7 +63,7 @@ def _group(calls: Sequence[CallSummary], key: Callable[[CallSummary], str]) -> t
 
 
 def batch_stats(calls: Sequence[CallSummary]) -> BatchStats:
-    scores = [c.score for c in calls]
+    scores = [c.score for c in calls if c.scored]
     failed = Counter(check for c in calls for check in set(c.failed_checks))
     return BatchStats(
         calls=len(calls),

@@ -45,7 +45,7 @@ def summary_row(call: CallSummary, report: str = "") -> dict[str, Any]:
         "queue": call.meta.queue,
         "date": call.meta.date,
         "duration_s": round(call.duration, 3),
-        "score": round(call.score, 2),
+        "score": round(call.score, 2) if call.scored else call.outcome,
         "failed_checks": list(call.failed_checks),
         "report": report,
         "content_hash": call.content_hash,

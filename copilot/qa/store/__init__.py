@@ -3,6 +3,7 @@
 from copilot.qa.store.db import DB_ENV, Store, database_url
 from copilot.qa.store.fingerprint import content_hash, model_versions, provenance
 from copilot.qa.store.records import (
+    NO_SPEECH,
     CallSummary,
     EvalRun,
     Provenance,
@@ -16,6 +17,7 @@ from copilot.qa.store.records import (
 
 __all__ = [
     "DB_ENV",
+    "NO_SPEECH",
     "CallSummary",
     "EvalRun",
     "Provenance",

@@ -27,6 +27,7 @@ from copilot.errors import StoreError
 from copilot.qa.metadata import CallMetadata
 from copilot.qa.store.migrations import migrate
 from copilot.qa.store.records import (
+    NO_SPEECH,
     CallSummary,
     EvalRun,
     Provenance,
@@ -340,6 +341,7 @@ class Store:
 
         t = self._t
         calls = t["calls"]
+        scored = bool(getattr(review, "scored", True))
         with self._tx() as conn:
             _take_turns(conn, content_hash, provenance.config_hash)
             existing = conn.execute(
@@ -367,7 +369,8 @@ class Store:
                     team=storable(meta.team),
                     queue=storable(meta.queue),
                     call_date=storable(meta.date),
-                    score=float(review.score),
+                    score=float(review.score) if scored else 0.0,
+                    outcome="" if scored else NO_SPEECH,
                     created_at=now,
                 ),
             )
@@ -503,6 +506,7 @@ class Store:
                 meta=CallMetadata(agent=r.agent, team=r.team, queue=r.queue, date=r.call_date),
                 created_at=_utc(r.created_at),  # PostgreSQL answers in its session's time zone
                 failed_checks=tuple(failed[int(r.id)]),
+                outcome=r.outcome,
             )
             for r in rows
         ]

@@ -278,3 +278,10 @@ def m005_check_status(conn: sa.Connection) -> None:
     """
     for column in ("status VARCHAR(16)", "reason TEXT"):
         conn.execute(sa.text(f"ALTER TABLE checks ADD COLUMN {column} NOT NULL DEFAULT ''"))
+
+
+@migration
+def m006_call_outcome(conn: sa.Connection) -> None:
+    """A call with nothing said (an hour of silence, a truncated recording) is stored as ``outcome`` 'no
+    speech' and not scored (its ``score`` column holds 0 and means nothing); '' is a scored review."""
+    conn.execute(sa.text("ALTER TABLE calls ADD COLUMN outcome VARCHAR(16) NOT NULL DEFAULT ''"))

@@ -48,6 +48,9 @@ class StoredSegment:
     mood: str = ""  # customer mood label, "" = unknown
 
 
+NO_SPEECH = "no speech"  # the outcome of a call with nothing said: stored, not scored
+
+
 @dataclass(frozen=True)
 class CallSummary:
     """One row of a review listing."""
@@ -62,6 +65,11 @@ class CallSummary:
     meta: CallMetadata
     created_at: datetime
     failed_checks: tuple[str, ...] = ()
+    outcome: str = ""  # "" = reviewed and scored; NO_SPEECH = nothing was said, not scored
+
+    @property
+    def scored(self) -> bool:
+        return not self.outcome
 
 
 @dataclass(frozen=True)
