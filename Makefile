@@ -8,20 +8,26 @@ PIP := $(VENV)/bin/pip
 COPILOT := $(VENV)/bin/copilot
 STAMP := $(VENV)/.installed
 
-.PHONY: setup system run test test-fast lint models-1.5b bench clean-venv
+.PHONY: setup system run test test-fast lint lock models-1.5b bench clean-venv
 
 $(PY):
 	python3 -m venv $(VENV)
 
-# torch first and alone: with no torch present, any package that depends on it pulls the CUDA build.
-# openai-whisper goes in with --no-deps so that pip does not pull triton (~1 GB, GPU only); the
-# dependencies it really uses on a CPU are pinned in pyproject.toml.
-$(STAMP): pyproject.toml | $(PY)
+# Every package comes from the hash-pinned lock (scripts/lock.sh regenerates it from pyproject.toml):
+# pip refuses any file whose SHA-256 differs and any dependency the lock does not pin. torch 2.13.0+cpu
+# is the wheel pip finds in /opt/wheels (a loose torch pulls the CUDA build). openai-whisper goes in
+# with --no-deps so that pip does not pull triton (~1 GB, GPU only); the dependencies it really uses on
+# a CPU are in the lock. The project itself is installed last, editable and without dependencies.
+$(STAMP): pyproject.toml requirements.lock requirements-no-deps.lock | $(PY)
 	$(PIP) install --quiet --upgrade pip==25.3
-	$(PIP) install --quiet torch==2.13.0
-	$(PIP) install --quiet -e '.[models,dev,ray]'
-	$(PIP) install --quiet --no-deps openai-whisper==20250625
+	$(PIP) install --quiet --require-hashes -r requirements.lock
+	$(PIP) install --quiet --require-hashes --no-deps -r requirements-no-deps.lock
+	$(PIP) install --quiet --no-deps -e .
 	touch $(STAMP)
+
+# After changing pyproject.toml's dependencies: regenerate the lock (then commit both lock files).
+lock:
+	bash scripts/lock.sh
 
 system:
 	@bash scripts/system-deps.sh
