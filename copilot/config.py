@@ -71,7 +71,7 @@ class AsrConfig:
     language: str = "zh"
     # Simplified-Chinese prompt: without it Whisper base often writes Traditional characters.
     initial_prompt: str = "以下是普通话的句子。"
-    vad: bool = True  # Silero VAD (shipped inside faster-whisper) skips silence
+    vad: bool = True  # openai-whisper decodes only the Silero VAD's speech clips of what it is given
     agent_channel: Literal["left", "right"] = "left"  # stereo recorders put each party on a channel
     # faster-whisper hotwords from knowledge/vocabulary_custom.txt. Off: on the shared calls they leaked
     # into silences as repeated words; the homophone correction over the same words stays on.
@@ -99,9 +99,10 @@ class AsrConfig:
     # its own copy of the model (about 170 MB for base).
     live_workers: int = 2
     live_threads: int = 1
-    # Per-word times (``transcribe --words``, offline reviews). Live sessions never use them and the extra
-    # alignment pass costs ~30% of a decode, so live decodes skip it (see ``for_live``).
-    word_timestamps: bool = True
+    # Per-word times, only for ``copilot transcribe --words``: nothing else reads them (evidence is cut from
+    # segment times), and the alignment pass made offline decodes ~5x the CPU of the decode alone (four real
+    # clips: 28.6 s against 5.9 s, eval/bench_transcription.py).
+    word_timestamps: bool = False
     # Tentative text while the *agent* speaks. Off: the agent knows what they are saying, and on 2 cores
     # those decodes compete with the customer's commit and the LLM's suggestion (copilot eval latency).
     # The agent's lines still appear when committed; the customer's channel always has tentative text.

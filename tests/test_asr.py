@@ -22,6 +22,7 @@ from copilot.transcription.asr import (
     clean_segment,
     clip_seconds,
     collapse_repetitions,
+    drop_broken_tail,
     is_silence_hallucination,
     load_transcriber,
     to_segments,
@@ -170,6 +171,16 @@ def test_clean_segment_drops_credits_and_keeps_text_without_words() -> None:
     assert clean_segment(DecodedSegment(0.0, 3.0, "字幕由Amara.org社区提供")) is None
     kept = clean_segment(DecodedSegment(0.0, 3.0, "這是售後服務"))
     assert kept is not None and kept.text == "这是售后服务"
+
+
+def test_a_broken_character_cuts_the_run_off_tail() -> None:
+    assert drop_broken_tail("还有动漫设计。你认\ufffd") == "还有动漫设计。"
+    assert drop_broken_tail("设计\ufffd") == "设计"  # no sentence end before it: only the broken character goes
+    assert drop_broken_tail("设计。好的") == "设计。好的"
+    words = (Word("设计。", 0.0, 1.0), Word("你认", 1.0, 1.2), Word("\ufffd", 1.2, 1.3))
+    cleaned = clean_segment(DecodedSegment(0.0, 1.3, "设计。你认\ufffd", words))
+    assert cleaned is not None and cleaned.text == "设计。"
+    assert [w.text for w in cleaned.words] == ["设计。"]
 
 
 def test_correction_is_off_when_asked() -> None:

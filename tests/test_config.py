@@ -67,10 +67,11 @@ def test_live_calls_trim_the_encoder_window_only_where_it_exists_and_is_asked_fo
 def test_live_calls_decode_with_the_live_beam_and_without_word_times() -> None:
     from copilot.config import AsrConfig
 
-    offline = AsrConfig(beam_size=5, live_beam_size=2)
+    offline = AsrConfig(beam_size=5, live_beam_size=2, word_timestamps=True)  # as `transcribe --words` asks
     live = offline.for_live()
     assert (live.beam_size, live.word_timestamps, live.limit_tokens) == (2, False, True)
     assert (offline.beam_size, offline.word_timestamps, offline.limit_tokens) == (5, True, False)
+    assert not AsrConfig().word_timestamps  # nothing else reads word times: offline skips the alignment
     assert AsrConfig(backend="openai-whisper").for_live().beam_size == AsrConfig().live_beam_size
 
 

@@ -293,3 +293,34 @@ def test_offline_batches_a_channels_utterances_into_one_decode(stereo_call):
     assert [(s.start, s.end) for s in fast.segments] == [(s.start, s.end) for s in slow.segments]
     assert len(one_by_one.calls) == 3  # one decode per utterance
     assert len(batched.calls) == 2  # one per channel: both agent utterances fit one window
+
+
+class DeafVad:
+    """A VAD that hears nothing (as Silero on some telephone-band speech)."""
+
+    def __call__(self, frames: np.ndarray) -> np.ndarray:
+        return np.zeros(len(frames), np.float32)
+
+
+def test_a_channel_the_vad_misses_entirely_is_decoded_whole(tmp_path):
+    path = tmp_path / "quiet_vad.wav"
+    write_wav(path, tone_track([(x.start, x.end) for x in AGENT], 9.0)[None])
+    fake = ScriptedTranscriber(AGENT)
+    transcript = transcribe_file(path, AsrConfig(), fake, vad_factory=DeafVad)
+    assert "".join(s.text for s in transcript.segments) == "".join(x.text for x in AGENT)
+
+
+def test_a_silent_channel_the_vad_misses_is_not_decoded(tmp_path):
+    path = tmp_path / "silence.wav"
+    write_wav(path, np.zeros((1, 3 * SAMPLE_RATE), np.float32))
+    fake = ScriptedTranscriber(AGENT)
+    assert transcribe_file(path, AsrConfig(), fake, vad_factory=DeafVad).segments == ()
+    assert fake.calls == []
+
+
+def test_later_windows_get_the_call_so_far_as_prompt(stereo_call):
+    fake = ScriptedTranscriber(AGENT + CUSTOMER)
+    transcribe_file(stereo_call, AsrConfig(), fake, vad_factory=EnergyVad)
+    prompts = [prompt for _start, _end, prompt in sorted(fake.calls)]
+    assert prompts[0] == ""  # the agent's window opens the call
+    assert prompts[-1] == "您好欢迎致电"  # the customer's window: what was said before it, not after

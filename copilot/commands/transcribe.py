@@ -121,10 +121,10 @@ def _run(args: argparse.Namespace) -> int:
         Vocabulary() if args.no_vocabulary else domain_vocabulary_for(asr, Path(config.knowledge_dir))
     )
     partial = None
-    if args.live:  # decode as a live call does (greedy, trimmed window); --words keeps word times
+    if args.live:  # decode as a live call does (greedy, trimmed window)
         asr = asr.for_live()
-        if args.words:
-            asr = dataclasses.replace(asr, word_timestamps=True)
+    if args.words:  # the alignment pass costs several times the decode: only when asked for
+        asr = dataclasses.replace(asr, word_timestamps=True)
     transcriber = load_transcriber(asr, vocabulary)  # loaded once for every file
     partial_config = asr.for_partials() if args.live else None
     if partial_config is not None:

@@ -35,6 +35,8 @@ PACKAGED_OPENAI = "whisper-base-openai"  # the same weights converted by models/
 OPENAI_ALIGNMENT_KEY = "base"  # openai-whisper's table of cross-attention heads that track time
 PROMPT_CONTEXT_CHARS = 120  # chars of caller context kept: Whisper's prompt holds ~223 tokens in all
 VOCABULARY_PROMPT_LABEL = "常用词："  # "common words:" before the vocabulary in the prompt
+BROKEN_CHARACTER = "\ufffd"  # a decode that stopped inside a multi-byte character (你认\ufffd)
+SENTENCE_ENDS = "。！？!?"
 
 # Whisper's own silence rule (openai transcribe.py): both must hold to call a segment silence.
 NO_SPEECH_MAX = 0.6
@@ -174,6 +176,19 @@ def _apply_to_words(words: Sequence[Word], text: str, keep: Sequence[bool]) -> t
     return tuple(out)
 
 
+def _cut_words(words: Sequence[Word], keep: int) -> tuple[Word, ...]:
+    """The words covering the first ``keep`` characters of their joined text (broken characters dropped)."""
+    out: list[Word] = []
+    for word in words:
+        if keep <= 0:
+            break
+        text = word.text[:keep].replace(BROKEN_CHARACTER, "")
+        keep -= len(word.text)
+        if text:
+            out.append(replace(word, text=text))
+    return tuple(out)
+
+
 _CJK_SPACE = re.compile(r"(?<=[\u3000-\u9fff\uff00-\uffef])\s+|\s+(?=[\u3000-\u9fff\uff00-\uffef])")
 
 
@@ -182,10 +197,23 @@ def _tidy(text: str) -> str:
     return _CJK_SPACE.sub("", text)
 
 
+def drop_broken_tail(text: str) -> str:
+    """``text`` without a run-off tail: a broken character means the decoder stopped mid-character, past
+    the speech, so what follows the last sentence end before it goes too (or just the broken character)."""
+    broken = text.find(BROKEN_CHARACTER)
+    if broken < 0:
+        return text
+    end = max(text.rfind(mark, 0, broken) for mark in SENTENCE_ENDS)
+    return text[: end + 1] if end >= 0 else text.replace(BROKEN_CHARACTER, "")
+
+
 def clean_segment(segment: DecodedSegment, vocabulary: Vocabulary = Vocabulary()) -> DecodedSegment | None:
     """Simplified characters, loops cut, homophones corrected; ``None`` for a silence hallucination."""
     words = tuple(replace(w, text=_tidy(to_simplified(w.text))) for w in segment.words)
-    text = "".join(w.text for w in words) if words else _tidy(to_simplified(segment.text))
+    if words and BROKEN_CHARACTER in "".join(w.text for w in words):
+        kept = len(drop_broken_tail("".join(w.text for w in words)))
+        words = _cut_words(words, kept)
+    text = "".join(w.text for w in words) if words else drop_broken_tail(_tidy(to_simplified(segment.text)))
     if is_silence_hallucination(text, segment.no_speech_prob, segment.avg_logprob):
         return None
     if vocabulary.correct and vocabulary.words:
@@ -299,7 +327,9 @@ class FasterWhisperTranscriber:
             beam_size=self.config.beam_size,
             initial_prompt=prompt or None,
             hotwords=" ".join(self.vocabulary.words) if use_hotwords else None,
-            vad_filter=self.config.vad,
+            # The stream's VAD has chosen this audio already (an utterance live, a window offline); a second
+            # pass here dropped whole utterances it missed (a 1.8-s telephone-band clip came out empty).
+            vad_filter=False,
             word_timestamps=self.config.word_timestamps,
             condition_on_previous_text=False,  # each call gets its context through ``prompt``
             max_new_tokens=token_budget(audio.size / SAMPLE_RATE) if self.config.limit_tokens else None,
