@@ -34,7 +34,10 @@ COMMAND_MODULES: tuple[str, ...] = (
 )
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The whole command line, or only ``command``'s sub-command when a module of that name exists: each
+    module imports what its command needs (``review`` pulls in the database layer, ~1.5 s), and a one-clip
+    ``copilot transcribe`` should not wait for the others."""
     parser = argparse.ArgumentParser(
         prog="copilot",
         description="Agent copilot for Mandarin after-sales service calls.",
@@ -42,14 +45,27 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", help="TOML configuration file (default: $COPILOT_CONFIG or built-in)")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True
-    for name in COMMAND_MODULES:
+    only = f"copilot.commands.{command}"
+    for name in (only,) if only in COMMAND_MODULES else COMMAND_MODULES:
         importlib.import_module(name).register(subparsers)
     return parser
 
 
+def command_name(argv: Sequence[str]) -> str | None:
+    """The sub-command named in ``argv`` (the first word that is neither an option nor ``--config``'s value)."""
+    tokens = iter(argv)
+    for token in tokens:
+        if token == "--config":
+            next(tokens, None)
+        elif not token.startswith("-"):
+            return token
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    arguments = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(command_name(arguments))
+    args = parser.parse_args(arguments)
     try:
         return int(args.func(args) or 0)
     except CopilotError as e:
