@@ -190,8 +190,16 @@ class PrivacyConfig:
 class AppConfig:
     host: str = "127.0.0.1"  # listen on loopback unless told otherwise
     port: int = 7860
-    auth_user: str = ""  # optional login for Review and Train
+    # Sign-in (copilot/ui/access.py). users: "name:role:argon2-hash" entries, role agent (Live), reviewer
+    # (Review), trainer (Train) or admin (all); `python app.py --hash-password` prints a hash. auth_user /
+    # auth_password: one admin (the password may be a hash too). No user at all: no sign-in (loopback use).
+    users: tuple[str, ...] = ()
+    auth_user: str = ""
     auth_password: str = ""
+    # Host header names the app answers besides loopback and its own address (DNS rebinding): the names
+    # people type when it is served beyond this machine, e.g. ["copilot.example.com"].
+    allowed_hosts: tuple[str, ...] = ()
+    max_upload_mb: int = 300  # largest upload accepted (a 1-hour stereo 16-kHz WAV is about 230 MB)
     max_live_sessions: int = 4
     # LLM rewrites running at once across all live calls, and how long one may wait for a place before
     # its call keeps the handbook script (on 2 cores, parallel generations only slow each other down).
@@ -309,6 +317,8 @@ def validate(config: Config) -> Config:
         raise ConfigError("llm.prompt_lookup must be 0 (off) or more")
     if config.app.max_live_sessions < 1:
         raise ConfigError("app.max_live_sessions must be at least 1")
+    if config.app.max_upload_mb < 1:
+        raise ConfigError("app.max_upload_mb must be at least 1")
     if config.app.llm_at_once < 1:
         raise ConfigError("app.llm_at_once must be at least 1")
     if not 0 <= config.app.llm_wait_seconds <= MAX_LLM_WAIT_SECONDS:

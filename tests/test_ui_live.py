@@ -173,12 +173,13 @@ def test_the_timer_stops_once_the_call_is_finished_and_skips_unchanged_parts(
     assert call.wait(WAIT)
     first = handlers.tick(call)
     assert isinstance(first[0], gr.Timer) and first[0].active is False
+    assert isinstance(first[1], gr.Radio) and first[1].interactive  # the speed can be chosen again
     again = handlers.tick(call)
-    skipped = [isinstance(part, type(gr.skip())) for part in again[1:]]
+    skipped = [isinstance(part, type(gr.skip())) for part in again[2:]]
     view = call.view()
     long_fields = [len(getattr(view, f)) >= RESEND_BELOW_CHARS for f in PANEL_FIELDS]
     assert skipped == long_fields and any(long_fields)  # the finished call's transcript is long
-    assert [p for p in again[1:] if not isinstance(p, type(gr.skip()))] == [
+    assert [p for p in again[2:] if not isinstance(p, type(gr.skip()))] == [
         getattr(view, f) for f, long in zip(PANEL_FIELDS, long_fields, strict=True) if not long
     ]
 
@@ -234,3 +235,43 @@ def test_microphone_audio_is_transcribed_as_the_chosen_speaker(services: FakeSer
     state = call.session.state()
     assert [(s.speaker, s.text) for s in state.segments] == [("customer", line.text)]
     assert state.finished and state.suggestion is not None  # a customer turn gets a suggestion
+
+
+def test_until_the_models_are_loaded_the_idle_panel_shows_their_progress(
+    tmp_path: Path, services: FakeServices
+) -> None:
+    ctx = context(tmp_path, services)
+    handlers = LiveHandlers(ctx, {})
+    assert ctx.readiness()[0] == 0
+    loading = handlers.idle_view().status
+    assert 'data-loading="true"' in loading and "正在加载模型" in loading
+    timer, status = handlers.watch_loading(None)
+    assert timer.active and status == loading  # the page keeps looking
+    ctx.warm_up()
+    done, total, _ = ctx.readiness()
+    assert done == total
+    timer, status = handlers.watch_loading(None)
+    assert not timer.active and "data-loading" not in status and "没有通话" in status
+
+
+def test_a_replay_that_falls_behind_its_speed_says_how_fast_it_really_runs(
+    tmp_path: Path, services: FakeServices
+) -> None:
+    import time
+
+    ctx = context(tmp_path, services)
+    call = LiveCall(CallSession(services), CallInfo("x", (), speed=4.0))
+    stop = threading.Event()
+
+    def until_stopped(_stop: threading.Event) -> Iterator[TimedEvent]:
+        stop.wait(10)
+        yield from ()
+
+    call.start(until_stopped)
+    call._started = time.monotonic() - 20.0  # 20 s of wall time ...
+    assert call.lagging_rate(44.0) == pytest.approx(2.2, rel=0.02)  # ... for 44 s of call: 2.2x, not 4x
+    assert call.lagging_rate(79.0) is None  # on pace: nothing to say
+    stop.set()
+    call.wait(5)
+    assert call.lagging_rate(44.0) is None  # finished: no rate
+    assert ctx.slots.in_use == 0

@@ -67,8 +67,12 @@ def test_bad_call_panel_shows_flags_with_clauses_mood_and_missing_steps(
     for flag in state.flags:
         assert f'data-rule="{flag.rule}"' in view.flags
     assert 'data-rule="forbidden"' in view.flags and 'data-rule="greeting"' in view.flags
-    quotes = re.findall(r'<div class="cp-quote">“(.*?)”</div>', view.flags)
-    assert quotes and all(quotes)  # every flag carries its handbook clause
+    chips = re.findall(
+        r'<span class="cp-flag cp-chip[^"]*"[^>]*title="([^"]*)"[^>]*>(.*?)</span></span>', view.flags
+    )
+    assert len(chips) == len(state.flags)
+    # every flag chip carries its handbook clause (shown with the details, and in its tooltip)
+    assert all('class="cp-quote cp-details"' in chip and "手册" in tip for tip, chip in chips)
     assert 'data-mood="angry"' in view.mood
     assert not view.checklist_complete
     assert 'data-step="closing" data-state="missing"' in view.checklist
@@ -114,9 +118,11 @@ def test_suggestion_shows_the_script_at_once_then_the_streaming_rewrite_then_the
     assert 'data-state="fallback"' in html and "breaks rule(s): forbidden:calm_down" in html
 
 
-def test_guideline_is_the_top_cited_passage_with_its_document_and_section() -> None:
+def test_guideline_is_the_top_cited_passage_with_its_section_and_the_document_as_a_detail() -> None:
     html = render_panel(dataclasses.replace(EMPTY_STATE, suggestion=_suggestion())).guideline
-    assert "客服手册 § 一、接听" in html and "接听电话时应主动问候。" in html and "hb-001" in html
+    assert "手册 · 一、接听" in html and "接听电话时应主动问候。" in html
+    # the handbook's file name and the passage id are details for trainers, not shown to agents by default
+    assert '<div class="cp-details">客服手册 [hb-001]</div>' in html
 
 
 def test_text_from_the_call_is_escaped() -> None:

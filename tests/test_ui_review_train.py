@@ -53,9 +53,7 @@ def test_reviewing_uploads_stores_them_and_shows_failed_checks_with_evidence(
     assert failed_checks(rv.scorecard_html(bad)) == stored_failed
     assert failed_checks(rv.scorecard_html(good)) == {c.id for c in good.stored.checks if not c.passed}
     rows = rv.evidence_rows(result.calls)
-    assert {r.call_index for r in rows} == {0} | (
-        {1} if any(not c.passed for c in good.stored.checks) else set()
-    )
+    assert {r.call_index for r in rows} == {0} | ({1} if any(c.failed for c in good.stored.checks) else set())
     forbidden = [r for r in rows if r.item == "check forbidden"]
     assert forbidden and all(r.quote and r.clause for r in forbidden)
     assert "您别激动" in " ".join(r.quote for r in forbidden)

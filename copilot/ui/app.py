@@ -35,6 +35,15 @@ from copilot.types import Role
 from copilot.ui import phone
 from copilot.ui import review as rv
 from copilot.ui import train as tr
+from copilot.ui.access import (
+    HostAllowList,
+    Login,
+    View,
+    allowed_hosts,
+    parse_users,
+    remove_uploads,
+    views_for,
+)
 from copilot.ui.context import AppContext
 from copilot.ui.live import (
     SPEEDS,
@@ -45,7 +54,7 @@ from copilot.ui.live import (
     source_label,
     transcript_events,
 )
-from copilot.ui.panel import PanelView, render_idle
+from copilot.ui.panel import IDLE_STATUS, PanelView, render_idle, render_loading
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +66,32 @@ MAX_SPEED = (
 )
 ANALYTICS_EVENTS = 500  # Gradio's per-event timing records kept (and events between their summaries)
 RESEND_BELOW_CHARS = 2048  # unchanged panel parts shorter than this are re-sent, not skipped (cheaper)
+LOADING_SECONDS = 1.0  # s between looks at the models' loading progress (only until they are loaded)
+# One click copies the suggestion (clipboard API; on a page without it, a selection and execCommand).
+COPY_JS = """() => {
+  const el = document.querySelector('#live-suggestion .cp-say-text');
+  const text = el ? el.innerText : '';
+  const button = document.querySelector('#live-copy');
+  if (!text) return [];
+  const done = () => { if (button) { button.dataset.copied = text; } };
+  if (navigator.clipboard && window.isSecureContext) {
+    navigator.clipboard.writeText(text).then(done, done);
+  } else {
+    const range = document.createRange(); range.selectNodeContents(el);
+    const sel = window.getSelection(); sel.removeAllRanges(); sel.addRange(range);
+    document.execCommand('copy'); sel.removeAllRanges(); done();
+  }
+  return [];
+}"""
+# The transcript box follows its newest line: scrolled to the bottom whenever its content changes (the box
+# is replaced on each refresh, so this runs once per page and watches the whole Live view).
+STICK_TO_NEWEST_JS = """() => {
+  const stick = () => document.querySelectorAll('#live-transcript .cp-transcript').forEach((box) => {
+    box.scrollTop = box.scrollHeight;
+  });
+  new MutationObserver(stick).observe(document.body, {subtree: true, childList: true});
+}"""
+DETAILS_JS = "(on) => { document.body.classList.toggle('cp-show-details', on); return []; }"
 MIC_STREAM_EVERY = 0.5  # s of microphone audio per chunk sent by the browser
 MIC_TIME_LIMIT = 4 * 3600  # s: the longest microphone call
 DEFAULT_CALLS_DIR = shared_dir() / "calls"
@@ -74,39 +109,70 @@ PANEL_FIELDS = (
 )
 
 CSS = """
-.cp-live{max-width:560px}
+.cp-live{max-width:none}
+.cp-controls{position:sticky;top:0;z-index:20;background:var(--background-fill-primary);padding:4px 0;
+  border-bottom:1px solid var(--border-color-primary)}
+.cp-buttons{gap:4px!important}
+.cp-toggles{gap:4px}
 .cp-seg{padding:3px 6px;margin:2px 0;border-radius:4px;line-height:1.45}
-.cp-agent{background:#eef4ff;border-left:3px solid #3b6fd8;margin-right:12%}
-.cp-customer{background:#fff4e5;border-left:3px solid #e08a00;margin-left:12%}
+.cp-agent{background:#eef4ff;border-left:3px solid #3b6fd8;margin-right:14%}
+.cp-customer{background:#fff4e5;border-left:3px solid #e08a00;margin-left:14%}
 .cp-unknown{background:#f3f3f3;border-left:3px solid #999}
 .cp-tentative{color:#8a8a8a;font-style:italic;background:#fafafa}
-.cp-time{color:#777;font-size:.85em}.cp-meta{color:#666;font-size:.85em}
-.cp-transcript{max-height:340px;overflow-y:auto}.cp-flags{max-height:300px;overflow-y:auto}
+.cp-time{color:#777;font-size:.8em}.cp-meta{color:#666;font-size:.85em}
+.cp-transcript{height:min(42vh,460px);overflow-y:auto;
+  border:1px solid var(--border-color-primary);border-radius:6px;padding:4px}
+@media (min-width:1000px){.cp-transcript{height:calc(100vh - 250px);min-height:360px}}
+#live-message:not(:has(.cp-message)),#live-errors:not(:has(.cp-errors)){display:none!important}
+.cp-title h3{margin:0}
+.cp-controls .wrap{gap:4px!important}
+#live-speed label{padding:2px 8px!important}
+.cp-copy{max-width:160px;align-self:flex-end}
 .cp-empty{color:#888}
-.cp-tag{display:inline-block;background:#444;color:#fff;border-radius:3px;padding:0 5px;margin-right:6px;font-size:.8em}
-.cp-say{font-size:1.15em;font-weight:600;margin:4px 0}
-.cp-script{color:#333;margin:4px 0}.cp-streaming{color:#1b5e20}.cp-cursor{animation:cpblink 1s step-start infinite}
+.cp-tag{display:inline-block;background:#555;color:#fff;border-radius:3px;padding:0 5px;margin-right:6px;font-size:.78em}
+.cp-suggestion{border:2px solid #3b6fd8;border-radius:8px;padding:8px 10px;background:#f7faff}
+.cp-suggestion.cp-empty{border:1px dashed #bbb;background:none}
+.cp-suggestion[data-state=streaming]{border-color:#7a9be0}
+.cp-say{font-size:1.35em;font-weight:600;line-height:1.5;margin:4px 0;color:#111}
+.cp-kind{display:block;font-size:.62em;color:#3b6fd8;font-weight:600;letter-spacing:.05em}
+.cp-reason{color:#555;font-size:.92em}
+.cp-script{color:#222;margin:4px 0}.cp-streaming{color:#1b5e20;margin:4px 0}
+.cp-cursor{animation:cpblink 1s step-start infinite}
 @keyframes cpblink{50%{opacity:0}}
-.cp-reason{color:#a15c00;font-size:.9em}.cp-cites{color:#555;font-size:.85em}
-.cp-guideline .cp-where{font-weight:600}.cp-quote{color:#444;font-style:italic}
-.cp-id{color:#888;font-weight:normal;font-size:.85em}
-.cp-flag{border-left:4px solid #b3261e;background:#fdecea;padding:4px 6px;margin:4px 0;border-radius:3px}
-.cp-sev-minor,.cp-sev-info{border-left-color:#a15c00;background:#fff8e1}
-.cp-badge{background:#b3261e;color:#fff;border-radius:3px;padding:0 4px;font-size:.8em}
-.cp-clause{font-size:.85em;color:#555}.cp-evidence{font-size:.9em}
-.cp-mood-angry b{color:#b3261e}.cp-mood-anxious b{color:#a15c00}.cp-mood-satisfied b{color:#176f2c}
-.cp-gauge{position:relative;height:10px;background:#eee;border-radius:5px;margin-top:4px}
-.cp-band{position:absolute;top:0;height:10px;background:#a5d6a7;border-radius:5px}
-.cp-marker{position:absolute;top:-3px;width:4px;height:16px;background:#222;border-radius:2px}
-.cp-pace-fast b,.cp-pace-slow b{color:#b3261e}
-.cp-checklist ul{list-style:none;padding-left:4px;margin:4px 0}
-.cp-done{color:#176f2c}.cp-ok{color:#4a7c59}.cp-missing{color:#b3261e;font-weight:600}
+.cp-chip{display:inline-block;border-radius:12px;padding:1px 9px;margin:2px 4px 2px 0;font-size:.9em;background:#eee}
+.cp-situation{background:#e8eefc;color:#28448f}
+.cp-flags{line-height:1.9}
+.cp-flag.cp-chip{background:#fdecea;color:#8c1d18;border:1px solid #f0aaa5}
+.cp-flag.cp-sev-minor,.cp-flag.cp-sev-info{background:#fff8e1;color:#6d4500;border-color:#edd188}
+.cp-flag.cp-old{opacity:.5}
+.cp-flag.cp-fresh{font-weight:600}
+.cp-badge{font-size:.8em;opacity:.85}
+.cp-details{display:none;color:#666;font-size:.82em}
+body.cp-show-details .cp-details{display:block}
+.cp-guideline{font-size:.9em;color:#333}.cp-guideline .cp-where{font-weight:600}
+.cp-quote{color:#444}
+.cp-clause{font-size:.85em;color:#555}
+.cp-compact{gap:6px}
+.cp-mood-angry b,.cp-mood-distressed b{color:#b3261e}.cp-mood-anxious b{color:#a15c00}
+.cp-mood-satisfied b,.cp-mood-thankful b{color:#176f2c}
+.cp-gauge{position:relative;height:8px;background:#eee;border-radius:4px;margin-top:3px}
+.cp-band{position:absolute;top:0;height:8px;background:#a5d6a7;border-radius:4px}
+.cp-marker{position:absolute;top:-3px;width:4px;height:14px;background:#222;border-radius:2px}
+.cp-pace-fast b,.cp-pace-slow b{color:#a15c00}
+.cp-checklist ul{list-style:none;padding:0;margin:4px 0;display:flex;flex-wrap:wrap;gap:4px}
+.cp-step{border-radius:12px;padding:1px 9px;font-size:.9em;background:#f1f1f1}
+.cp-done,.cp-ok{color:#176f2c;background:#e8f5e9}.cp-missing{color:#b3261e;background:#fdecea}
+.cp-step.cp-unknown{color:#555;background:#f1f1f1;border:1px dashed #aaa}
+.cp-checklist .cp-head{font-size:.9em}
 .cp-checklist[data-complete=true] .cp-head{color:#176f2c;font-weight:600}
 .cp-errors{color:#b3261e}.cp-message{color:#b3261e;font-weight:600}
-.cp-status{font-weight:600}
+.cp-status{font-size:.95em}
+.cp-progress{height:6px;background:#eee;border-radius:3px;margin-top:4px;max-width:360px}
+.cp-progress div{height:6px;background:#3b6fd8;border-radius:3px}
 .cp-scorecard table,.cp-review-transcript table{border-collapse:collapse;width:100%}
 .cp-scorecard td,.cp-scorecard th,.cp-review-transcript td,.cp-review-transcript th{border:1px solid #ddd;padding:3px 5px;vertical-align:top}
 .cp-fail td:nth-child(2){color:#b3261e;font-weight:600}.cp-pass td:nth-child(2){color:#176f2c}
+.cp-unknown td:nth-child(2){color:#666}
 .cp-score{background:#333;color:#fff;border-radius:4px;padding:0 6px}
 """
 
@@ -167,6 +233,20 @@ def _call_picker(
     return example, upload
 
 
+def require(ctx: AppContext, request: gr.Request | None, view: View) -> None:
+    """Refuse an action of a view the signed-in user's role does not open (the tab is hidden too, but an
+    event can be sent without the page)."""
+    name = getattr(request, "username", None) if request is not None else None
+    if view not in views_for(ctx.users, name):
+        raise gr.Error("没有权限 (your role does not open this view)", print_exception=False)
+
+
+def _speed_control(free: bool) -> Any:
+    """The speed can only change between calls: during one it is locked, and says so (it was ignored)."""
+    label = "速度 Speed" if free else "速度 Speed（本次通话中不可更改 · fixed during this call）"
+    return gr.Radio(interactive=free, label=label)
+
+
 def _message(text: str) -> str:
     return f'<div class="cp-message">{esc(text)}</div>' if text else ""
 
@@ -183,9 +263,22 @@ class LiveHandlers:
         self.calls = calls
 
     def idle_view(self) -> PanelView:
-        return render_idle(self.ctx.steps, self.ctx.pace_target)
+        return render_idle(self.ctx.steps, self.ctx.pace_target, status=self.idle_status())
 
-    def _new_call(self, old: LiveCall | None, use_llm: bool, source: str) -> LiveCall | None:
+    def idle_status(self) -> str:
+        """No call: while the models load, their progress; then "no call"."""
+        done, total, current = self.ctx.readiness()
+        return IDLE_STATUS if done >= total else render_loading(done, total, current)
+
+    def watch_loading(self, call: LiveCall | None) -> list[Any]:
+        """Page timer until the models are loaded: the idle status follows their progress."""
+        ready = self.ctx.readiness()[0] >= self.ctx.readiness()[1]
+        status = gr.skip() if call is not None else self.idle_status()
+        return [gr.Timer(active=not ready), status]
+
+    def _new_call(
+        self, old: LiveCall | None, use_llm: bool, source: str, *, speed: float | None = None
+    ) -> LiveCall | None:
         if old is not None:
             old.stop()  # a new call resets the panel: the old session is closed and its place freed
         slot = self.ctx.slots.acquire()
@@ -195,20 +288,27 @@ class LiveHandlers:
             redact=self.ctx.config.privacy.redact, use_llm=use_llm, blocked=self.ctx.blocked()
         )
         session = CallSession(self.ctx.services, options)
-        return LiveCall(session, CallInfo(source, self.ctx.steps, self.ctx.pace_target), slot)
+        return LiveCall(session, CallInfo(source, self.ctx.steps, self.ctx.pace_target, speed=speed), slot)
 
     def _busy(self) -> list[Any]:
         return [
             None,
             gr.Timer(active=False),
             _message(busy_message(self.ctx.slots.limit)),
-            gr.skip(),
+            _speed_control(True),
             *_panel_values(self.idle_view()),
         ]
 
     def start_replay(
-        self, choice: str | None, upload: str | None, speed: str, use_llm: bool, call: LiveCall | None
+        self,
+        choice: str | None,
+        upload: str | None,
+        speed: str,
+        use_llm: bool,
+        call: LiveCall | None,
+        request: gr.Request | None = None,
     ) -> list[Any]:
+        require(self.ctx, request, "live")
         path = Path(upload) if upload else (Path(self.calls[choice]) if choice in self.calls else None)
         if path is None:
             raise gr.Error("Choose an example call or upload a recording / JSON transcript first.")
@@ -232,13 +332,13 @@ class LiveHandlers:
                 options = ReplayOptions(speed=pace or MAX_SPEED)
                 return replay(path, config.asr, transcriber, options, sleep=pause)
 
-        new = self._new_call(call, use_llm, source_label(path, speed))
+        new = self._new_call(call, use_llm, source_label(path, speed), speed=pace)
         if new is None:
             return self._busy()
         new.start(events)
         view = new.view()
         new.last_view = view
-        return [new, gr.Timer(TICK_SECONDS, active=True), "", gr.Accordion(open=False), *_panel_values(view)]
+        return [new, gr.Timer(TICK_SECONDS, active=True), "", _speed_control(False), *_panel_values(view)]
 
     def stop(self, call: LiveCall | None) -> list[Any]:
         if call is None:
@@ -246,23 +346,24 @@ class LiveHandlers:
                 None,
                 gr.Timer(active=False),
                 "",
-                gr.Accordion(open=True),
+                _speed_control(True),
                 *_panel_values(self.idle_view()),
             ]
         call.stop()
         view = call.view()
         call.last_view = view
         stopped = _message("通话已停止 (call stopped)")
-        return [call, gr.Timer(active=False), stopped, gr.Accordion(open=True), *_panel_values(view)]
+        return [call, gr.Timer(active=False), stopped, _speed_control(True), *_panel_values(view)]
 
     def tick(self, call: LiveCall | None) -> list[Any]:
         if call is None:
-            return [gr.Timer(active=False), *[gr.skip() for _ in PANEL_FIELDS]]
+            return [gr.Timer(active=False), gr.skip(), *[gr.skip() for _ in PANEL_FIELDS]]
         view = call.view()
         parts = changed_parts(view, call.last_view, PANEL_FIELDS, resend_below=RESEND_BELOW_CHARS)
         call.last_view = view
         timer = gr.Timer(active=not view.finished)
-        return [timer, *[gr.skip() if p is None else p for p in parts]]
+        speed = _speed_control(True) if view.finished else gr.skip()  # a speed can be chosen again
+        return [timer, speed, *[gr.skip() if p is None else p for p in parts]]
 
     def mic_chunk(self, chunk: Any, role: Role, use_llm: bool, call: LiveCall | None) -> list[Any]:
         if chunk is None:
@@ -294,50 +395,76 @@ def _build_live(ctx: AppContext, calls: dict[str, str]) -> None:
     h = LiveHandlers(ctx, calls)
     call_state = gr.State(None, delete_callback=_release_call)
     timer = gr.Timer(TICK_SECONDS, active=False)
+    loading = gr.Timer(LOADING_SECONDS, active=True)
+    idle = h.idle_view()
     with gr.Column(elem_classes="cp-live"):
-        with gr.Accordion("通话来源 Call source", open=True) as source_box:
-            example, upload = _call_picker(
-                calls,
-                "live",
-                default="good_call.wav",
-                example_label="Replay an example call as live",
-                upload_label="…or upload a stereo recording (left = agent) or a JSON transcript",
+        # Controls first and always there (they used to fold away into the source panel during a call).
+        with gr.Row(elem_classes="cp-controls", equal_height=True):
+            choices = list(calls)
+            value = next(
+                (c for c in choices if c.startswith("good_call.wav")), choices[0] if choices else None
             )
-            with gr.Row():
-                speed = gr.Radio(list(SPEEDS), value="8x", label="Speed", elem_id="live-speed")
-                use_llm = gr.Checkbox(value=True, label="LLM rewrite", elem_id="live-llm")
-            with gr.Row():
-                start = gr.Button("开始 Start replay", variant="primary", elem_id="live-start")
-                stop = gr.Button("停止 Stop", elem_id="live-stop")
+            example = gr.Dropdown(
+                choices,
+                value=value,
+                label="回放通话 Call to replay",
+                elem_id="live-example",
+                scale=3,
+                min_width=200,
+            )
+            speed = gr.Radio(
+                list(SPEEDS), value="1x", label="速度 Speed", elem_id="live-speed", scale=2, min_width=200
+            )
+            with gr.Column(scale=1, min_width=140, elem_classes="cp-buttons"):
+                start = gr.Button("▶ 开始 Start", variant="primary", elem_id="live-start", size="sm")
+                stop = gr.Button("■ 停止 Stop", elem_id="live-stop", size="sm")
+            with gr.Column(scale=1, min_width=140, elem_classes="cp-toggles"):
+                use_llm = gr.Checkbox(value=True, label="AI 改写 LLM", elem_id="live-llm", container=False)
+                details = gr.Checkbox(
+                    value=False, label="显示细节 details", elem_id="live-details", container=False
+                )
+        status = gr.HTML(idle.status, elem_id="live-status", padding=False, min_height=0)
+        message = gr.HTML("", elem_id="live-message", padding=False, min_height=0, elem_classes="cp-thin")
+        errors = gr.HTML(
+            idle.errors, elem_id="live-errors", padding=False, min_height=0, elem_classes="cp-thin"
+        )
+        with gr.Row(elem_classes="cp-main", equal_height=False):
+            with gr.Column(scale=5, min_width=340, elem_classes="cp-say-col"):
+                suggestion = gr.HTML(idle.suggestion, elem_id="live-suggestion")
+                copy = gr.Button("复制建议 Copy", elem_id="live-copy", size="sm", elem_classes="cp-copy")
+                with gr.Row(elem_classes="cp-compact"):
+                    mood = gr.HTML(idle.mood, elem_id="live-mood", min_width=120)
+                    pace = gr.HTML(idle.pace, elem_id="live-pace", min_width=160)
+                flags = gr.HTML(idle.flags, elem_id="live-flags")
+            with gr.Column(scale=5, min_width=340, elem_classes="cp-transcript-col"):
+                transcript = gr.HTML(idle.transcript, elem_id="live-transcript")
+            with gr.Column(scale=3, min_width=260, elem_classes="cp-steps-col"):
+                checklist = gr.HTML(idle.checklist, elem_id="live-checklist")
+                guideline = gr.HTML(idle.guideline, elem_id="live-guideline")
+        with gr.Accordion("上传录音或用麦克风 Upload a call / microphone", open=False, elem_id="live-more"):
+            upload = gr.File(
+                label="上传立体声录音（左声道=坐席）或 JSON 转写 · stereo recording (left = agent) or JSON transcript",
+                file_types=list(CALL_SUFFIXES),
+                type="filepath",
+                height=110,
+                elem_id="live-upload",
+            )
             mic_role = gr.Radio(
                 [("我是坐席 the mic is the agent", "agent"), ("客户 the mic is the customer", "customer")],
                 value="agent",
-                label="Microphone speaker",
+                label="麦克风说话人 Microphone speaker",
                 elem_id="live-mic-role",
             )
             mic = gr.Audio(
                 sources=["microphone"],
                 streaming=True,
                 type="numpy",
-                label="Microphone (live call)",
+                label="麦克风 Microphone (live call)",
                 elem_id="live-mic",
             )
-        idle = h.idle_view()
-        message = gr.HTML("", elem_id="live-message")
-        status = gr.HTML(idle.status, elem_id="live-status")
-        errors = gr.HTML(idle.errors, elem_id="live-errors")
-        gr.Markdown("**建议 Suggestion**")
-        suggestion = gr.HTML(idle.suggestion, elem_id="live-suggestion")
-        gr.Markdown("**本环节规范 Guideline**")
-        guideline = gr.HTML(idle.guideline, elem_id="live-guideline")
-        gr.Markdown("**提醒 Flags**")
-        flags = gr.HTML(idle.flags, elem_id="live-flags")
-        mood = gr.HTML(idle.mood, elem_id="live-mood")
-        pace = gr.HTML(idle.pace, elem_id="live-pace")
-        gr.Markdown("**流程清单 Checklist**")
-        checklist = gr.HTML(idle.checklist, elem_id="live-checklist")
-        gr.Markdown("**通话记录 Transcript**")
-        transcript = gr.HTML(idle.transcript, elem_id="live-transcript", autoscroll=True)
+    copy.click(None, None, None, js=COPY_JS)
+    details.change(None, [details], None, js=DETAILS_JS)
+    loading.tick(h.watch_loading, [call_state], [loading, status], show_progress="hidden")
     by_field = {
         "status": status,
         "transcript": transcript,
@@ -353,17 +480,21 @@ def _build_live(ctx: AppContext, calls: dict[str, str]) -> None:
     start.click(
         friendly(h.start_replay),
         [example, upload, speed, use_llm, call_state],
-        [call_state, timer, message, source_box, *panel],
+        [call_state, timer, message, speed, *panel],
         concurrency_limit=None,
     )
     stop.click(
         friendly(h.stop),
         [call_state],
-        [call_state, timer, message, source_box, *panel],
+        [call_state, timer, message, speed, *panel],
         concurrency_limit=None,
     )
     timer.tick(
-        friendly(h.tick), [call_state], [timer, *panel], concurrency_limit=None, show_progress="hidden"
+        friendly(h.tick),
+        [call_state],
+        [timer, speed, *panel],
+        concurrency_limit=None,
+        show_progress="hidden",
     )
     mic.stream(
         friendly(h.mic_chunk),
@@ -384,8 +515,13 @@ def _remove_folder(folder: Any) -> None:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def _remove_reviewed_audio(calls: Any) -> None:
+    """``gr.State`` delete callback: a session's uploaded recordings go when the session does."""
+    remove_uploads(c.audio for c in calls or () if getattr(c, "audio", None))
+
+
 def _build_review(ctx: AppContext) -> list[Any]:
-    reviewed = gr.State(())
+    reviewed = gr.State((), delete_callback=_remove_reviewed_audio)
     evidence_rows = gr.State([])
     listing_ids = gr.State([])
     downloads_dir = gr.State(None, delete_callback=_remove_folder)
@@ -465,23 +601,36 @@ def _build_review(ctx: AppContext) -> list[Any]:
         paths: list[str] | None,
         agent_id: str,
         old_dir: str | None,
+        request: gr.Request,
         progress: gr.Progress = gr.Progress(),  # noqa: B008
     ) -> list[Any]:
+        require(ctx, request, "review")
         if not paths:
             raise gr.Error("Upload at least one recording or JSON transcript.")
-        result = rv.review_uploads(
-            paths,
-            ctx,
-            agent=agent_id.strip(),
-            progress=lambda done, total, name: progress((done, total), desc=f"reviewing {name}"),
-        )
+        try:
+            result = rv.review_uploads(
+                paths,
+                ctx,
+                agent=agent_id.strip(),
+                progress=lambda done, total, name: progress((done, total), desc=f"正在审核 reviewing {name}"),
+            )
+        finally:
+            # Transcripts go at once; recordings stay while the reviewer plays their evidence and go with the
+            # browser session (the reviewed calls' delete callback), or Gradio's hourly cache cleaning.
+            remove_uploads(p for p in paths if Path(p).suffix.lower() in TRANSCRIPT_SUFFIXES)
         return [*show(result.calls, result.errors, old_dir), *listing_values()]
 
-    def listing_values(agent_id: str = "", text: str = "", failed: str = "") -> list[Any]:
+    def listing_values(
+        agent_id: str = "", text: str = "", failed: str = "", request: gr.Request | None = None
+    ) -> list[Any]:
+        require(ctx, request, "review")
         found = rv.search_reviews(ctx, agent=agent_id, text=text, failed_check=failed or "")
         return [rv.listing_rows(found) or None, [c.id for c in found]]
 
-    def open_earlier(ids: list[int], old_dir: str | None, evt: gr.SelectData) -> list[Any]:
+    def open_earlier(
+        ids: list[int], old_dir: str | None, evt: gr.SelectData, request: gr.Request
+    ) -> list[Any]:
+        require(ctx, request, "review")
         row = evt.index[0] if isinstance(evt.index, list | tuple) else evt.index
         if not isinstance(row, int) or not 0 <= row < len(ids):
             return [gr.skip() for _ in outputs]
@@ -553,7 +702,7 @@ def _build_train(ctx: AppContext, calls: dict[str, str]) -> list[Any]:
     detail = gr.HTML("", elem_id="train-detail")
     with gr.Row():
         rating = gr.Radio(
-            [("好 good", "good"), ("差 bad", "bad")], value="good", label="Rating", elem_id="train-rating"
+            [("好 good", "good"), ("差 bad", "bad")], value=None, label="评价 Rating", elem_id="train-rating"
         )
         comment = gr.Textbox(label="Comment", elem_id="train-comment")
     with gr.Row():
@@ -571,14 +720,16 @@ def _build_train(ctx: AppContext, calls: dict[str, str]) -> list[Any]:
         headers=["blocked suggestion"], interactive=False, label="Block list", elem_id="train-blocklist"
     )
 
-    def run_suite(name: str | None) -> list[Any]:
+    def run_suite(name: str | None, request: gr.Request) -> list[Any]:
+        require(ctx, request, "train")
         if not name:
             raise gr.Error("Choose a suite.")
         outcome = tr.run_suite(name, ctx.config)
         tr.record_run(ctx, name, outcome)
         return [outcome.text, tr.flat_metrics(outcome.data) or None, tr.eval_history_rows(ctx) or None]
 
-    def replay_call(choice: str | None, path: str | None, llm: bool) -> list[Any]:
+    def replay_call(choice: str | None, path: str | None, llm: bool, request: gr.Request) -> list[Any]:
+        require(ctx, request, "train")
         chosen = path or calls.get(choice or "")
         if not chosen:
             raise gr.Error("Choose an example call or upload one.")
@@ -600,13 +751,17 @@ def _build_train(ctx: AppContext, calls: dict[str, str]) -> list[Any]:
         return views[index]
 
     def save_rating(
-        views: list[tr.TurnView], index: int | None, value: str, note: str, request: gr.Request
+        views: list[tr.TurnView], index: int | None, value: str | None, note: str, request: gr.Request
     ) -> list[Any]:
+        require(ctx, request, "train")
+        if value not in ("good", "bad"):
+            raise gr.Error("请先选择评价：好 或 差 (choose good or bad first)")
         text = chosen(views, index).suggestion  # as the trainer saw it (redacted)
         rating_id = tr.rate(ctx, text, value, note, rater=getattr(request, "username", None) or "")
         return [_ok(f"Rating #{rating_id} saved ({value})."), tr.ratings_rows(ctx) or None]
 
-    def block_it(views: list[tr.TurnView], index: int | None, note: str) -> list[Any]:
+    def block_it(views: list[tr.TurnView], index: int | None, note: str, request: gr.Request) -> list[Any]:
+        require(ctx, request, "train")
         turn = chosen(views, index)
         tr.block(ctx, turn.raw_suggestion or turn.suggestion, note)  # what the suggester must not produce
         return [_ok("Blocked: it will not be suggested again."), tr.blocklist_rows(ctx) or None]
@@ -639,20 +794,29 @@ def build_app(
     ctx = AppContext(config, services, store)
     calls = shared_calls(calls_dir)
     with gr.Blocks(title=TITLE, delete_cache=(3600, 3600)) as demo:
-        gr.Markdown(f"## {TITLE}")
-        with gr.Tabs():
-            with gr.Tab("实时 Live", id="live", elem_id="tab-live"):
+        gr.Markdown(f"### {TITLE}", elem_classes="cp-title")
+        with gr.Tabs() as tabs:
+            with gr.Tab("实时 Live", id="live", elem_id="tab-live") as live_tab:
                 _build_live(ctx, calls)
-            with gr.Tab("质检 Review", id="review", elem_id="tab-review"):
+            with gr.Tab("质检 Review", id="review", elem_id="tab-review") as review_tab:
                 review_tables = _build_review(ctx)
-            with gr.Tab("培训 Train", id="train", elem_id="tab-train"):
+            with gr.Tab("培训 Train", id="train", elem_id="tab-train") as train_tab:
                 train_tables = _build_train(ctx, calls)
+        by_view = {"live": live_tab, "review": review_tab, "train": train_tab}
 
-        def on_load() -> list[Any]:
-            return [*_review_listing(ctx), *_train_tables(ctx)]
+        def on_load(request: gr.Request) -> list[Any]:
+            name = getattr(request, "username", None)
+            views = views_for(ctx.users, name)
+            first = next((v for v in by_view if v in views), "live")
+            shown = [gr.Tab(visible=view in views) for view in by_view]
+            review = _review_listing(ctx) if "review" in views else [None, []]
+            train = _train_tables(ctx) if "train" in views else [None, None, None]
+            return [gr.Tabs(selected=first), *shown, *review, *train]
 
-        # Listings come from the database each time a page opens (not frozen at build time).
-        demo.load(friendly(on_load), None, [*review_tables, *train_tables])
+        # Each role sees its own views; listings come from the database each time a page opens.
+        demo.load(friendly(on_load), None, [tabs, *by_view.values(), *review_tables, *train_tables])
+    for function in demo.fns.values():  # no API description, before sign-in or after: the app is no API
+        function.api_visibility = "undocumented"
     demo.copilot_context = ctx
     return demo
 
@@ -674,9 +838,13 @@ def launch(
     port: int | None = None,
     block: bool = True,
 ) -> None:
-    """Serve on 127.0.0.1 unless told otherwise. Gradio's login is app-wide: with ``auth_user`` set in the
-    configuration every view (Live too) asks for it."""
-    auth = (config.app.auth_user, config.app.auth_password) if config.app.auth_user else None
+    """Serve on 127.0.0.1 unless told otherwise. With users configured ([app] users, or auth_user) every
+    view asks for a sign-in, and each role sees its own views (copilot/ui/access.py)."""
+    from starlette.middleware import Middleware
+
+    ctx: AppContext | None = getattr(demo, "copilot_context", None)
+    users = ctx.users if ctx is not None else parse_users(config.app)
+    auth = Login(users) if users else None
     # Gradio summarises its recorded events with pandas after every event; with a panel refreshing every
     # 0.3 s per call that costs a core. Keep few records and summarise rarely.
     os.environ.setdefault("GRADIO_ANALYTICS_MAX_EVENTS", str(ANALYTICS_EVENTS))
@@ -685,19 +853,22 @@ def launch(
     # lock back after every VAD or decoder call. With the default 5-ms switch interval those hand-backs
     # queued behind the loop and the calls fell behind the clock.
     sys.setswitchinterval(GIL_SWITCH_SECONDS)
-    ctx: AppContext | None = getattr(demo, "copilot_context", None)
     if ctx is not None:
         phone.start_telephony(ctx)
         threading.Thread(target=_warm, args=(ctx,), name="warm-up", daemon=True).start()
+    hosts = allowed_hosts(config.app, host)
     demo.queue(default_concurrency_limit=config.app.max_live_sessions).launch(
         server_name=host or config.app.host,
         server_port=port or config.app.port,
         auth=auth,
-        auth_message="售后通话助手 · sign in" if auth else None,
+        auth_message="售后通话助手 · 请登录 sign in" if auth else None,
         show_error=False,
         css=CSS,
+        js=STICK_TO_NEWEST_JS,
         prevent_thread_lock=not block,
         footer_links=[],
+        max_file_size=f"{config.app.max_upload_mb}mb",
+        app_kwargs={"middleware": [Middleware(HostAllowList, allowed=hosts)]},
     )
 
 

@@ -12,12 +12,22 @@ from typing import TYPE_CHECKING
 
 from copilot.config import Config
 from copilot.qa.store import Store
-from copilot.session.engines import Services
+from copilot.session.engines import Services, release_memory
+from copilot.ui.access import parse_users
 from copilot.ui.live import LiveSlots, pace_target, playbook_steps
 from copilot.ui.panel import Step
 
 if TYPE_CHECKING:
     from copilot.session.telephony.service import TelephonyService
+
+
+# What the launch warm-up loads, in order, with what the page says meanwhile.
+WARM_STEPS = (
+    ("rules", "规则 rules"),
+    ("asr", "语音识别 speech recognition"),
+    ("suggester", "检索与 AI 建议 retrieval + LLM"),
+    ("store", "数据库 database"),
+)
 
 
 class AppContext:
@@ -28,6 +38,9 @@ class AppContext:
         self._store = store
         self._lock = threading.Lock()
         self.telephony: TelephonyService | None = None  # live calls from the phone system ([telephony])
+        self.users = parse_users(config.app)  # no users: no sign-in, every view open
+        self._warmed = 0  # warm-up steps done
+        self._warming = ""
 
     @property
     def store(self) -> Store:
@@ -53,9 +66,26 @@ class AppContext:
     def check_ids(self) -> tuple[str, ...]:
         return tuple(c.id for c in self.services.rules.playbook.checks)
 
+    def readiness(self) -> tuple[int, int, str]:
+        """Warm-up progress: (steps done, steps, what loads now). Ready when done == steps."""
+        with self._lock:
+            return self._warmed, len(WARM_STEPS), self._warming
+
     def warm_up(self) -> None:
-        """Load the engines a first call needs (run in a background thread at launch)."""
+        """Load the engines a first call needs (run in a background thread at launch), in the order a call
+        needs them: the rules and the speech recogniser first, so a call started while the LLM still loads
+        already shows its lines; the suggester (retrieval, embeddings, the LLM's prompt cache) after."""
         services = self.services
-        services.suggester.warm()  # retrieval, embeddings and the LLM's prompt cache, before the first call
-        _ = services.rules, services.live_transcriber
-        self.store.count_calls()
+        loaders = {
+            "rules": lambda: services.rules,
+            "asr": lambda: services.live_transcriber,
+            "suggester": services.suggester.warm,
+            "store": self.store.count_calls,
+        }
+        for step, label in WARM_STEPS:
+            with self._lock:
+                self._warming = label
+            loaders[step]()
+            with self._lock:
+                self._warmed += 1
+        release_memory()

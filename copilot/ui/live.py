@@ -13,6 +13,7 @@ import dataclasses
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +36,9 @@ log = logging.getLogger(__name__)
 SPEEDS: dict[str, float | None] = {"1x": 1.0, "2x": 2.0, "4x": 4.0, "8x": 8.0, "max": None}
 MIC_IDLE_SECONDS = 120.0  # s without a microphone chunk after which the call is considered over
 STOP_JOIN_SECONDS = 5.0  # s to wait for a stopped feeder thread before leaving it to finish on its own
-INT16_SCALE = 32768.0  # browser microphone chunks arrive as int16 PCM
+INT16_SCALE = 32768.0
+RATE_AFTER_SECONDS = 5.0  # s of a replay before its real speed is judged
+LAGGING = 0.85  # a replay running below this share of its asked speed says how fast it really runs  # browser microphone chunks arrive as int16 PCM
 STEP_LABELS = {
     "greeting": "问候并自报公司和姓名 (greeting)",
     "recap": "复述并确认客户问题 (recap)",
@@ -189,6 +192,7 @@ class CallInfo:
     source: str  # e.g. "good_call.wav · 8x" or "microphone (customer)"
     steps: tuple[Step, ...]
     pace_target: tuple[float, float] = PACE_TARGET
+    speed: float | None = None  # a paced replay's asked speed (x real time); None: max speed or live
 
 
 class LiveCall:
@@ -204,10 +208,12 @@ class LiveCall:
         self._lock = threading.Lock()
         self._mic: queue.Queue[tuple[int, np.ndarray] | None] | None = None
         self.last_view: PanelView | None = None  # what the page shows now (the timer skips unchanged parts)
+        self._started: float | None = None
 
     # -- feeding ----------------------------------------------------------------------------------------
     def start(self, events: Callable[[threading.Event], Iterable[TimedEvent]]) -> None:
         """Feed the session from ``events(stop)`` in a background thread."""
+        self._started = time.monotonic()
         self._thread = threading.Thread(target=self._run, args=(events,), name="live-replay", daemon=True)
         self._thread.start()
 
@@ -328,8 +334,24 @@ class LiveCall:
         if state.finished and self.running:
             state = dataclasses.replace(state, finished=False)
         return render_panel(
-            state, steps=self.info.steps, source=self.info.source, pace_target=self.info.pace_target
+            state,
+            steps=self.info.steps,
+            source=self.info.source,
+            pace_target=self.info.pace_target,
+            rate=self.lagging_rate(state.time),
         )
+
+    def lagging_rate(self, audio_time: float) -> float | None:
+        """How fast a paced replay really runs (x real time), when it falls short of the asked speed: the
+        page says so instead of showing "4x" for a call that decodes at 2.2x. None when on pace."""
+        asked, started = self.info.speed, self._started
+        if asked is None or started is None or not self.running:
+            return None
+        elapsed = time.monotonic() - started
+        if elapsed < RATE_AFTER_SECONDS:
+            return None
+        rate = audio_time / elapsed
+        return rate if rate < asked * LAGGING else None
 
 
 def changed_parts(

@@ -26,6 +26,8 @@ REPLAY = 300_000  # ms for a transcript replayed as live (the first call also wa
 ASR = 900_000  # ms for a recording through the real ASR on a loaded machine
 NARROW = {"width": 480, "height": 1400}  # the agent's second monitor
 WIDE = {"width": 1280, "height": 1400}
+NARROW_SIDE = {"width": 480, "height": 1000}  # the issue's two sizes
+WIDE_SCREEN = {"width": 1280, "height": 900}
 UPLOAD_ATTEMPTS = 4  # the upload bound is shared out between this many tries
 
 
@@ -120,18 +122,82 @@ def test_good_call_replayed_at_max_speed_shows_transcript_an_llm_suggestion_and_
     assert lines(page, "agent") == [s["text"] for s in good if s["role"] == "agent"]
     assert lines(page, "customer") == [s["text"] for s in good if s["role"] == "customer"]
     suggestion = page.locator("#live-suggestion .cp-suggestion")
-    state, text = suggestion.get_attribute("data-state"), suggestion.inner_text()
+    state = suggestion.get_attribute("data-state")
+    details = suggestion.locator(".cp-details")
+    # ids and timings are behind the details toggle: in the page, hidden until asked for
+    assert details.count() == 1 and not details.is_visible()
+    page.locator("#live-details input[type=checkbox]").check()
+    details.wait_for(state="visible", timeout=PAGE_LOAD)
+    text = details.inner_text()
     # the real LLM streamed a rewrite of the script; the guard kept it or says why it kept the script
     assert "first token" in text and "cites:" in text
     assert state == "rewrite" or (
         state == "fallback" and "script kept:" in text and "LLM disabled" not in text
     )
+    # the suggestion answers the customer's last words, shown as its reason
+    last_customer = [s["text"] for s in good if s["role"] == "customer"][-1]
+    assert last_customer[:10] in suggestion.locator(".cp-reason").inner_text()
     assert page.locator("#live-guideline .cp-guideline[data-passage]").count() == 1
     assert page.locator('#live-checklist .cp-checklist[data-complete="true"]').count() == 1
     assert page.locator("#live-flags .cp-flag").count() == 0
     assert page.locator("#live-pace [data-pace]").count() == 1
     screenshot(page, "live_good_call_llm")
     page.context.close()
+
+
+def visible_in(page: Any, inner: str, outer: str) -> bool:
+    """True when the element ``inner`` lies within the visible box of the scrolled element ``outer``."""
+    box = page.locator(outer).bounding_box()
+    item = page.locator(inner).bounding_box()
+    return bool(
+        box
+        and item
+        and item["y"] >= box["y"] - 1
+        and item["y"] + item["height"] <= box["y"] + box["height"] + 1
+    )
+
+
+@pytest.mark.parametrize("viewport", [NARROW_SIDE, WIDE_SCREEN], ids=["480px", "1280px"])
+def test_the_side_panel_keeps_controls_in_view_the_newest_line_visible_and_copies_the_suggestion(
+    browser: Any, server: Server, viewport: dict[str, int]
+) -> None:
+    context = browser.new_context(viewport=viewport)
+    context.grant_permissions(["clipboard-read", "clipboard-write"])
+    page = context.new_page()
+    page.goto(server.url)
+    page.wait_for_selector("#live-start", timeout=PAGE_LOAD)
+    start_live(page, "bad_call.json (transcript)", speed="2x", llm=False)
+    page.wait_for_selector("#live-transcript .cp-seg", timeout=REPLAY)
+    # during the call: the speed is locked (and says so), Start and Stop stay on screen
+    assert page.locator("#live-speed input[type=radio]").first.is_disabled()
+    for button in ("#live-start", "#live-stop"):
+        assert page.locator(button).is_visible()
+        top = page.locator(button).bounding_box()
+        assert top is not None and 0 <= top["y"] < viewport["height"]
+    wait_finished(page, REPLAY)
+    assert not page.locator("#live-speed input[type=radio]").first.is_disabled()  # free again
+    segs = page.locator("#live-transcript .cp-seg")
+    assert segs.count() == len(texts_of("bad_call.json"))
+    assert visible_in(page, "#live-transcript .cp-seg >> nth=-1", "#live-transcript .cp-transcript")
+    if segs.count() > 8:  # the box scrolls: the oldest lines are the hidden ones, not the newest
+        assert not visible_in(page, "#live-transcript .cp-seg >> nth=0", "#live-transcript .cp-transcript")
+    # one click copies what to say
+    said = page.locator("#live-suggestion .cp-say-text").inner_text()
+    assert said
+    page.click("#live-copy")
+    page.wait_for_function("() => document.querySelector('#live-copy').dataset.copied", timeout=PAGE_LOAD)
+    assert page.evaluate("navigator.clipboard.readText()") == said
+    # flags are short chips; their clause is in the tooltip
+    chip = page.locator('#live-flags .cp-flag[data-rule="forbidden"]').first
+    assert "手册" in (chip.get_attribute("title") or "") and len(chip.inner_text()) <= 24
+    # the page uses the width when there is some: the transcript beside the suggestion, not under it
+    say = page.locator("#live-suggestion").bounding_box()
+    script = page.locator("#live-transcript").bounding_box()
+    assert say is not None and script is not None
+    side_by_side = script["x"] >= say["x"] + say["width"] - 1
+    assert side_by_side == (viewport["width"] >= 1000)
+    screenshot(page, f"live_side_panel_{viewport['width']}")
+    context.close()
 
 
 def test_two_sessions_replaying_different_calls_do_not_see_each_other_and_a_third_is_refused(
