@@ -322,3 +322,15 @@ def test_a_call_with_no_speech_is_stored_as_no_speech_and_not_scored(tmp_path: P
     assert "no speech" in listing.stdout
     single = _copilot("review", str(calls / "silence.json"), "--json", home=home)
     assert json.loads(single.stdout)["score"] is None
+
+
+def test_privacy_redact_kinds_chooses_what_review_masks(tmp_path: Path) -> None:
+    call = _call(tmp_path, "kinds", "我叫张伟，电话13812345678")
+    config = tmp_path / "only-mobile.toml"
+    config.write_text('[privacy]\nredact_kinds = ["mobile"]\n', encoding="utf-8")
+    done = _copilot("--config", str(config), "review", str(call), "--json", home=tmp_path / "home")
+    text = "".join(s["text"] for s in json.loads(done.stdout)["segments"])
+    assert "张伟" in text and "13812345678" not in text and MASKS["mobile"] in text
+    config.write_text('[privacy]\nredact_kinds = ["mobile", "passport"]\n', encoding="utf-8")
+    refused = _copilot("--config", str(config), "review", str(call), "--json", home=tmp_path / "home")
+    assert refused.returncode != 0 and "passport" in refused.stderr

@@ -11,7 +11,7 @@ from copilot.judgement.engine import RuleEngine
 from copilot.judgement.playbook import load_playbook
 from copilot.judgement.tone import agent_tone, customer_emotion
 from copilot.qa.review import flag_dict
-from copilot.transcription.redact import redact
+from copilot.transcription.redact import text_redactor
 from copilot.transcription.transcript_files import to_simplified
 from copilot.types import Flag, Role, Segment, ToneLabel
 
@@ -69,7 +69,7 @@ def _run(args: argparse.Namespace) -> int:
         embedder = load_embedder(config.embedder)  # once, for every line
     engine = RuleEngine(load_playbook(args.playbook), embedder=embedder)
     role: Role = args.role
-    clean = redact if config.privacy.redact else (lambda text: text)
+    clean = text_redactor(config.privacy.redact, config.privacy.redact_kinds)
     for text in texts:
         # The playbook is Simplified, as the ASR output is: Traditional input is checked the same way.
         segment = Segment(speaker=role, start=0.0, end=0.0, text=to_simplified(text))

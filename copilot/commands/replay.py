@@ -10,7 +10,7 @@ from copilot.evaluation.turn_by_turn import replay_call
 from copilot.qa.calls import load_call
 from copilot.session.engines import Services
 from copilot.suggest.engine import suggestion_dict
-from copilot.transcription.redact import redact
+from copilot.transcription.redact import text_redactor
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -35,7 +35,7 @@ def _run(args: argparse.Namespace) -> int:
     turns = replay_call(
         transcript, services, embedder=embedder, use_llm=not args.no_llm and config.llm.enabled
     )
-    clean = redact if config.privacy.redact else (lambda text: text)
+    clean = text_redactor(config.privacy.redact, config.privacy.redact_kinds)
     rows = [
         {
             "at": round(t.customer.end, 2),

@@ -81,7 +81,7 @@ def _run(args: argparse.Namespace) -> int:
         return run_batch(args, inputs=calls)
     config = config_from_args(args)
     engine = RuleEngine(load_playbook(args.playbook))
-    options = ReviewOptions(redact=config.privacy.redact)
+    options = ReviewOptions(redact=config.privacy.redact, redact_kinds=config.privacy.redact_kinds)
     transcribe = None
     if any(Path(c).suffix.lower() not in TRANSCRIPT_SUFFIXES for c in calls):
         transcribe = _audio_transcriber(config)

@@ -212,7 +212,9 @@ class PipelineReviewer:
         return review_file(
             path,
             engine=self._engine,
-            options=ReviewOptions(redact=self.config.privacy.redact),
+            options=ReviewOptions(
+                redact=self.config.privacy.redact, redact_kinds=self.config.privacy.redact_kinds
+            ),
             transcribe=self._transcriber() if audio else None,
         )
 

@@ -116,7 +116,11 @@ def review_uploads(
                 if is_audio:  # a recording's transcript is named by its (temporary) path: keep the file name
                     transcript = dataclasses.replace(transcript, source=path.name)
                 review = review_call(
-                    transcript, engine=ctx.services.rules, options=ReviewOptions(redact=config.privacy.redact)
+                    transcript,
+                    engine=ctx.services.rules,
+                    options=ReviewOptions(
+                        redact=config.privacy.redact, redact_kinds=config.privacy.redact_kinds
+                    ),
                 )
                 meta = names.for_file(path)
                 if agent:

@@ -18,7 +18,7 @@ from copilot.evaluation.turn_by_turn import ReplayTurn, replay_call
 from copilot.qa import calls as pipeline
 from copilot.qa.report.html import esc, mmss
 from copilot.qa.store import Rating
-from copilot.transcription.redact import redact
+from copilot.transcription.redact import text_redactor
 from copilot.types import Transcript
 from copilot.ui.context import AppContext
 
@@ -115,7 +115,7 @@ def compare_turns(
     (:func:`copilot.evaluation.turn_by_turn.replay_call`, the live panel's session run offline), redacted for display."""
     embedder = ctx.services.embedder if ctx.config.retrieval.mode != "bm25" else None
     turns = replay_call(transcript, ctx.services, embedder=embedder, use_llm=use_llm, blocked=blocked)
-    clean = redact if ctx.config.privacy.redact else (lambda text: text)
+    clean = text_redactor(ctx.config.privacy.redact, ctx.config.privacy.redact_kinds)
     return [_view(index, turn, clean) for index, turn in enumerate(turns, start=1)]
 
 
