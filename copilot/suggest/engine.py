@@ -258,6 +258,11 @@ class Suggester:
             (i for i, turn in enumerate(history) if turn.speaker != "agent"), default=len(history) - 1
         )
         latest = history[latest_at].text
+        # The customer's last line is what to answer; the merged turn only when that line says nothing on its
+        # own (ASR cut one sentence in two). A merged turn would carry an earlier 再见了 into a new question.
+        last_line = next((s.text.strip() for s in reversed(segments) if s.speaker != "agent"), "")
+        if content_chars(last_line) >= MIN_CONTENT_CHARS:
+            latest = last_line
         earlier = history[:latest_at]
         said = " ".join(t.text for t in earlier[-CONTEXT_TURNS:] if t.speaker == "agent")
         mid_call = any(t.speaker == "agent" for t in earlier) or len(earlier) >= 2
