@@ -51,3 +51,15 @@ def test_upset_customer_without_apology_fails_and_with_apology_passes() -> None:
     given = review_call(transcript_from_dict(_turns(*upset, ("agent", "非常抱歉给您带来不好的体验")), "b"))
     assert next(c for c in missing.checks if c.id == "apology").status == "fail"
     assert next(c for c in given.checks if c.id == "apology").status == "pass"
+
+
+def test_outcome_passes_on_thanks_fails_when_upset_is_left_unreconciled() -> None:
+    upset = ("customer", "我吃了你们的外卖拉肚子了太过分了")
+
+    def outcome(*pairs: tuple[str, str]) -> str:
+        review = review_call(transcript_from_dict(_turns(("agent", "您好美团客服"), *pairs), "o"))
+        return next(c.status for c in review.checks if c.id == "outcome")
+
+    assert outcome(upset, ("agent", "非常抱歉，我马上帮您申请赔付"), ("customer", "好的谢谢你")) == "pass"
+    assert outcome(upset, ("agent", "请问订单号是多少"), ("customer", "我的订单号是一二三四五")) == "fail"
+    assert outcome(("customer", "我想问一下订单的配送时间"), ("agent", "预计半小时送达")) == "unknown"
