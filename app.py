@@ -7,6 +7,7 @@ command line, loads the configuration and starts the server on 127.0.0.1 unless 
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -44,6 +45,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from copilot.ui.access import private_upload_dir
 
     private_upload_dir()  # before gradio is imported: uploads in a folder of this app only, gone at exit
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # a stopped app exits normally: the folder goes too
     from copilot.ui.app import build_app, launch
 
     demo = build_app(config)

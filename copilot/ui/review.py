@@ -199,14 +199,38 @@ def _evidence_html(evidence: Sequence[Evidence]) -> str:
     )
 
 
+CHECK_NAMES = {  # what a reviewer reads; the playbook's id stays beside it, small
+    "greeting": "开场问候",
+    "recap": "复述确认",
+    "hold": "等待告知",
+    "apology": "道歉安抚",
+    "closing": "结束语",
+    "outcome": "问题解决",
+    "forbidden": "禁用语",
+    "speech_rate": "语速",
+    "interruption": "抢话",
+    "silence": "冷场",
+}
+STATUS_TEXT = {"pass": "✓ 通过 pass", "fail": "✗ 未通过 fail", "unknown": "？ 无法判断 cannot tell"}
+
+
+def _check_name(check_id: str) -> str:
+    name = CHECK_NAMES.get(check_id)
+    return (
+        f'<b>{esc(name)}</b> <span class="cp-meta">{esc(check_id)}</span>'
+        if name
+        else f"<b>{esc(check_id)}</b>"
+    )
+
+
 def scorecard_html(call: ReviewedCall) -> str:
     s = call.stored.summary
     checks = call.stored.checks
     passed = sum(c.passed for c in checks)
     rows = "".join(
         f'<tr class="cp-check cp-{c.status}" data-check="{esc(c.id)}" '
-        f'data-passed="{str(c.passed).lower()}" data-status="{c.status}"><td><b>{esc(c.id)}</b></td>'
-        f"<td>{ {'pass': '✓ pass', 'fail': '✗ fail', 'unknown': '？ cannot tell'}[c.status] }</td><td>{esc(c.message)}</td>"
+        f'data-passed="{str(c.passed).lower()}" data-status="{c.status}"><td>{_check_name(c.id)}</td>'
+        f"<td>{STATUS_TEXT[c.status]}</td><td>{esc(c.message)}</td>"
         f"<td>{_evidence_html(c.evidence)}</td><td>{esc(_clause_text(c.clause))}</td></tr>"
         for c in checks
     )
@@ -223,7 +247,8 @@ def scorecard_html(call: ReviewedCall) -> str:
         f'<h3>{esc(call.name)} <span class="cp-score">{s.score:.0f}/100</span></h3>'
         f'<div class="cp-meta">{passed}/{len(checks)} checks passed · {len(call.stored.flags)} flags · '
         f"{mmss(s.duration)}{agent}{note}</div>"
-        "<table><thead><tr><th>check</th><th>result</th><th>why</th><th>evidence</th><th>handbook clause</th>"
+        "<table><thead><tr><th>检查项 check</th><th>结果 result</th><th>原因 why</th><th>证据 evidence</th>"
+        "<th>手册条款 clause</th>"
         f"</tr></thead><tbody>{rows}</tbody></table>"
         + (
             f"<details open><summary>Flags ({len(call.stored.flags)})</summary><ul>{flags}</ul></details>"
