@@ -114,21 +114,24 @@ def _run(args: argparse.Namespace) -> int:
 
     from pathlib import Path
 
-    from copilot.transcription.asr import Vocabulary, domain_vocabulary_for, load_transcriber
+    from copilot.transcription.asr import load_domain_transcriber
 
-    # The same domain words as every other entry point (review, batch, app); --no-vocabulary: plain Whisper.
-    vocabulary = (
-        Vocabulary() if args.no_vocabulary else domain_vocabulary_for(asr, Path(config.knowledge_dir))
-    )
     partial = None
     if args.live:  # decode as a live call does (greedy, trimmed window)
         asr = asr.for_live()
     if args.words:  # the alignment pass costs several times the decode: only when asked for
         asr = dataclasses.replace(asr, word_timestamps=True)
-    transcriber = load_transcriber(asr, vocabulary)  # loaded once for every file
+
+    # The same factory and domain words as every other entry point; --no-vocabulary: plain Whisper. Files
+    # start decoding at once: the correction's dictionaries load when its first text arrives.
+    def load(asr_config: AsrConfig) -> Any:
+        knowledge = Path(config.knowledge_dir)
+        return load_domain_transcriber(asr_config, knowledge, domain_words=not args.no_vocabulary, warm=False)
+
+    transcriber = load(asr)  # loaded once for every file
     partial_config = asr.for_partials() if args.live else None
     if partial_config is not None:
-        partial = load_transcriber(partial_config, vocabulary)
+        partial = load(partial_config)
     worst = 0
     for file in files:
         try:
