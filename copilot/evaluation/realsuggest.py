@@ -287,6 +287,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--from-jsonl", help="realsuggest: score `copilot suggest --file --json` output instead"
     )
     parser.add_argument(
+        "--search-jsonl", help="realsuggest: score `copilot search --file --json` output instead"
+    )
+    parser.add_argument(
         "--dump", help="realsuggest: write the suggestions with their turns here, for reading"
     )
 
