@@ -2,7 +2,7 @@
 
 Prints one JSON line per event (listening, call-started, call-stored with the review id, failed checks and
 flags); each call's review is stored like any other (``copilot store show ID``). Ctrl-C ends the calls in
-progress, stores them, and exits.
+progress, stores them, and exits; so does SIGTERM.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import dataclasses
 import logging
+import signal
 
 from copilot.commands._common import config_from_args, print_json
 
@@ -59,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
     services.suggester.warm()  # models load before the first call, not during it
     _ = services.rules, services.live_transcriber
     service = TelephonyService(config, services, lambda: store, on_event=print_json)
+    signal.signal(signal.SIGTERM, _interrupt)  # a service manager's stop stores the calls in progress too
     try:
         asyncio.run(service.serve())
     except KeyboardInterrupt:
@@ -66,3 +68,7 @@ def run(args: argparse.Namespace) -> int:
     finally:
         service.stop()
     return 0
+
+
+def _interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
