@@ -25,6 +25,7 @@ from copilot.errors import CopilotError
 from copilot.judgement.engine import RuleEngine
 from copilot.judgement.playbook import SequenceParams, SpeechRateParams, StageParams
 from copilot.session.call import CallSession
+from copilot.session.engines import release_memory
 from copilot.transcription.audio import SAMPLE_RATE
 from copilot.transcription.playback import EndOfAudio, TimedEvent
 from copilot.transcription.streaming import ChannelStream, StreamOptions, Transcriber, Vad
@@ -238,6 +239,7 @@ class LiveCall:
         finally:
             self.session.close()  # marks the call finished (a no-op after finish) and frees the slot
             self._release()
+            release_memory()  # what the call's decodes and suggestions freed goes back to the kernel
 
     def start_microphone(
         self, role: Role, transcriber: Transcriber, vad: Vad, options: StreamOptions | None = None
