@@ -395,3 +395,20 @@ def test_copilot_listen_refuses_a_bad_port_range_in_one_line(capsys: pytest.Capt
     assert main(["listen", "--rtp-ports", "40000"]) == 2
     error = capsys.readouterr().err
     assert error.count("\n") == 1 and "rtp_ports" in error
+
+
+def test_text_that_only_repeats_the_prompt_is_dropped_from_narrowband_calls() -> None:
+    from copilot.session.telephony.feed import PromptEchoGuard
+    from copilot.types import Segment
+
+    class Echo:
+        def transcribe(
+            self, audio: np.ndarray, *, start_time: float = 0.0, prompt: str = ""
+        ) -> tuple[Segment, ...]:
+            return (
+                Segment("unknown", 0, 1, "以下是普通话的句子。"),
+                Segment("unknown", 1, 2, "喂，什么事？"),
+            )
+
+    guard = PromptEchoGuard(Echo(), "以下是普通话的句子。")
+    assert [s.text for s in guard.transcribe(np.zeros(16000, dtype=np.float32))] == ["喂，什么事？"]

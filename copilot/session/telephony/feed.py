@@ -31,7 +31,7 @@ from copilot.session.telephony.rtp import StreamTimeline
 from copilot.transcription.audio import CHUNK_SECONDS, SAMPLE_RATE
 from copilot.transcription.playback import BEHIND_SECONDS, stream_options
 from copilot.transcription.streaming import ChannelStream, StreamOptions, Transcriber, Vad
-from copilot.types import Committed, Role, StreamEvent
+from copilot.types import Committed, Role, Segment, StreamEvent
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +67,32 @@ class Resampler:
             return np.zeros(0, dtype=np.float32)
         out = [f.to_ndarray().reshape(-1) for f in self._resampler.resample(frame)]
         return np.concatenate(out).astype(np.float32) if out else np.zeros(0, dtype=np.float32)
+
+
+class PromptEchoGuard:
+    """Drops decoded text that only repeats the decoder's initial prompt.
+
+    Whisper base answers some short narrowband (8 kHz) clips with its own prompt: bad_call's first agent turn
+    ("喂，什么事？") decodes as "以下是普通话的句子。" from the 8-kHz leg, with or without μ-law, and correctly
+    from the 16-kHz recording. A missing line is better than a line the agent never said.
+    """
+
+    def __init__(self, transcriber: Transcriber, prompt: str) -> None:
+        self._inner = transcriber
+        self._echo = _bare(prompt)
+
+    def transcribe(
+        self, audio: np.ndarray, *, start_time: float = 0.0, prompt: str = ""
+    ) -> tuple[Segment, ...]:
+        decoded = self._inner.transcribe(audio, start_time=start_time, prompt=prompt)
+        if not self._echo:
+            return decoded
+        return tuple(s for s in decoded if _bare(s.text) != self._echo)
+
+
+def _bare(text: str) -> str:
+    """Text without punctuation or spaces (what is left to compare)."""
+    return "".join(ch for ch in text if ch.isalnum())
 
 
 @dataclass(frozen=True)

@@ -24,10 +24,11 @@ from copilot.qa.archive import save_review
 from copilot.qa.metadata import CallMetadata
 from copilot.qa.store import Store, content_hash, provenance
 from copilot.session.call import CallSession, SessionEngines, SessionOptions
-from copilot.session.telephony.feed import PhoneCall, PhoneCallInfo
+from copilot.session.telephony.feed import PhoneCall, PhoneCallInfo, PromptEchoGuard
 from copilot.session.telephony.registry import CallRegistry
 from copilot.session.telephony.server import SiprecServer
 from copilot.session.telephony.siprec import label_roles
+from copilot.transcription.audio import SAMPLE_RATE
 from copilot.transcription.streaming import Transcriber, Vad
 from copilot.types import CallReview
 
@@ -89,7 +90,7 @@ class TelephonyService:
                 PhoneCallInfo(call_id, extension, source),
                 session,
                 self.config.asr,
-                self.engines.live_transcriber,
+                _transcriber(self.engines.live_transcriber, rate, self.config.asr.initial_prompt),
                 vad,
                 rate=rate,
                 jitter_seconds=self.config.telephony.jitter_seconds,
@@ -244,6 +245,11 @@ class TelephonyService:
 
 def _name(info: PhoneCallInfo) -> str:
     return f"{info.source} {info.call_id}"
+
+
+def _transcriber(transcriber: Transcriber, rate: int, prompt: str) -> Transcriber:
+    """Narrowband calls get the prompt-echo guard (:class:`~copilot.session.telephony.feed.PromptEchoGuard`)."""
+    return PromptEchoGuard(transcriber, prompt) if rate < SAMPLE_RATE else transcriber
 
 
 def _silero() -> Vad:
