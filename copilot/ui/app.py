@@ -808,10 +808,12 @@ def build_app(
             name = getattr(request, "username", None)
             views = views_for(ctx.users, name)
             first = next((v for v in by_view if v in views), "live")
-            shown = [gr.Tab(visible=view in views) for view in by_view]
+            # Only a role without Live is moved to its own view: a page already on another tab stays there.
+            selected = gr.skip() if "live" in views else gr.Tabs(selected=first)
+            shown = [gr.skip() if view in views else gr.Tab(visible=False) for view in by_view]
             review = _review_listing(ctx) if "review" in views else [None, []]
             train = _train_tables(ctx) if "train" in views else [None, None, None]
-            return [gr.Tabs(selected=first), *shown, *review, *train]
+            return [selected, *shown, *review, *train]
 
         # Each role sees its own views; listings come from the database each time a page opens.
         demo.load(friendly(on_load), None, [tabs, *by_view.values(), *review_tables, *train_tables])
