@@ -184,7 +184,13 @@ def _decode_window(
             audio[at : at + len(clip.audio)] = clip.audio[: len(audio) - at]
     words: list[list[Word]] = [[] for _ in group]
     texts: list[list[str]] = [[] for _ in group]
-    for segment in transcriber.transcribe(audio, start_time=begin, prompt=prompt):
+    decoded = list(transcriber.transcribe(audio, start_time=begin, prompt=prompt))
+    for clip in group:
+        if not any(s.start < clip.end and s.end > clip.start for s in decoded):
+            # Whisper sometimes ends a window's text early and skips the rest (a 22-s customer window lost
+            # its last two utterances): an utterance no decoded text covers is decoded on its own.
+            decoded += transcriber.transcribe(clip.audio, start_time=clip.begin, prompt=prompt)
+    for segment in decoded:
         pieces = segment.words or (Word(segment.text, segment.start, segment.end),)
         for word in pieces:
             index = _nearest(group, (word.start + word.end) / 2)
