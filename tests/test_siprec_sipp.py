@@ -79,7 +79,7 @@ def call_scenario(
     legs = sipp.legs_of(shared_dir / "calls" / f"{CALL}.wav", order)
     duration = sipp.write_capture(legs, run.workdir / "call.pcap", speed=speed)
     # SIPp starts the media at the ACK and cannot wait for its end: a margin for a busy machine.
-    end = bye_at / speed if bye_at is not None else duration * 1.25 + 2.0
+    end = bye_at / speed if bye_at is not None else duration * speed + 2.0  # the call's real length
     first = min(end / 3, 2.0)
     return sipp.scenario(
         "siprec_call.xml",
