@@ -186,7 +186,9 @@ def listing_rows(calls: Sequence[CallSummary]) -> list[list[object]]:
 
 
 def _clause_text(clause: Clause) -> str:
-    where = " § ".join(x for x in (clause.document, clause.section) if x)
+    """Section and quote; the handbook's storage name (``000_ff7c64d990aeaed9.txt``) says nothing to a
+    reviewer and is left out."""
+    where = clause.section or "手册"
     return f"{where}: “{clause.quote}”" if clause.quote else where
 
 
