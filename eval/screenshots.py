@@ -30,7 +30,7 @@ from tests.app_process import AppDidNotStart, start_app, stop_app  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"]
-SIZES = {"wide": {"width": 1280, "height": 900}, "narrow": {"width": 480, "height": 1000}}
+SIZES: dict[str, Any] = {"wide": {"width": 1280, "height": 900}, "narrow": {"width": 480, "height": 1000}}
 START_TIMEOUT = 600.0
 WAIT_MS = 900_000  # a loaded machine: models load while the first call waits
 CALLS = shared_dir() / "calls"
