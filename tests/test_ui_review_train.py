@@ -132,6 +132,12 @@ def test_a_replayed_call_puts_each_suggestion_beside_the_agents_real_reply(
     assert "forbidden" in turns[0].compliance
     assert all(t.suggestion and t.cites for t in turns)
     assert all(t.similarity is not None and 0.0 <= t.similarity <= 1.0 for t in turns if t.actual)
+    # the table's columns say what the reply broke and where the suggestion came from (LLM off: the script)
+    cells = turns[0].cells()
+    assert cells[5].startswith("✗") and "forbidden" in str(cells[5])
+    assert all(str(t.cells()[6]).startswith("手册话术") for t in turns)
+    clean = [t for t in turns if t.actual and not t.reply_findings]
+    assert all(t.cells()[5] == "✓ 无违规 no rule broken" for t in clean)
 
 
 def test_a_blocked_suggestion_is_never_suggested_again(ctx: AppContext, shared_dir: Path) -> None:

@@ -22,7 +22,17 @@ from copilot.transcription.redact import text_redactor
 from copilot.types import Transcript
 from copilot.ui.context import AppContext
 
-TURN_HEADERS = ["#", "time", "customer said", "copilot suggested", "agent said", "similarity", "compliance"]
+# The columns a trainer judges by: what the agent's real reply broke, and where the suggestion came from.
+# (An embedding similarity between suggestion and reply scored every turn 0.87-0.93 and told nothing.)
+TURN_HEADERS = [
+    "#",
+    "时间 time",
+    "客户 customer said",
+    "建议 copilot suggested",
+    "坐席 agent said",
+    "坐席回复 agent's reply",
+    "建议来源 suggestion",
+]
 
 
 class UiError(CopilotError):
@@ -44,6 +54,9 @@ class TurnView:
     similarity: float | None  # 0-1 between suggestion and the real reply
     compliance: str  # rule findings on the real reply and the suggestion ("ok" when none)
     raw_suggestion: str = ""  # the text as the suggester produced it: what a block must match
+    reply_findings: tuple[str, ...] = ()  # rules the agent's real reply broke
+    suggestion_findings: tuple[str, ...] = ()  # rules the suggestion broke (the guard should make this empty)
+    rewritten: bool = False  # the LLM's rewrite was kept (else the handbook script)
 
     def cells(self) -> list[object]:
         return [
@@ -52,9 +65,22 @@ class TurnView:
             self.customer,
             self.suggestion,
             self.actual or "—",
-            "—" if self.similarity is None else round(self.similarity, 2),
-            self.compliance,
+            self.reply_verdict(),
+            self.source(),
         ]
+
+    def reply_verdict(self) -> str:
+        if not self.actual:
+            return "—"
+        return "✗ " + ", ".join(self.reply_findings) if self.reply_findings else "✓ 无违规 no rule broken"
+
+    def source(self) -> str:
+        where = "AI 改写 rewrite" if self.rewritten else "手册话术 script"
+        if self.fallback_reason:
+            where += f"（{self.fallback_reason}）"
+        if self.suggestion_findings:
+            where += " ✗ " + ", ".join(self.suggestion_findings)
+        return where
 
 
 # --- evaluation suites -----------------------------------------------------------------------------
@@ -136,6 +162,9 @@ def _view(index: int, turn: ReplayTurn, clean: Callable[[str], str]) -> TurnView
         similarity=turn.similarity if turn.actual else None,
         compliance="; ".join(findings) if findings else ("ok" if turn.actual else "—"),
         raw_suggestion=suggestion.text,
+        reply_findings=tuple(turn.actual_flags),
+        suggestion_findings=tuple(turn.suggestion_flags),
+        rewritten=not suggestion.fallback,
     )
 
 
