@@ -42,6 +42,7 @@ from bench_load import (  # noqa: E402
     CHROMIUM_ARGS,
     BrowserNicer,
     choose,
+    prepare,
     proc_status,
     start_bench_app,
 )
@@ -65,11 +66,7 @@ def open_page(browser: Any, url: str) -> Any:
 
 
 def start_call(page: Any, call: str, speed: int, llm: bool) -> None:
-    choose(page, "#live-example", f"{call}.wav (stereo recording)")
-    page.locator("#live-speed").get_by_label(f"{speed}x", exact=True).check()
-    box = page.locator("#live-llm input[type=checkbox]")
-    if box.is_checked() != llm:
-        box.click()
+    prepare(page, call, speed, llm)
     page.click("#live-start")
 
 
