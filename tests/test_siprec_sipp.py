@@ -187,8 +187,11 @@ def test_bye_mid_utterance_stores_the_call_with_the_turn_in_progress(
     running: Running, shared_dir: Path
 ) -> None:
     script = read_transcript(shared_dir / "calls" / f"{CALL}.json").segments
-    cut = next(s for s in script if s.speaker == "customer" and s.start > 5)
-    sipp_call(running, call_scenario(running, shared_dir, bye_at=(cut.start + cut.end) / 2))
+    cut = next(s for s in script if s.speaker == "customer" and s.start > 18)  # no one talks over it
+    # BYE four fifths into the customer's turn (past the point the fake decoder needs), sent in real time.
+    sipp_call(
+        running, call_scenario(running, shared_dir, bye_at=cut.start + 0.8 * (cut.end - cut.start), speed=1.0)
+    )
     stored = running.wait_stored()
     assert stored["event"] == "call-stored"
     segments = running.store.load_call(stored["review_id"]).segments
