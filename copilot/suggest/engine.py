@@ -394,12 +394,10 @@ class Suggester:
         return best
 
     def cites(self, choice: ScriptChoice, k: int) -> tuple[Cite, ...]:
-        """The passages the suggestion rests on: the move's own first, then what retrieval found."""
+        """The passages the suggestion rests on: the move's main one, what retrieval found, the move's others."""
+        own = [self.retriever.by_id[i] for i in choice.passages if i in self.retriever.by_id]
         cited: list[Cite] = []
-        for passage in [
-            *(self.retriever.by_id[i] for i in choice.passages if i in self.retriever.by_id),
-            *(hit.passage for hit in choice.hits),
-        ]:
+        for passage in [*own[:1], *(hit.passage for hit in choice.hits), *own[1:]]:
             if len(cited) >= k or any(c.id == passage.id for c in cited):
                 continue
             quote = _quote(passage.text, choice.quotes)
