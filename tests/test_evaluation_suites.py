@@ -42,7 +42,7 @@ def engines() -> FakeEngines:
 def test_calls_from_transcripts_get_the_labelled_verdicts(shared_dir: Path) -> None:
     calls = {c.name: c for c in load_calls()}
     assert set(calls) >= {"good_call", "bad_call"}
-    assert all(calls["good_call"].checks.values())
+    assert not any(v is False for v in calls["good_call"].checks.values())  # pass, or unknown (never owed)
     assert {k for k, v in calls["bad_call"].checks.items() if not v} >= {
         "greeting",
         "forbidden",

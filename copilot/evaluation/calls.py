@@ -23,14 +23,15 @@ from copilot.qa.review import ReviewOptions, review_call
 DEFAULT_SET = REPO_DIR / "eval" / "calls.yaml"
 Source = Literal["transcript", "audio"]
 SOURCES: tuple[Source, ...] = ("transcript", "audio")
-VERDICTS = {"pass": True, "fail": False}
+VERDICTS: dict[str, bool | None] = {"pass": True, "fail": False, "unknown": None}  # unknown: cannot tell
+NO_SUCH_CHECK = "no such check"
 
 
 @dataclass(frozen=True)
 class LabelledCall:
     name: str
     files: dict[Source, Path]  # where each source of the call is
-    checks: dict[str, bool]  # check id -> expected to pass
+    checks: dict[str, bool | None]  # check id -> expected to pass (None: the call cannot decide it)
 
 
 @dataclass(frozen=True)
@@ -38,8 +39,8 @@ class Verdict:
     call: str
     source: Source
     check: str
-    expected: bool
-    got: bool | None  # None: the scorecard has no such check
+    expected: bool | None
+    got: bool | str | None  # None: unknown; NO_SUCH_CHECK: the scorecard has no such check
 
     @property
     def right(self) -> bool:
@@ -64,7 +65,9 @@ def load_calls(path: Path = DEFAULT_SET, *, base: Path = REPO_DIR) -> list[Label
         checks = {}
         for check, verdict in item["checks"].items():
             if verdict not in VERDICTS:
-                raise ConfigError(f"{where}: check {check} must be pass or fail, not {verdict!r}")
+                raise ConfigError(
+                    f"{where}: check {check} must be pass or fail (or unknown), not {verdict!r}"
+                )
             checks[str(check)] = VERDICTS[verdict]
         calls.append(
             LabelledCall(str(item.get("call") or Path(next(iter(files.values()))).stem), files, checks)
@@ -72,8 +75,11 @@ def load_calls(path: Path = DEFAULT_SET, *, base: Path = REPO_DIR) -> list[Label
     return calls
 
 
-def verdicts(call: LabelledCall, source: Source, got: dict[str, bool]) -> list[Verdict]:
-    return [Verdict(call.name, source, check, want, got.get(check)) for check, want in call.checks.items()]
+def verdicts(call: LabelledCall, source: Source, got: dict[str, bool | None]) -> list[Verdict]:
+    return [
+        Verdict(call.name, source, check, want, got.get(check, NO_SUCH_CHECK))
+        for check, want in call.checks.items()
+    ]
 
 
 def summarise(results: list[Verdict]) -> dict[str, Any]:
@@ -101,7 +107,7 @@ def render(data: dict[str, Any], path: Path) -> str:
             continue
         rows.append(f"  from {source}: {part['accuracy']:.3f} of {part['verdicts']} verdicts right")
         for w in part["wrong"]:
-            word = {True: "pass", False: "fail", None: "no such check"}
+            word = {True: "pass", False: "fail", None: "unknown", NO_SUCH_CHECK: NO_SUCH_CHECK}
             rows.append(f"    {w['call']}: {w['check']} expected {word[w['expected']]}, got {word[w['got']]}")
     return "\n".join(rows)
 
@@ -120,7 +126,9 @@ def run(options: SuiteOptions, config: Config) -> EvalOutcome:
             review = review_call(
                 transcript, engine=context.services.rules, options=ReviewOptions(redact=True, tone=False)
             )
-            results += verdicts(call, source, {c.id: c.passed for c in review.checks})
+            results += verdicts(
+                call, source, {c.id: None if c.status == "unknown" else c.passed for c in review.checks}
+            )
     data = {"set": str(path), **summarise(results)}
     return EvalOutcome(render(data, path), data)
 
