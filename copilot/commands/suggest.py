@@ -62,10 +62,12 @@ def _run(args: argparse.Namespace) -> int:
         out = suggestion_dict(suggestion)
         if config.privacy.redact:
             out["text"], out["script"] = redact(str(out["text"])), redact(str(out["script"]))
+            if out["suggestion"] != "none":
+                out["suggestion"] = out["text"]
         if args.json:
             print_json(out)
         else:
-            print(out["text"])
+            print(out["text"] or f"(none: {suggestion.reason})")
             if suggestion.fallback and suggestion.reason:
                 print(f"  (script kept: {suggestion.reason})")
             for cite in suggestion.cites:
