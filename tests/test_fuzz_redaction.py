@@ -10,7 +10,7 @@ import itertools
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from copilot.transcription.redact import MASKS, find_pii, redact
+from copilot.transcription.redact import ALL_KINDS, MASKS, find_pii, redact
 
 FUZZ = settings(max_examples=400, deadline=None)
 
@@ -118,7 +118,8 @@ def test_generated_emails_are_masked(email: str, before: str, after: str) -> Non
 @FUZZ
 @given(plain_text)
 def test_text_without_digits_or_addresses_is_unchanged(text: str) -> None:
-    assert redact(text) == text
+    # Names are read from cue words + a surname (我是谢士 may well be a name); they have their own tests.
+    assert redact(text, ALL_KINDS - {"name"}) == text
 
 
 @FUZZ

@@ -110,3 +110,14 @@ def test_prices_dates_and_models_untouched(price: int, year: int, month: int, da
         f"型号{model}{price}，价格{price}元，{year}年{month}月{day}日购买，{year}-{month:02d}-{day:02d}安装。"
     )
     assert redact(text) == text
+
+
+def test_call_names_lose_phone_numbers_but_keep_their_ids() -> None:
+    from copilot.transcription.redact import name_redactor
+
+    clean = name_redactor(True)
+    assert clean("stc3-3853239869252399") == "stc3-3853239869252399"  # a dialogue id, not a bank card
+    assert clean("musied-91255726") == "musied-91255726"
+    assert "13812345678" not in clean("13812345678_20261205_1432.wav")
+    assert "13912345678" not in clean("客户13912345678回访")
+    assert name_redactor(False)("13812345678.wav") == "13812345678.wav"

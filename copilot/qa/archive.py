@@ -66,9 +66,9 @@ def shown_path(path: str, privacy: PrivacyConfig) -> str:
     """A call's path (or a message naming it) as batch outputs show it: redacted like the transcript
     unless ``[privacy] keep_paths``; never with a lone surrogate (an undecodable file name)."""
     from copilot.qa.store.db import storable
-    from copilot.transcription.redact import text_redactor
+    from copilot.transcription.redact import name_redactor
 
-    return storable(text_redactor(privacy.redact and not privacy.keep_paths, privacy.redact_kinds)(path))
+    return storable(name_redactor(privacy.redact and not privacy.keep_paths, privacy.redact_kinds)(path))
 
 
 def enforce_retention(store: Store, privacy: PrivacyConfig) -> None:

@@ -20,7 +20,13 @@ from copilot.judgement import RuleEngine, default_engine
 from copilot.judgement.engine import has_speech
 from copilot.judgement.playbook import PhrasesParams, SequenceParams
 from copilot.judgement.tone import agent_tone, customer_moods
-from copilot.transcription.redact import ALL_KINDS, call_redactor, redact_segments, text_redactor
+from copilot.transcription.redact import (
+    ALL_KINDS,
+    call_redactor,
+    name_redactor,
+    redact_segments,
+    text_redactor,
+)
 from copilot.transcription.transcript_files import read_transcript
 from copilot.types import CallReview, CheckResult, Clause, Evidence, Flag, ToneReading, Transcript
 
@@ -79,7 +85,7 @@ def review_call(
     )
     clean = call_redactor(transcript.segments, segments, text_redactor(options.redact, options.redact_kinds))
     return CallReview(
-        call=clean(transcript.source),
+        call=name_redactor(options.redact, options.redact_kinds)(transcript.source),
         duration=transcript.duration,
         segments=segments,
         checks=tuple(dataclasses.replace(c, evidence=_clean_evidence(c.evidence, clean)) for c in checks),

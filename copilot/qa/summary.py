@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from copilot.suggest.guard import promises
 from copilot.suggest.llm import ChatMessage, Generator
-from copilot.transcription.redact import redact, redact_segments
+from copilot.transcription.redact import name_redactor, redact, redact_segments
 from copilot.types import Clause, Passage, Segment, Transcript
 
 MAX_TRANSCRIPT_CHARS = 900  # prompt budget: the 0.5B model summarises a short call well within this
@@ -142,7 +142,7 @@ def summarize(
         ]
         text = "".join(generator.stream(messages, max_new_tokens=SUMMARY_TOKENS, stop=stop)).strip()
     return PostCallSummary(
-        call=redact(transcript.source),
+        call=name_redactor(True)(transcript.source),
         problem=redact(customer_problem(transcript.segments)),
         promises=tuple(
             Promise(p.at, redact(p.text), p.commitments) for p in agent_promises(transcript.segments)

@@ -640,5 +640,17 @@ def text_redactor(enabled: bool, kinds: Collection[str] = ALL_KINDS) -> Callable
     return functools.partial(redact, kinds=kinds_from_names(kinds))
 
 
+# What a call's name or file path may hold that identifies a person: recorders put the caller's number in
+# file names (13812345678_20261205_1432.wav, 客户13912345678回访). Names also carry long ids (dialogue,
+# order and recording serials such as stc3-3853239869252399) that the bank-card rule would mask, and a
+# reviewer or an evaluator needs them to find the call: those kinds are not applied to names.
+NAME_KINDS: frozenset[PiiKind] = frozenset({"mobile", "id_card", "landline", "email"})
+
+
+def name_redactor(enabled: bool, kinds: Collection[str] = ALL_KINDS) -> Callable[[str], str]:
+    """``text_redactor`` for call names and file paths: only the kinds a name can identify someone by."""
+    return text_redactor(enabled, [k for k in kinds_from_names(kinds) if k in NAME_KINDS])
+
+
 def _identity(text: str) -> str:
     return text

@@ -38,7 +38,7 @@ from copilot.qa.store.records import (
     StoredCall,
     StoredSegment,
 )
-from copilot.transcription.redact import ALL_KINDS, redact_texts, text_redactor
+from copilot.transcription.redact import ALL_KINDS, name_redactor, redact_texts, text_redactor
 from copilot.transcription.transcript_files import valid_text
 from copilot.types import CheckResult, Clause, Evidence, Flag, Segment
 
@@ -325,6 +325,7 @@ class Store:
         False (privacy configuration); the path is kept as given with ``keep_path``.
         """
         redactor = text_redactor(redacted, kinds)
+        name_clean = name_redactor(redacted, kinds)
 
         def clean(text: str) -> str:
             return storable(redactor(text))
@@ -358,8 +359,8 @@ class Store:
             call_id = _inserted_id(
                 conn,
                 calls.insert().values(
-                    name=clean(review.call),
-                    file=storable(file) if keep_path else clean(file),
+                    name=storable(name_clean(review.call)),
+                    file=storable(file) if keep_path else storable(name_clean(file)),
                     content_hash=content_hash,
                     config_hash=provenance.config_hash,
                     config=dict(provenance.config),
