@@ -175,7 +175,9 @@ def test_clean_segment_drops_credits_and_keeps_text_without_words() -> None:
 
 def test_a_broken_character_cuts_the_run_off_tail() -> None:
     assert drop_broken_tail("还有动漫设计。你认\ufffd") == "还有动漫设计。"
-    assert drop_broken_tail("设计\ufffd") == "设计"  # no sentence end before it: only the broken character goes
+    assert (
+        drop_broken_tail("设计\ufffd") == "设计"
+    )  # no sentence end before it: only the broken character goes
     assert drop_broken_tail("设计。好的") == "设计。好的"
     words = (Word("设计。", 0.0, 1.0), Word("你认", 1.0, 1.2), Word("\ufffd", 1.2, 1.3))
     cleaned = clean_segment(DecodedSegment(0.0, 1.3, "设计。你认\ufffd", words))
@@ -272,7 +274,7 @@ def _check_real(transcriber: Transcriber, shared: Path) -> None:
 
 @pytest.mark.real
 def test_faster_whisper_transcribes_real_speech(whisper_ct2_dir: Path, shared_dir: Path) -> None:
-    transcriber = FasterWhisperTranscriber(AsrConfig(model=str(whisper_ct2_dir)))
+    transcriber = FasterWhisperTranscriber(AsrConfig(model=str(whisper_ct2_dir), word_timestamps=True))
     _check_real(transcriber, shared_dir)
     with pytest.raises(AudioError):
         transcriber.transcribe(np.zeros((2, 16000), dtype=np.float32))
@@ -281,8 +283,12 @@ def test_faster_whisper_transcribes_real_speech(whisper_ct2_dir: Path, shared_di
 @pytest.mark.real
 def test_openai_whisper_transcribes_real_speech(whisper_openai_pt: Path, shared_dir: Path) -> None:
     config = AsrConfig(
-        backend="openai-whisper", model=str(whisper_openai_pt), beam_size=1, openai_trim_padding=False
-    )  # the full 30-s window
+        backend="openai-whisper",
+        model=str(whisper_openai_pt),
+        beam_size=1,
+        openai_trim_padding=False,  # the full 30-s window
+        word_timestamps=True,  # as `transcribe --words` asks
+    )
     transcriber = load_transcriber(config)
     assert isinstance(transcriber, OpenAIWhisperTranscriber)
     _check_real(transcriber, shared_dir)
@@ -294,7 +300,9 @@ def test_openai_whisper_transcribes_real_speech(whisper_openai_pt: Path, shared_
 def test_openai_whisper_with_the_trimmed_encoder_still_transcribes_and_times_words(
     whisper_openai_pt: Path, shared_dir: Path
 ) -> None:
-    config = AsrConfig(backend="openai-whisper", model=str(whisper_openai_pt), beam_size=5)
+    config = AsrConfig(
+        backend="openai-whisper", model=str(whisper_openai_pt), beam_size=5, word_timestamps=True
+    )
     assert config.openai_trim_padding  # the shipped default: openai-whisper trims offline too
     _check_real(load_transcriber(config), shared_dir)
 

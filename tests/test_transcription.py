@@ -259,7 +259,7 @@ def good_call_excerpt(tmp_path_factory):
 def test_real_stereo_call_roles_by_channel(whisper_ct2_dir, good_call_excerpt):
     from copilot.transcription.asr import load_transcriber
 
-    config = AsrConfig(backend="faster-whisper")
+    config = AsrConfig(backend="faster-whisper", word_timestamps=True)  # as `transcribe --words` asks
     transcript = transcribe_file(good_call_excerpt, config, load_transcriber(config))
     lines = json.loads((SHARED / "calls" / "good_call.json").read_text(encoding="utf-8"))["segments"][:2]
     agent = [s for s in transcript.segments if s.speaker == "agent"]
