@@ -242,7 +242,7 @@ def transcribe_file(
         elif isinstance(timed.event, EndOfAudio):
             duration = timed.event.duration
     channels: dict[Role, np.ndarray] = {}
-    if recorder is not None:
+    if recorder is not None and duration <= WHOLE_READ_SECONDS:
         audio, _ = read_all(path)
         channels = dict(zip(channel_roles(audio.shape[0], config.agent_channel), audio, strict=True))
         clips += _unheard_channels(channels, {c.speaker for c in clips})
@@ -258,6 +258,10 @@ def transcribe_file(
     return Transcript(source=str(path), duration=duration, segments=merge_segments(committed))
 
 
+# Files up to this long are read whole once more for their windows (real gaps, lead-in) and the check for
+# channels the VAD missed: 20 min of stereo is ~150 MB of float32. Longer ones keep memory flat (an hour
+# of audio must not need GBs): their windows are the utterances' own audio with silent gaps.
+WHOLE_READ_SECONDS = 1200.0
 # s of the recording decoded before a window's first utterance (beyond the stream's pad): Whisper starts
 # better from the recording's own lead-in, as plain Whisper reads a clip from 0 (one meeting clip: CER 0.24
 # from 0 s, 0.43 from 0.3 s, the utterance's start minus the pad)
