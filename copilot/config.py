@@ -99,10 +99,12 @@ class AsrConfig:
     # its own copy of the model (about 170 MB for base).
     live_workers: int = 2
     live_threads: int = 1
-    # Per-word times, only for ``copilot transcribe --words``: nothing else reads them (evidence is cut from
-    # segment times), and the alignment pass made offline decodes ~5x the CPU of the decode alone (four real
-    # clips: 28.6 s against 5.9 s, eval/bench_transcription.py).
-    word_timestamps: bool = False
+    # Per-word times offline. The offline path decodes whole windows of a channel and splits the text among
+    # the VAD's utterances by word time; without them consecutive turns of one channel merge (bad_call.wav:
+    # the agent's 喂，什么事 joined the next line, the customer's second turn moved into the first, so the
+    # greeting became undecidable and the talk-over was lost). They cost ~5x the decode's CPU (four real
+    # clips: 28.6 s against 5.9 s, eval/bench_transcription.py); live decodes skip them (``for_live``).
+    word_timestamps: bool = True
     # Tentative text while the *agent* speaks. Off: the agent knows what they are saying, and on 2 cores
     # those decodes compete with the customer's commit and the LLM's suggestion (copilot eval latency).
     # The agent's lines still appear when committed; the customer's channel always has tentative text.
