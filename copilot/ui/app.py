@@ -91,7 +91,11 @@ STICK_TO_NEWEST_JS = """() => {
   });
   new MutationObserver(stick).observe(document.body, {subtree: true, childList: true});
 }"""
-DETAILS_JS = "(on) => { document.body.classList.toggle('cp-show-details', on); return []; }"
+# On the Live column, not <body>: Gradio scopes the app's CSS under its container, so a body class never matched.
+DETAILS_JS = (
+    "(on) => { document.querySelectorAll('.cp-live').forEach((el) => el.classList.toggle('cp-show-details', on));"
+    " return []; }"
+)
 MIC_STREAM_EVERY = 0.5  # s of microphone audio per chunk sent by the browser
 MIC_TIME_LIMIT = 4 * 3600  # s: the longest microphone call
 DEFAULT_CALLS_DIR = shared_dir() / "calls"
@@ -148,7 +152,7 @@ CSS = """
 .cp-flag.cp-fresh{font-weight:600}
 .cp-badge{font-size:.8em;opacity:.85}
 .cp-details{display:none;color:#666;font-size:.82em}
-body.cp-show-details .cp-details{display:block}
+.cp-live.cp-show-details .cp-details{display:block}
 .cp-guideline{font-size:.9em;color:#333}.cp-guideline .cp-where{font-weight:600}
 .cp-quote{color:#444}
 .cp-clause{font-size:.85em;color:#555}

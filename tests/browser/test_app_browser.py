@@ -320,6 +320,7 @@ def test_a_recording_replayed_through_the_real_asr_produces_transcript_suggestio
     browser: Any, server: Server, excerpt_wav: Path
 ) -> None:
     page = open_app(browser, server)
+    page.click("#live-more")  # upload and microphone are folded under the panel
     upload(page, "#live-upload", [excerpt_wav])
     page.locator("#live-speed").get_by_label("max", exact=True).check()
     box = page.locator("#live-llm input[type=checkbox]")
