@@ -69,6 +69,9 @@ def _unknown(check: Check, reason: str) -> CheckResult:
     return CheckResult(check.id, False, (), check.clause, reason, unknown_reason=reason)
 
 
+RECORDING_START_S = 10.0  # speech this early in a timed call means the transcript starts with the call
+
+
 class RuleEngine:
     """Applies a :class:`Playbook`. Holds only read-only state, so one engine serves many calls."""
 
@@ -314,7 +317,11 @@ class RuleEngine:
                 if s.speaker == "agent":
                     break
                 before += spoken_chars(s.text)
-            if before >= cut.customer_chars or all(s.speaker != "agent" for s in spoken):
+            # A recording or live call that has speech within its first seconds holds the call from its
+            # start: when the customer talks first there, the agent's opening was missed or never said
+            # (live greedy decoding can miss a 0.7-s 喂), not cut off by the transcript.
+            from_start = timed and spoken[0].start <= RECORDING_START_S
+            if not from_start and (before >= cut.customer_chars or all(s.speaker != "agent" for s in spoken)):
                 return "转写从通话中途开始（客服第一句之前客户已在说事），看不到开场白"
             return ""
         if params.where == "last_agent_turns":
