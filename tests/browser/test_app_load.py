@@ -58,7 +58,9 @@ def assert_shows_only(page: Any, call: str) -> None:
         "els => els.map(e => Number(e.dataset.end))"
     )
     assert sorted(ends) == sorted(s["end"] for s in segments)  # each line carries its scripted bounds
-    assert call in page.inner_text("#live-status")
+    assert "通话结束" in page.inner_text(
+        "#live-status"
+    )  # file names are not shown to agents: the lines above identify the call
     assert page.locator("#live-errors .cp-errors").count() == 0
     assert page.locator("#live-suggestion .cp-suggestion[data-script-ms]").count() == 1
     if call == "good_call.json":
