@@ -70,19 +70,6 @@ UPSET_SITUATION_KEYS = frozenset(
         "transfer_manager", "quick_action", "follow_through",
     }
 )  # fmt: skip
-# How an agent's reply shows empathy or an apology in its first words (the suite checks the same list).
-EMPATHY_MARKERS = (
-    "抱歉",
-    "对不起",
-    "不好意思",
-    "理解您",
-    "心情我明白",
-    "着急",
-    "给您带来",
-    "添麻烦",
-    "让您失望",
-)
-EMPATHY_WINDOW = 16  # characters: empathy must come first, not at the end of a long script
 # The handbooks' own empathy lines, by the customer's mood (quotes of knowledge/scripts.yaml).
 EMPATHY_QUOTES = {
     "angry": "非常抱歉给您带来了不便",
