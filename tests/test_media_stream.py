@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import concurrent.futures
 import dataclasses
 import json
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import pytest
@@ -125,15 +127,25 @@ async def send_binary_protocol(url: str, agent: np.ndarray, customer: np.ndarray
     # closing without a stop ends the call too
 
 
+T = TypeVar("T")
+
+
+def run_client(client: Coroutine[object, object, T]) -> T:
+    """Run a websocket client on its own thread's event loop: pytest-playwright's sync API keeps a loop
+    running on the main thread once a browser test has run, and asyncio.run refuses to nest in it."""
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, client).result()
+
+
 @pytest.mark.parametrize("protocol", ["json", "binary"])
 def test_a_media_stream_gives_the_replayed_transcript_and_is_stored(
     endpoint: Endpoint, shared_dir: Path, protocol: str
 ) -> None:
     recording = shared_dir / "calls" / f"{CALL}.wav"
     if protocol == "json":
-        asyncio.run(send_json_protocol(endpoint.url, *tracks(recording, 8000)))
+        run_client(send_json_protocol(endpoint.url, *tracks(recording, 8000)))
     else:
-        asyncio.run(send_binary_protocol(endpoint.url, *tracks(recording, 16000)))
+        run_client(send_binary_protocol(endpoint.url, *tracks(recording, 16000)))
     stored = endpoint.stored()
     assert stored["event"] == "call-stored"
     entry = endpoint.service.registry.current("1001")
@@ -154,6 +166,6 @@ def test_a_bad_start_closes_the_connection_with_a_reason(endpoint: Endpoint) -> 
             await ws.wait_closed()
             return ws.close_code, ws.close_reason
 
-    code, reason = asyncio.run(bad())
+    code, reason = run_client(bad())
     assert code == 1008 and "encoding" in (reason or "")
     assert endpoint.service.calls == {}

@@ -38,6 +38,10 @@ RAW: dict[str, str] = {
     "ID card": "110105194912310021",
     "bank card": "6222021234567890123",
     "e-mail": "zhangsan.test@example.com",
+    "WeChat id": "zhangsan_2024",
+    "QQ number": "83726154",
+    "address": "建国路88号3单元502室",
+    "name": "王建国",
 }
 
 SEGMENTS = [
@@ -51,7 +55,13 @@ SEGMENTS = [
         f"身份证是{RAW['ID card']}，银行卡号{RAW['bank card']}，邮箱{RAW['e-mail']}。",
     ),
     ("agent", 26.5, 30.0, f"好的，您的备用号码是{RAW['spoken mobile']}对吗？我给您发短信。"),
-    ("customer", 30.5, 32.0, f"对，{RAW['spoken mobile']}。"),
+    (
+        "customer",
+        30.5,
+        32.0,
+        f"对，{RAW['spoken mobile']}。我叫{RAW['name']}，地址是北京市朝阳区{RAW['address']}，"
+        f"微信号{RAW['WeChat id']}，QQ号{RAW['QQ number']}。",
+    ),
     ("agent", 32.5, 37.0, "已经为您登记，我们会尽快安排师傅上门，您看还有其他问题吗？"),
     ("customer", 37.5, 39.0, "没有了，谢谢。"),
     ("agent", 39.5, 42.0, "感谢您的来电，祝您生活愉快，再见！"),
@@ -161,7 +171,7 @@ def test_no_raw_number_anywhere_after_every_command(tmp_path: Path, installed_mo
     # Not vacuous: the call really went everywhere, masked.
     everything = b"".join(p.read_bytes() for p in written) + b"".join(d.stdout for d in runs.values())
     for mask in MASKS.values():
-        if mask != MASKS["landline"]:
+        if mask != MASKS["landline"]:  # the call has every kind but a landline
             assert mask.encode() in everything or json.dumps(mask)[1:-1].encode() in everything, mask
     summary = json.loads(runs["summarize"].stdout)
     assert summary["model"] and summary["text"]  # the LLM wrote a summary, and it was scanned too
