@@ -77,6 +77,11 @@ def test_bad_call_fails_the_expected_checks(shared_dir: Path) -> None:
         "这个不归我管，你自己去找厂家吧。",
         "随便你。",
         "您错了，这个功能本来就没有。",
+        # the customer sent to the merchant themselves, in the forms real agents use
+        "辛苦您这边再跟那边商家沟通一下。",
+        "您可以先给店家那边打个电话问问。",
+        "这个您再找找他就可以了。",
+        "建议咱们就是自己联系一下店家。",
     ],
 )
 def test_forbidden_phrases_flag_with_clause(text: str) -> None:
@@ -93,6 +98,11 @@ def test_forbidden_phrases_flag_with_clause(text: str) -> None:
         "您看明天上午行不行？",
         "目前暂时没办法直接退款，但我可以帮您申请换货。",
         "您提到宠物喂食器也坏了，对吗？",
+        # the agent does the contacting; the customer is the one contacted; asking what already happened
+        "辛苦您稍等一下，我去联系商家。",
+        "店家稍后会和您这边自行联系确认。",
+        "您之前给他打过电话了是吧？",
+        "您先消消气，这个问题交给我来处理。",
     ],
 )
 def test_context_exceptions_are_not_violations(text: str) -> None:
