@@ -103,6 +103,8 @@ def test_forbidden_phrases_flag_with_clause(text: str) -> None:
         "店家稍后会和您这边自行联系确认。",
         "您之前给他打过电话了是吧？",
         "您先消消气，这个问题交给我来处理。",
+        "我相信您也不可能故意弄坏的。",
+        "全部退是不可能的，那这样，我先帮您申请部分退款。",
     ],
 )
 def test_context_exceptions_are_not_violations(text: str) -> None:
@@ -239,3 +241,20 @@ def test_whole_call_checks_read_turns_not_recogniser_segments() -> None:
         agent(3.5, 6.0, "我是客服小李，这里是售后服务中心。"),
     )
     assert not results(split_by_customer)["greeting"]  # the first turn alone must greet fully
+
+
+def test_a_bare_refusal_answered_in_the_next_turn_is_withdrawn_from_the_review() -> None:
+    asked = customer(0.0, 3.5, "能不能直接给我退款？")
+    bare = agent(4.0, 5.0, "这个确实没办法。")
+    again = customer(5.5, 7.0, "那怎么办？")
+    offered = agent(7.5, 10.0, "我可以帮您申请一个补偿，您看行吗？")
+    nothing = agent(7.5, 10.0, "嗯。")
+    engine = default_engine()
+    # live, the next turn is not known yet: the bare refusal is flagged as it is said
+    assert [f.kind for f in engine.check_utterance(bare, [asked])] == ["negative_phrase"]
+    assert engine.call_flags(call(asked, bare, again, offered)) == []
+    assert [f.kind for f in engine.call_flags(call(asked, bare, again, nothing))] == ["negative_phrase"]
+    forbidden = {r.id: r for r in engine.check_call(call(asked, bare, again, offered))}["forbidden"]
+    assert forbidden.passed
+    forbidden = {r.id: r for r in engine.check_call(call(asked, bare, again, nothing))}["forbidden"]
+    assert forbidden.failed and forbidden.evidence[0].text == bare.text

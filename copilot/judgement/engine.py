@@ -65,6 +65,11 @@ class _Trigger:
     answered: bool
 
 
+def _next_agent(segments: Sequence[Segment], index: int) -> Segment | None:
+    """The agent's next segment after ``segments[index]``, if the call has one."""
+    return next((s for s in segments[index + 1 :] if s.speaker == "agent"), None)
+
+
 def _unknown(check: Check, reason: str) -> CheckResult:
     return CheckResult(check.id, False, (), check.clause, reason, unknown_reason=reason)
 
@@ -92,8 +97,11 @@ class RuleEngine:
 
     # --- real time ------------------------------------------------------------------------------
 
-    def check_utterance(self, segment: Segment, history: Sequence[Segment] = ()) -> list[Flag]:
-        """Flags for one committed agent segment, given the segments committed before it."""
+    def check_utterance(
+        self, segment: Segment, history: Sequence[Segment] = (), *, next_turn: Segment | None = None
+    ) -> list[Flag]:
+        """Flags for one committed agent segment, given the segments committed before it (and, in a
+        finished call, the agent's next turn, which can resolve a bare refusal)."""
         if segment.speaker != "agent":
             return []
         flags: list[Flag] = []
@@ -101,7 +109,9 @@ class RuleEngine:
             params = check.params
             if isinstance(params, PhrasesParams):
                 first = not any(s.speaker == "agent" for s in history)
-                flags.extend(self._phrase_flags(check, params, segment, first_turn=first))
+                flags.extend(
+                    self._phrase_flags(check, params, segment, first_turn=first, next_turn=next_turn)
+                )
             elif isinstance(params, SpeechRateParams) and check.realtime:
                 flags.extend(self._rate_flags(check, params, segment))
             elif isinstance(params, OverlapParams) and check.realtime:
@@ -111,11 +121,20 @@ class RuleEngine:
         return flags
 
     def _phrase_flags(
-        self, check: Check, params: PhrasesParams, segment: Segment, *, first_turn: bool = True
+        self,
+        check: Check,
+        params: PhrasesParams,
+        segment: Segment,
+        *,
+        first_turn: bool = True,
+        next_turn: Segment | None = None,
     ) -> list[Flag]:
         flags = []
         for item in params.items:
             if item.first_turn_only and not first_turn:
+                continue
+            resolver = item.resolved_by_next_turn
+            if resolver is not None and next_turn is not None and matches(resolver, next_turn.text):
                 continue
             hits = find_cues(item.cues, segment.text)
             if hits:
@@ -210,7 +229,7 @@ class RuleEngine:
         flags: list[Flag] = []
         segments = transcript.segments
         for i, segment in enumerate(segments):
-            flags.extend(self.check_utterance(segment, segments[:i]))
+            flags.extend(self.check_utterance(segment, segments[:i], next_turn=_next_agent(segments, i)))
         return flags
 
     def check_call(self, transcript: Transcript) -> list[CheckResult]:
@@ -230,7 +249,13 @@ class RuleEngine:
                 flags = [
                     f
                     for i, s in enumerate(agent)
-                    for f in self._phrase_flags(check, params, s, first_turn=i == 0)
+                    for f in self._phrase_flags(
+                        check,
+                        params,
+                        s,
+                        first_turn=i == 0,
+                        next_turn=agent[i + 1] if i + 1 < len(agent) else None,
+                    )
                 ]
                 results.append(self._result_from_flags(check, flags))
             elif isinstance(params, SequenceParams):

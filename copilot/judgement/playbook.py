@@ -53,6 +53,9 @@ class PhraseItem:
     clause: Clause
     cues: CueSet
     first_turn_only: bool = False  # only the agent's first turn (how the phone is answered)
+    # In a finished call, a hit is withdrawn when the agent's next turn matches this: a bare 没办法 followed
+    # by what the agent can do is the constructive answer the handbook asks for. Live, the next turn is unknown.
+    resolved_by_next_turn: CueSet | None = None
 
 
 @dataclass(frozen=True)
@@ -332,6 +335,15 @@ def _params(kind: str, table: dict[str, Any], cues: Mapping[str, CueSet], where:
                     clause=_clause(item.get("clause"), f"{item_where}.clause"),
                     cues=_cue_set(item_id, cue_table, item_where),
                     first_turn_only=bool(item.get("first_turn_only", False)),
+                    resolved_by_next_turn=(
+                        _cue_set(
+                            f"{item_id}.resolved_by_next_turn",
+                            {"patterns": item["resolved_by_next_turn"]},
+                            f"{item_where}.resolved_by_next_turn",
+                        )
+                        if "resolved_by_next_turn" in item
+                        else None
+                    ),
                 )
             )
         if not items:
