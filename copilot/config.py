@@ -99,12 +99,12 @@ class AsrConfig:
     # its own copy of the model (about 170 MB for base).
     live_workers: int = 2
     live_threads: int = 1
-    # Per-word times offline. The offline path decodes whole windows of a channel and splits the text among
-    # the VAD's utterances by word time; without them consecutive turns of one channel merge (bad_call.wav:
-    # the agent's 喂，什么事 joined the next line, the customer's second turn moved into the first, so the
-    # greeting became undecidable and the talk-over was lost). They cost ~5x the decode's CPU (four real
-    # clips: 28.6 s against 5.9 s, eval/bench_transcription.py); live decodes skip them (``for_live``).
-    word_timestamps: bool = True
+    # Per-word times on every decode (``transcribe --words`` asks for them). Off by default: they cost ~5x the
+    # decode's CPU (four real clips: 28.6 s against 5.9 s, eval/bench_transcription.py). The offline path
+    # still asks for them on a window of several utterances, where it splits the text among the VAD's
+    # utterances by word time (without them bad_call.wav's turns of one channel merged); live decodes and
+    # one-utterance windows skip them.
+    word_timestamps: bool = False
     # Tentative text while the *agent* speaks. Off: the agent knows what they are saying, and on 2 cores
     # those decodes compete with the customer's commit and the LLM's suggestion (copilot eval latency).
     # The agent's lines still appear when committed; the customer's channel always has tentative text.

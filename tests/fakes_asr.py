@@ -29,12 +29,14 @@ class Line:
 class ScriptedTranscriber:
     lines: tuple[Line, ...]
     calls: list[tuple[float, float, str]] = field(default_factory=list)  # (start, end, prompt) of each decode
+    word_times: list[bool | None] = field(default_factory=list)  # what each decode asked for
 
     def transcribe(
-        self, audio: np.ndarray, *, start_time: float = 0.0, prompt: str = ""
+        self, audio: np.ndarray, *, start_time: float = 0.0, prompt: str = "", word_times: bool | None = None
     ) -> tuple[Segment, ...]:
         end_time = start_time + len(audio) / SAMPLE_RATE
         self.calls.append((start_time, end_time, prompt))
+        self.word_times.append(word_times)
         out = []
         for line in self.lines:
             middle = (line.start + line.end) / 2

@@ -403,7 +403,12 @@ def test_text_that_only_repeats_the_prompt_is_dropped_from_narrowband_calls() ->
 
     class Echo:
         def transcribe(
-            self, audio: np.ndarray, *, start_time: float = 0.0, prompt: str = ""
+            self,
+            audio: np.ndarray,
+            *,
+            start_time: float = 0.0,
+            prompt: str = "",
+            word_times: bool | None = None,
         ) -> tuple[Segment, ...]:
             return (
                 Segment("unknown", 0, 1, "以下是普通话的句子。"),

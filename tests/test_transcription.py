@@ -293,6 +293,13 @@ def test_offline_batches_a_channels_utterances_into_one_decode(stereo_call):
     assert [(s.start, s.end) for s in fast.segments] == [(s.start, s.end) for s in slow.segments]
     assert len(one_by_one.calls) == 3  # one decode per utterance
     assert len(batched.calls) == 2  # one per channel: both agent utterances fit one window
+    # word times (costly) only for the agent's window of two utterances, where they split its text
+    by_start = {
+        round(start, 1): words
+        for (start, _end, _prompt), words in zip(batched.calls, batched.word_times, strict=True)
+    }
+    agent_window, customer_window = min(by_start), max(by_start)
+    assert by_start[agent_window] is True and by_start[customer_window] is None
 
 
 class DeafVad:

@@ -79,10 +79,13 @@ MIN_CLIP_FRAMES = round(MIN_CLIP_SECONDS * FRAMES_PER_SECOND)
 
 
 class Transcriber(Protocol):
-    """One-method protocol every ASR backend implements (the streaming path depends only on this)."""
+    """One-method protocol every ASR backend implements (the streaming path depends only on this).
+
+    ``word_times``: per-word times for this decode (None: as ``AsrConfig.word_timestamps`` says).
+    """
 
     def transcribe(
-        self, audio: np.ndarray, *, start_time: float = 0.0, prompt: str = ""
+        self, audio: np.ndarray, *, start_time: float = 0.0, prompt: str = "", word_times: bool | None = None
     ) -> tuple[Segment, ...]: ...
 
 
@@ -319,7 +322,7 @@ class FasterWhisperTranscriber:
             raise ModelError(f"cannot load Whisper model {config.model!r} from {path}: {e}") from e
         self.load_info = LoadInfo("faster-whisper", path, time.monotonic() - started)
 
-    def decode(self, audio: np.ndarray, prompt: str) -> list[DecodedSegment]:
+    def decode(self, audio: np.ndarray, prompt: str, word_times: bool | None = None) -> list[DecodedSegment]:
         use_hotwords = self.vocabulary.hotwords and self.vocabulary.words
         segments, _info = self._model.transcribe(
             audio,
@@ -330,7 +333,7 @@ class FasterWhisperTranscriber:
             # The stream's VAD has chosen this audio already (an utterance live, a window offline); a second
             # pass here dropped whole utterances it missed (a 1.8-s telephone-band clip came out empty).
             vad_filter=False,
-            word_timestamps=self.config.word_timestamps,
+            word_timestamps=self.config.word_timestamps if word_times is None else word_times,
             condition_on_previous_text=False,  # each call gets its context through ``prompt``
             max_new_tokens=token_budget(audio.size / SAMPLE_RATE) if self.config.limit_tokens else None,
         )
@@ -349,12 +352,14 @@ class FasterWhisperTranscriber:
         ]
 
     def transcribe(
-        self, audio: np.ndarray, *, start_time: float = 0.0, prompt: str = ""
+        self, audio: np.ndarray, *, start_time: float = 0.0, prompt: str = "", word_times: bool | None = None
     ) -> tuple[Segment, ...]:
         samples = _check_audio(audio)
         if samples.size == 0:
             return ()
-        decoded = self.decode(samples, build_prompt(self.config.initial_prompt, self.vocabulary, prompt))
+        decoded = self.decode(
+            samples, build_prompt(self.config.initial_prompt, self.vocabulary, prompt), word_times
+        )
         return to_segments(
             decoded, start_time=start_time, duration=samples.size / SAMPLE_RATE, vocabulary=self.vocabulary
         )
@@ -426,7 +431,7 @@ class OpenAIWhisperTranscriber:
             self._model.set_alignment_heads(heads)
         self.load_info = LoadInfo("openai-whisper", path, time.monotonic() - started)
 
-    def decode(self, audio: np.ndarray, prompt: str) -> list[DecodedSegment]:
+    def decode(self, audio: np.ndarray, prompt: str, word_times: bool | None = None) -> list[DecodedSegment]:
         # openai-whisper has no VAD of its own: decode only the speech (silence is where it hallucinates).
         clips = speech_clips(audio) if self.config.vad else []
         if self.config.vad and not clips:
@@ -437,9 +442,11 @@ class OpenAIWhisperTranscriber:
             clips = pad_clips(clips, whole_frame_seconds(audio.size), MIN_CLIP_SECONDS)
         # The guard's limit belongs to this decode's clips: one decode at a time on the shared model.
         with self._decode_lock:
-            return self._decode_clips(audio, clips, prompt)
+            return self._decode_clips(audio, clips, prompt, word_times)
 
-    def _decode_clips(self, audio: np.ndarray, clips: list[float], prompt: str) -> list[DecodedSegment]:
+    def _decode_clips(
+        self, audio: np.ndarray, clips: list[float], prompt: str, word_times: bool | None = None
+    ) -> list[DecodedSegment]:
         from copilot.transcription.openai_decode import remnant_frames
 
         beam = self.config.beam_size
@@ -452,7 +459,7 @@ class OpenAIWhisperTranscriber:
             task="transcribe",
             initial_prompt=prompt or None,
             fp16=False,  # CPU
-            word_timestamps=self.config.word_timestamps,
+            word_timestamps=self.config.word_timestamps if word_times is None else word_times,
             condition_on_previous_text=False,
             beam_size=beam if beam > 1 else None,
             best_of=beam if beam > 1 else None,
@@ -474,12 +481,14 @@ class OpenAIWhisperTranscriber:
         ]
 
     def transcribe(
-        self, audio: np.ndarray, *, start_time: float = 0.0, prompt: str = ""
+        self, audio: np.ndarray, *, start_time: float = 0.0, prompt: str = "", word_times: bool | None = None
     ) -> tuple[Segment, ...]:
         samples = _check_audio(audio)
         if samples.size == 0:
             return ()
-        decoded = self.decode(samples, build_prompt(self.config.initial_prompt, self.vocabulary, prompt))
+        decoded = self.decode(
+            samples, build_prompt(self.config.initial_prompt, self.vocabulary, prompt), word_times
+        )
         return to_segments(
             decoded, start_time=start_time, duration=samples.size / SAMPLE_RATE, vocabulary=self.vocabulary
         )

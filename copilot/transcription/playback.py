@@ -140,7 +140,7 @@ class _Recorder:
         self.pending: list[tuple[float, np.ndarray]] = []
 
     def transcribe(
-        self, audio: np.ndarray, *, start_time: float = 0.0, prompt: str = ""
+        self, audio: np.ndarray, *, start_time: float = 0.0, prompt: str = "", word_times: bool | None = None
     ) -> tuple[Segment, ...]:
         self.pending.append((start_time, np.array(audio, dtype=np.float32, copy=True)))
         end = start_time + len(audio) / SAMPLE_RATE
@@ -184,7 +184,13 @@ def _decode_window(
             audio[at : at + len(clip.audio)] = clip.audio[: len(audio) - at]
     words: list[list[Word]] = [[] for _ in group]
     texts: list[list[str]] = [[] for _ in group]
-    decoded = list(transcriber.transcribe(audio, start_time=begin, prompt=prompt))
+    # Word times only where they are needed: to split a window's text among its utterances (they cost
+    # ~5x the decode's CPU; a window of one utterance takes all of its text).
+    decoded = list(
+        transcriber.transcribe(
+            audio, start_time=begin, prompt=prompt, word_times=True if len(group) > 1 else None
+        )
+    )
     for clip in group:
         if not any(s.start < clip.end and s.end > clip.start for s in decoded):
             # Whisper sometimes ends a window's text early and skips the rest (a 22-s customer window lost

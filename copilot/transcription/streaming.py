@@ -35,7 +35,7 @@ class Transcriber(Protocol):
     """What the streaming path needs from an ASR backend (``copilot.transcription.asr`` implements it)."""
 
     def transcribe(
-        self, audio: np.ndarray, *, start_time: float = 0.0, prompt: str = ""
+        self, audio: np.ndarray, *, start_time: float = 0.0, prompt: str = "", word_times: bool | None = None
     ) -> tuple[Segment, ...]: ...
 
 

@@ -82,9 +82,9 @@ class PromptEchoGuard:
         self._echo = _bare(prompt)
 
     def transcribe(
-        self, audio: np.ndarray, *, start_time: float = 0.0, prompt: str = ""
+        self, audio: np.ndarray, *, start_time: float = 0.0, prompt: str = "", word_times: bool | None = None
     ) -> tuple[Segment, ...]:
-        decoded = self._inner.transcribe(audio, start_time=start_time, prompt=prompt)
+        decoded = self._inner.transcribe(audio, start_time=start_time, prompt=prompt, word_times=word_times)
         if not self._echo:
             return decoded
         return tuple(s for s in decoded if _bare(s.text) != self._echo)
