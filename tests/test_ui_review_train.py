@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
 from copilot.transcription.audio import SAMPLE_RATE, read_all
 from copilot.transcription.transcript_files import read_transcript
+from copilot.types import CheckResult, Clause, Evidence
 from copilot.ui import review as rv
 from copilot.ui import train as tr
 from copilot.ui.context import AppContext
@@ -47,6 +50,13 @@ def test_reviewing_uploads_stores_them_and_shows_failed_checks_with_evidence(
     assert [c.name for c in result.calls] == ["bad_call.json", "good_call.json"]
     assert len(result.errors) == 1 and result.errors[0].startswith("notes.txt")
     assert seen[0] == (0, 3, "bad_call.json") and seen[-1][0] == 3
+    assert [done for done, _total, _name in seen] == [0, 1, 2, 3]  # the bar moves per file, the bad one too
+    assert [rv.progress_text(*step) for step in seen] == [
+        "正在审核 reviewing 1/3 bad_call.json",
+        "正在审核 reviewing 2/3 good_call.json",
+        "正在审核 reviewing 3/3 notes.txt",
+        "完成 done 3/3",
+    ]
     bad, good = result.calls
     stored_failed = {c.id for c in bad.stored.checks if not c.passed}
     assert {"greeting", "closing", "apology", "forbidden"} <= stored_failed
@@ -219,3 +229,164 @@ def test_a_recording_is_reviewed_under_its_file_name_and_its_evidence_can_be_hea
     assert (
         rate == SAMPLE_RATE and samples.shape[1] == 2 and len(samples) > (row.end - row.start) * SAMPLE_RATE
     )
+
+
+# --- the call's timeline -------------------------------------------------------------------------
+
+SCRIPTED: dict[
+    str, Any
+] = {  # a short call written for these tests: an announced hold, then unannounced dead air
+    "name": "scripted_call",
+    "duration": 30.0,
+    "segments": [
+        {"role": "agent", "start": 0.0, "end": 2.0, "text": "喂，什么事？"},
+        {"role": "customer", "start": 2.5, "end": 6.0, "text": "你们这是什么质量！我要投诉！"},
+        {"role": "agent", "start": 6.5, "end": 9.0, "text": "您别激动，我帮您查询一下，请您稍等。"},
+        {"role": "agent", "start": 15.0, "end": 17.0, "text": "感谢您的耐心等候。"},
+        {"role": "customer", "start": 17.5, "end": 18.5, "text": "嗯。"},
+        {"role": "agent", "start": 24.5, "end": 26.0, "text": "还有别的问题吗？"},
+    ],
+}
+SEG = re.compile(
+    r'<rect class="cp-tl-seg" data-speaker="(\w+)" data-start="([\d.]+)" data-end="([\d.]+)" '
+    r'x="([\d.]+)" y="[\d.]+" width="([\d.]+)"'
+)
+MARK = re.compile(
+    r'<g class="cp-tl-finding" data-finding="(\d+)"[^>]*data-findings="([\d ]+)" '
+    r'data-start="([\d.]+)" data-end="([\d.]+)"'
+)
+
+
+def scripted(ctx: AppContext, tmp_path: Path, data: dict[str, Any] = SCRIPTED) -> rv.ReviewedCall:
+    path = tmp_path / f"{data['name']}.json"
+    path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    result = rv.review_uploads([path], ctx)
+    assert not result.errors
+    return result.calls[0]
+
+
+def x_at(seconds: float, duration: float) -> float:
+    return rv.TL_LEFT + seconds / duration * (rv.TL_WIDTH - rv.TL_LEFT - rv.TL_RIGHT)
+
+
+def test_the_timeline_has_one_bar_per_segment_in_its_speakers_lane_at_its_time(
+    ctx: AppContext, tmp_path: Path
+) -> None:
+    call = scripted(ctx, tmp_path)
+    svg = rv.timeline_svg(call)
+    assert svg.startswith("<svg") and 'viewBox="0 0 480 ' in svg and 'width="100%"' in svg
+    bars = SEG.findall(svg)
+    said = SCRIPTED["segments"]
+    assert [(who, float(a), float(b)) for who, a, b, _x, _w in bars] == [
+        (s["role"], s["start"], s["end"]) for s in said
+    ]
+    for _who, a, b, x, width in bars:
+        assert float(x) == pytest.approx(x_at(float(a), 30.0), abs=0.06)
+        assert float(x) + float(width) == pytest.approx(x_at(float(b), 30.0), abs=0.11)
+    # written out for one bar: the customer's complaint starts 2.5 s into the 30-s call
+    assert ("customer", "2.50", "6.00", "70.5", "51.1") in bars
+    # the two lanes are two rows: every agent bar above every customer bar
+    lane = {
+        who: set(re.findall(rf'data-speaker="{who}"[^>]* y="([\d.]+)"', svg)) for who in ("agent", "customer")
+    }
+    assert len(lane["agent"]) == len(lane["customer"]) == 1 and lane["agent"] != lane["customer"]
+    # the announced pause is a hold, the unannounced one silence
+    pauses = re.findall(
+        r'class="cp-tl-pause" data-kind="(\w+)" data-start="([\d.]+)" data-end="([\d.]+)"', svg
+    )
+    assert pauses == [("hold", "9.00", "15.00"), ("silence", "18.50", "24.50")]
+    # the angry customer's line is marked with its mood
+    assert re.search(r'class="cp-tl-mood" data-mood="angry" x="70.5"', svg)
+
+
+def test_every_finding_is_marked_on_the_timeline_and_clickable_in_the_scorecard_as_its_evidence_row(
+    ctx: AppContext, tmp_path: Path, shared_dir: Path
+) -> None:
+    bad = rv.review_uploads([shared_dir / "calls" / "bad_call.json"], ctx).calls[0]
+    calls = (bad, scripted(ctx, tmp_path))
+    rows = rv.evidence_rows(calls)
+    firsts = rv.first_rows(calls)
+    assert firsts == [0, sum(r.call_index == 0 for r in rows)]
+    html = rv.scorecards_html(calls)
+    for index, call in enumerate(calls):
+        page = rv.scorecard_html(call, firsts[index])
+        assert page in html
+        marks = MARK.findall(page)
+        marked = {int(n) for _first, numbers, _a, _b in marks for n in numbers.split()}
+        mine = {n for n, r in enumerate(rows) if r.call_index == index}
+        assert marked == {n for n in mine if rows[n].moment} and marked
+        for first, numbers, a, b in marks:  # a mark plays its own moment
+            assert int(first) == int(numbers.split()[0])
+            assert all(
+                (rows[int(n)].start, rows[int(n)].end) == (float(a), float(b)) for n in numbers.split()
+            )
+        # each finding in the scorecard is a clickable element carrying its row's number and quote
+        clickable = re.findall(
+            r'<span class="cp-finding" data-finding="(\d+)"[^>]*><span class="cp-meta">[^<]*</span>([^<]*)</span>',
+            page,
+        )
+        assert {int(n) for n in re.findall(r'class="cp-finding[^"]*" data-finding="(\d+)"', page)} == mine
+        assert {int(n) for n, _ in clickable} == {n for n in mine if rows[n].moment}
+        for n, text in clickable:
+            assert rows[int(n)].quote in text
+    forbidden = next(
+        n
+        for n, r in enumerate(rows)
+        if r.call_index == 1 and r.item == "check forbidden" and "您别激动" in r.quote
+    )
+    mark = next(
+        m for m in MARK.findall(rv.scorecard_html(calls[1], firsts[1])) if str(forbidden) in m[1].split()
+    )
+    assert (mark[2], mark[3]) == ("6.50", "9.00")
+    dead_air = [r for r in rows if r.call_index == 1 and r.item == "check silence"]
+    assert [(r.start, r.end, r.moment) for r in dead_air] == [(18.5, 24.5, True)]
+
+
+def test_a_call_without_times_gets_a_note_instead_of_a_timeline_and_no_times_at_all(
+    ctx: AppContext, tmp_path: Path
+) -> None:
+    turns = {
+        "name": "chat_log",
+        "turns": [
+            {"role": "agent", "text": "喂，什么事？"},
+            {"role": "customer", "text": "冰箱坏了，你们这是什么质量！"},
+            {"role": "agent", "text": "您别激动，这没什么大不了的。"},
+        ],
+    }
+    call = scripted(ctx, tmp_path, turns)
+    assert rv.timeline_svg(call) == ""
+    page = rv.scorecard_html(call)
+    assert '<div class="cp-timeline" data-timed="false"><p class="cp-tl-note">' in page and "<svg" not in page
+    assert "没有时间信息" in page
+    assert not re.search(r"\d+:\d\d", page + rv.transcript_html(call))  # no 0:00 anywhere
+    rows = rv.evidence_rows([call])
+    assert rows and all(not r.moment and r.cells(call.name)[3] == "—" for r in rows)
+    # findings are still clickable in the scorecard (the player says there is no moment to play)
+    assert len(re.findall(r'class="cp-finding[^"]*" data-finding="\d+"', page)) == len(rows)
+    # the checks that need times say why they cannot be judged
+    assert "无法判断：" in page
+
+
+def test_an_undecidable_check_shows_its_reason_never_a_time(ctx: AppContext, tmp_path: Path) -> None:
+    call = scripted(ctx, tmp_path)
+    reason = "录音从中途开始，看不到开场"
+    unknown = CheckResult(
+        "greeting",
+        False,
+        (Evidence(0.0, 0.0, "unknown", ""),),
+        Clause("doc.txt", "开场", ""),
+        reason,
+        unknown_reason=reason,
+    )
+    checks = tuple(unknown if c.id == "greeting" else c for c in call.stored.checks)
+    call = dataclasses.replace(call, stored=dataclasses.replace(call.stored, checks=checks))
+    page = rv.scorecard_html(call)
+    row = re.search(r'<tr class="cp-check cp-unknown" data-check="greeting".*?</tr>', page)
+    assert row and f"无法判断：{reason}" in row.group() and "0:00" not in row.group()
+    timeline = rv.timeline_html(call)
+    assert (
+        f'<li class="cp-tl-unknown" data-check="greeting">开场问候：<span class="cp-unknown-reason">无法判断：{reason}'
+        in timeline
+    )
+    assert all(r.item != "check greeting" for r in rv.evidence_rows([call]))
+    assert "开场问候" not in rv.timeline_svg(call)  # no mark for it (the mark's tooltip names its checks)

@@ -524,6 +524,34 @@ def _remove_reviewed_audio(calls: Any) -> None:
     remove_uploads(c.audio for c in calls or () if getattr(c, "audio", None))
 
 
+# The Review tab's findings (timeline marks, scorecard evidence) carry their evidence-row number in
+# data-finding; a click (or Enter / space on a focused one) marks it picked and sends the number to Python.
+PICK_FINDING_JS = """
+const pick = (event) => {
+  const found = event.target.closest && event.target.closest('[data-finding]');
+  if (!found || !element.contains(found)) return;
+  if (event.type === 'keydown' && event.key !== 'Enter' && event.key !== ' ') return;
+  event.preventDefault();
+  const n = found.dataset.finding;
+  element.querySelectorAll('.cp-picked').forEach((e) => e.classList.remove('cp-picked'));
+  element.querySelectorAll(`[data-finding="${n}"]`).forEach((e) => e.classList.add('cp-picked'));
+  trigger('click', {finding: Number(n)});
+};
+element.addEventListener('click', pick);
+element.addEventListener('keydown', pick);
+"""
+REVIEW_CSS = """
+.cp-finding{cursor:pointer;border-bottom:1px dotted #b3261e}
+.cp-finding:hover,.cp-finding:focus{background:#fdecea;outline:none}
+.cp-finding.cp-picked{background:#fde0dc;outline:2px solid #b3261e}
+.cp-tl-finding:focus{outline:none}
+.cp-tl-finding:hover rect,.cp-tl-finding:focus rect,.cp-tl-finding.cp-picked rect{stroke:#111;stroke-width:2}
+.cp-timeline{margin:6px 0 10px}
+.cp-tl-note,.cp-unknown-reason{color:#555}
+.cp-tl-unknowns{margin:2px 0;padding-left:18px;font-size:.9em}
+"""
+
+
 def _build_review(ctx: AppContext) -> list[Any]:
     reviewed = gr.State((), delete_callback=_remove_reviewed_audio)
     evidence_rows = gr.State([])
@@ -543,8 +571,11 @@ def _build_review(ctx: AppContext) -> list[Any]:
             agent = gr.Textbox(label="Agent id for these calls (optional)", elem_id="review-agent")
             go = gr.Button("审核 Review", variant="primary", elem_id="review-go")
     message = gr.HTML("", elem_id="review-message")
-    scorecards = gr.HTML("", elem_id="review-scorecards")
-    gr.Markdown("**Evidence** — click a row to hear that moment of the recording")
+    # A finding in a call's timeline or scorecard is clicked: the same player as an evidence row plays it.
+    scorecards = gr.HTML("", elem_id="review-scorecards", js_on_load=PICK_FINDING_JS, css_template=REVIEW_CSS)
+    gr.Markdown(
+        "**Evidence** — click a row (or a finding in the timeline or scorecard) to hear that moment of the recording"
+    )
     evidence = gr.Dataframe(
         headers=rv.EVIDENCE_HEADERS, interactive=False, wrap=True, elem_id="review-evidence"
     )
@@ -580,7 +611,7 @@ def _build_review(ctx: AppContext) -> list[Any]:
             rows,
             new_dir,
             _message(f"Could not review: {note}" if note else ""),
-            "".join(rv.scorecard_html(c) for c in calls),
+            rv.scorecards_html(calls),
             [r.cells(names[r.call_index]) for r in rows] or None,
             "".join(rv.transcript_html(c) for c in calls),
             files_out or None,
@@ -615,8 +646,11 @@ def _build_review(ctx: AppContext) -> list[Any]:
             result = rv.review_uploads(
                 paths,
                 ctx,
-                agent=agent_id.strip(),
-                progress=lambda done, total, name: progress((done, total), desc=f"正在审核 reviewing {name}"),
+                agent=(agent_id or "").strip(),  # None until the box is first used
+                # the bar moves as each file is done: before file i+1 it stands at i/n
+                progress=lambda done, total, name: progress(
+                    (done, total), desc=rv.progress_text(done, total, name)
+                ),
             )
         finally:
             # Transcripts go at once; recordings stay while the reviewer plays their evidence and go with the
@@ -628,7 +662,7 @@ def _build_review(ctx: AppContext) -> list[Any]:
         agent_id: str = "", text: str = "", failed: str = "", request: gr.Request | None = None
     ) -> list[Any]:
         require(ctx, request, "review")
-        found = rv.search_reviews(ctx, agent=agent_id, text=text, failed_check=failed or "")
+        found = rv.search_reviews(ctx, agent=agent_id or "", text=text or "", failed_check=failed or "")
         return [rv.listing_rows(found) or None, [c.id for c in found]]
 
     def open_earlier(
@@ -640,16 +674,35 @@ def _build_review(ctx: AppContext) -> list[Any]:
             return [gr.skip() for _ in outputs]
         return show((rv.open_stored(ctx, ids[row]),), (), old_dir)
 
-    def play(rows: list[rv.EvidenceRow], calls: tuple[rv.ReviewedCall, ...], evt: gr.SelectData) -> list[Any]:
-        row = evt.index[0] if isinstance(evt.index, list | tuple) else evt.index
-        if not isinstance(row, int) or not 0 <= row < len(rows):
+    def play_row(rows: list[rv.EvidenceRow], calls: tuple[rv.ReviewedCall, ...], row: object) -> list[Any]:
+        """The clip and note of evidence row ``row``: what a click on a row or on a finding plays."""
+        if not isinstance(row, int) or isinstance(row, bool) or not 0 <= row < len(rows):
             return [gr.skip(), gr.skip()]
         item = rows[row]
         call = calls[item.call_index]
-        where = f"{call.name} · {item.item} · {mmss(item.start)}–{mmss(item.end)} · “{item.quote}”"
+        when = f"{mmss(item.start)}–{mmss(item.end)}" if item.moment else "—"
+        where = f"{call.name} · {item.item} · {when} · “{item.quote}”"
+        attrs = f'data-row="{row}" data-start="{item.start:.2f}" data-end="{item.end:.2f}"'
+        if not item.moment:
+            note = f"{where}: no moment in the call to play (no times, or a check failed for what is absent)"
+            return [None, f'<div class="cp-clip" {attrs}>{_message(note)}</div>']
         if call.audio is None:
-            return [None, _message(f"{where}: no recording for this call (a transcript, or audio not kept)")]
-        return [rv.clip(call.audio, item.start, item.end), f'<div class="cp-meta">▶ {esc(where)}</div>']
+            note = f"{where}: no recording for this call (a transcript, or audio not kept)"
+            return [None, f'<div class="cp-clip" {attrs}>{_message(note)}</div>']
+        return [
+            rv.clip(call.audio, item.start, item.end),
+            f'<div class="cp-clip cp-meta" {attrs}>▶ {esc(where)}</div>',
+        ]
+
+    def play(rows: list[rv.EvidenceRow], calls: tuple[rv.ReviewedCall, ...], evt: gr.SelectData) -> list[Any]:
+        row = evt.index[0] if isinstance(evt.index, list | tuple) else evt.index
+        return play_row(rows, calls, row)
+
+    def play_finding(
+        rows: list[rv.EvidenceRow], calls: tuple[rv.ReviewedCall, ...], evt: gr.EventData
+    ) -> list[Any]:
+        data = evt._data if isinstance(evt._data, dict) else {}  # what PICK_FINDING_JS sent
+        return play_row(rows, calls, data.get("finding"))
 
     go.click(
         friendly(run_review),
@@ -660,6 +713,7 @@ def _build_review(ctx: AppContext) -> list[Any]:
     search.click(friendly(listing_values), [f_agent, f_text, f_failed], [listing, listing_ids])
     listing.select(friendly(open_earlier), [listing_ids, downloads_dir], outputs)
     evidence.select(friendly(play), [evidence_rows, reviewed], [clip, clip_note])
+    scorecards.click(friendly(play_finding), [evidence_rows, reviewed], [clip, clip_note])
     return [listing, listing_ids]
 
 

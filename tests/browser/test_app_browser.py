@@ -15,7 +15,7 @@ import pytest
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from copilot.qa.store import Store
-from tests.browser.conftest import LIVE_SLOTS, Server, screenshot
+from tests.browser.conftest import ARTIFACTS, LIVE_SLOTS, Server, screenshot
 from tests.conftest import SHARED
 
 pytestmark = pytest.mark.browser
@@ -311,6 +311,50 @@ def test_qa_reviews_bad_call_sees_failed_checks_and_hears_the_evidence(
     assert {"bad_call", greeting_wav.name} <= set(stored)  # a transcript is named by its "name" field
     assert stored["bad_call"].meta.agent == "A017" and "forbidden" in stored["bad_call"].failed_checks
     screenshot(page, "review_bad_call")
+    page.context.close()
+
+
+def test_review_timeline_shows_who_spoke_when_and_a_clicked_finding_plays_its_moment(
+    browser: Any, server: Server
+) -> None:
+    page = open_app(browser, server, NARROW)  # the narrowest screen the app is used on
+    page.get_by_role("tab", name="质检 Review").click()
+    upload(page, "#review-files", [CALLS / "bad_call.json"])
+    page.click("#review-go")
+    card = page.locator('#review-scorecards .cp-scorecard[data-call="bad_call.json"]')
+    chart = card.locator("svg.cp-tl")
+    chart.wait_for(timeout=REPLAY)
+    said = json.loads((CALLS / "bad_call.json").read_text(encoding="utf-8"))["segments"]
+    for role in ("agent", "customer"):
+        starts = chart.locator(f'rect.cp-tl-seg[data-speaker="{role}"]').evaluate_all(
+            "bars => bars.map(b => Number(b.dataset.start))"
+        )
+        assert starts == [s["start"] for s in said if s["role"] == role]
+    box = chart.bounding_box()
+    assert box is not None and 300 < box["width"] <= NARROW["width"]  # drawn to the page's width
+    # the agent's 您别激动 (9.1–12.76 s) broke rules: its mark on the time axis plays that moment
+    mark = chart.locator('g.cp-tl-finding[data-start="9.10"]')
+    number = mark.get_attribute("data-finding")
+    assert number is not None and "您别激动" in (mark.locator("title").text_content() or "")
+    mark.locator("rect").click()
+    page.wait_for_selector(f'#review-clip-note .cp-clip[data-row="{number}"]', timeout=PAGE_LOAD)
+    note = page.inner_text("#review-clip-note")
+    assert "0:09–0:13" in note and "您别激动" in note, note  # mm:ss rounds 12.76 up
+    assert mark.get_attribute("class") == "cp-tl-finding cp-picked"
+    # it is that row of the evidence table (what a click on the row would play)
+    assert cell(page, "#review-evidence", int(number), 3).inner_text() == "0:09"
+    assert "您别激动" in cell(page, "#review-evidence", int(number), 5).inner_text()
+    # a finding in the scorecard's evidence column plays its own moment: the 喂 of the opening
+    greeting = card.locator('tr[data-check="greeting"] .cp-finding').first
+    picked = greeting.get_attribute("data-finding")
+    assert picked is not None and picked != number
+    greeting.click()
+    page.wait_for_selector(f'#review-clip-note .cp-clip[data-row="{picked}"]', timeout=PAGE_LOAD)
+    note = page.inner_text("#review-clip-note")
+    assert "check greeting" in note and "0:01–0:02" in note and "喂" in note, note
+    assert cell(page, "#review-evidence", int(picked), 1).inner_text() == "check greeting"
+    screenshot(page, "review_timeline_480")
+    card.locator(".cp-timeline").screenshot(path=str(ARTIFACTS / "browser_review_timeline_chart.png"))
     page.context.close()
 
 
