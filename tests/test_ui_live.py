@@ -275,3 +275,28 @@ def test_a_replay_that_falls_behind_its_speed_says_how_fast_it_really_runs(
     call.wait(5)
     assert call.lagging_rate(44.0) is None  # finished: no rate
     assert ctx.slots.in_use == 0
+
+
+def test_the_launch_warm_up_loads_the_recogniser_before_the_llm(
+    tmp_path: Path, services: FakeServices
+) -> None:
+    """A call started at launch shows its lines while the LLM still loads: nothing touches the suggester
+    before the recogniser, the text dictionaries and the database are ready."""
+    loaded: list[str] = []
+
+    class Recording(FakeServices):
+        @property
+        def live_transcriber(self) -> object:
+            loaded.append("asr")
+            return self.transcriber
+
+        def __getattribute__(self, name: str) -> object:
+            if name == "suggester":
+                loaded.append("suggester")
+            return super().__getattribute__(name)
+
+    ctx = context(tmp_path, Recording(services.suggester, services.rules, services.transcriber))
+    ctx.warm_up()
+    assert loaded.index("asr") < loaded.index("suggester")
+    assert loaded[: loaded.index("suggester")] == ["asr"]
+    assert ctx.readiness()[0] == ctx.readiness()[1]

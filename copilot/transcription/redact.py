@@ -457,6 +457,13 @@ def _name_length(text: str, start: int) -> int:
 _PLACE_SUFFIXES = frozenset("省市区县镇乡村路街")
 
 
+def warm() -> None:
+    """Load jieba's part-of-speech dictionary (names are told from common words with it) now: its first use
+    costs a second or more of pure Python that holds the interpreter lock, on the first line a live panel
+    shows."""
+    _word_tags()
+
+
 @functools.lru_cache(maxsize=1)
 def _word_tags() -> dict[str, str]:
     from copilot.config import load_jieba

@@ -25,9 +25,20 @@ if TYPE_CHECKING:
 WARM_STEPS = (
     ("rules", "规则 rules"),
     ("asr", "语音识别 speech recognition"),
-    ("suggester", "检索与 AI 建议 retrieval + LLM"),
+    ("text", "情绪与隐私词典 mood + privacy dictionaries"),
     ("store", "数据库 database"),
+    ("suggester", "检索与 AI 建议 retrieval + LLM"),
 )
+
+
+def warm_text() -> None:
+    """What the panel's first lines need besides the recogniser: the customer-mood reader and the name
+    dictionary of redaction (each seconds of pure Python that would otherwise stall the first lines)."""
+    from copilot.judgement import tone
+    from copilot.transcription import redact
+
+    tone.warm()
+    redact.warm()
 
 
 class AppContext:
@@ -73,14 +84,18 @@ class AppContext:
 
     def warm_up(self) -> None:
         """Load the engines a first call needs (run in a background thread at launch), in the order a call
-        needs them: the rules and the speech recogniser first, so a call started while the LLM still loads
-        already shows its lines; the suggester (retrieval, embeddings, the LLM's prompt cache) after."""
+        needs them: the rules, the speech recogniser, the mood and name dictionaries and the database
+        first, so a call started while the LLM still loads already shows its lines; the suggester
+        (retrieval, embeddings, the LLM's prompt cache) last."""
         services = self.services
         loaders = {
             "rules": lambda: services.rules,
             "asr": lambda: services.live_transcriber,
-            "suggester": services.suggester.warm,
-            "store": self.store.count_calls,
+            "text": warm_text,
+            # lambdas: ``services.suggester.warm`` written bare would load the LLM while building this table,
+            # before the recogniser (a call started at launch waited ~14 s for its first line)
+            "suggester": lambda: services.suggester.warm(),
+            "store": lambda: self.store.count_calls(),
         }
         for step, label in WARM_STEPS:
             with self._lock:
