@@ -258,3 +258,17 @@ def test_a_bare_refusal_answered_in_the_next_turn_is_withdrawn_from_the_review()
     assert forbidden.passed
     forbidden = {r.id: r for r in engine.check_call(call(asked, bare, again, nothing))}["forbidden"]
     assert forbidden.failed and forbidden.evidence[0].text == bare.text
+
+
+@pytest.mark.parametrize(
+    ("line", "passed"),
+    [
+        ("那我这边给您申请退一半的餐费，您看可以吗？", True),  # the agreed solution, confirmed
+        ("您是说洗衣机不脱水了，对吗？", True),
+        ("您看可以吗？", False),  # nothing restated
+        ("好的，我知道了。", False),
+    ],
+)
+def test_recap_is_a_restated_matter_or_a_confirmed_solution(line: str, passed: bool) -> None:
+    transcript = call(customer(0.0, 3.0, "洗衣机不脱水了，我要退款。"), agent(3.5, 7.0, line))
+    assert results(transcript)["recap"] is passed
