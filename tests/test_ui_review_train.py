@@ -11,6 +11,9 @@ from typing import Any
 import numpy as np
 import pytest
 
+from copilot.evaluation import Metric
+from copilot.qa.report.html import esc
+from copilot.qa.store import EvalRun
 from copilot.transcription.audio import SAMPLE_RATE, read_all
 from copilot.transcription.transcript_files import read_transcript
 from copilot.types import CheckResult, Clause, Evidence
@@ -158,7 +161,7 @@ def test_a_blocked_suggestion_is_never_suggested_again(ctx: AppContext, shared_d
     assert ctx.blocked() == frozenset({target})
     after = tr.compare_turns(transcript, ctx, use_llm=False, blocked=ctx.blocked())
     assert all(t.suggestion != target for t in after)
-    assert tr.blocklist_rows(ctx) == [[target]]
+    assert [row[:2] for row in tr.blocklist_rows(ctx)] == [[target, "too generic"]]
 
 
 def test_a_blocked_llm_rewrite_falls_back_to_the_script(tmp_path: Path, shared_dir: Path) -> None:
@@ -229,6 +232,173 @@ def test_a_recording_is_reviewed_under_its_file_name_and_its_evidence_can_be_hea
     assert (
         rate == SAMPLE_RATE and samples.shape[1] == 2 and len(samples) > (row.end - row.start) * SAMPLE_RATE
     )
+
+
+# --- Train: the bench (suites described, floors, change, comparison, ratings, unblock) --------------
+
+FLOORS_TOML = """
+[flags]
+precision = 0.95
+recall = 0.93
+trap_false_hits = { max = 1 }
+"""
+
+
+def flags_metrics(precision: float | None, recall: float, traps: float) -> list[Metric]:
+    return [
+        Metric("precision", "flag precision", precision),
+        Metric("recall", "flag recall", recall),
+        Metric("trap_false_hits", "false flags on traps", traps, "lower", "n"),
+        Metric("lines", "lines judged", 63, unit="n"),  # no floor
+    ]
+
+
+def test_each_suite_is_described_by_what_it_measures_on_which_data_and_its_floors(tmp_path: Path) -> None:
+    from copilot.evaluation import suites
+
+    path = tmp_path / "floors.toml"
+    path.write_text(FLOORS_TOML, encoding="utf-8")
+    floors = tr.suite_floors(path)
+    about = tr.suite_description("flags", floors)
+    assert 'data-suite="flags"' in about and "eval/flags.yaml" in about and "precision/recall" in about
+    assert "precision ≥ 0.95" in about and "trap_false_hits ≤ 1" in about
+    assert "No floors" in tr.suite_description("latency", floors)
+    assert "only when named" in tr.suite_description("judge", floors)  # not part of a bare `copilot eval`
+    for name, suite in suites().items():  # every suite has one: its registered help
+        assert suite.help and esc(suite.help) in tr.suite_description(name, floors)
+    assert tr.suite_description(None) == ""
+    with pytest.raises(tr.UiError):
+        tr.suite_description("no-such-suite", floors)
+    assert tr.suite_floors(tmp_path / "missing.toml") == []  # the app still shows values without floors
+
+
+def test_the_result_table_shows_each_floor_and_whether_the_value_passes_it(tmp_path: Path) -> None:
+    path = tmp_path / "floors.toml"
+    path.write_text(FLOORS_TOML, encoding="utf-8")
+    floors = tr.suite_floors(path)
+    rows = tr.metric_rows("flags", flags_metrics(0.96, 0.9, 2), floors)
+    assert rows == [
+        ["flag precision", "0.960", "≥ 0.95", "✓ pass", "—"],
+        ["flag recall", "0.900", "≥ 0.93", "✗ below floor", "—"],  # a first run: no change
+        ["false flags on traps", "2", "≤ 1", "✗ above its maximum", "—"],
+        ["lines judged", "63", "—", "—", "—"],  # no floor
+    ]
+    at_the_floor = tr.metric_rows("flags", flags_metrics(0.95, 0.93, 1), floors)
+    assert [r[3] for r in at_the_floor[:3]] == ["✓ pass"] * 3
+    assert tr.metric_rows("flags", flags_metrics(None, 1.0, 0), floors)[0][3] == "✗ not measured"
+    # floors of another suite do not apply
+    assert [r[2:4] for r in tr.metric_rows("retrieval", flags_metrics(0.5, 0.5, 9), floors)] == [
+        ["—", "—"]
+    ] * 4
+    # the shipped floors are the ones `copilot eval --check-floors` reads
+    shipped = tr.suite_floors()
+    assert any(f.suite == "flags" and f.key == "precision" for f in shipped)
+
+
+def test_the_change_is_from_the_previous_run_of_the_same_suite_and_configuration(ctx: AppContext) -> None:
+    def stored(suite: str, config: str, note: str, **metrics: float) -> int:
+        return ctx.store.record_eval_run(EvalRun(suite, metrics, config_hash=config, note=note))
+
+    assert tr.previous_run(ctx, "flags", "cfg-a") is None  # a first run
+    stored("flags", "cfg-a", "app", precision=0.9, recall=0.95, trap_false_hits=0)
+    newest = stored("flags", "cfg-a", "app", precision=0.94, recall=0.95, trap_false_hits=2)
+    stored("flags", "cfg-b", "app", precision=0.5, recall=0.5, trap_false_hits=9)  # another configuration
+    stored("flags", "cfg-a", "default quick", precision=0.1, recall=0.1, trap_false_hits=9)  # a --quick run
+    stored("retrieval", "cfg-a", "app", mrr=0.8)  # another suite
+    before = tr.previous_run(ctx, "flags", "cfg-a")
+    assert before is not None and before.id == newest
+    assert tr.previous_run(ctx, "flags", "cfg-a", quick=True).metrics["precision"] == 0.1  # type: ignore[union-attr]
+    rows = tr.metric_rows("flags", flags_metrics(0.96, 0.95, 1), [], before.metrics)
+    assert [r[4] for r in rows] == ["+0.020 better", "same", "−1 better", "—"]  # lines: not in that run
+    worse = tr.metric_rows("flags", flags_metrics(0.9, 0.95, 3), [], before.metrics)
+    assert [r[4] for r in worse[:3]] == ["−0.040 worse", "same", "+1 worse"]
+
+
+def test_running_a_suite_twice_stores_both_and_the_second_shows_its_change(ctx: AppContext) -> None:
+    _outcome, first, first_id = tr.run_and_record(ctx, "flags")
+    keys = [row[0] for row in first]
+    assert keys == ["flag precision", "flag recall", "false flags on traps"]
+    assert all(row[4] == "—" for row in first)  # nothing stored before
+    assert [row[2] for row in first] == ["≥ 0.95", "≥ 0.93", "≤ 1"]  # from eval/floors.toml
+    assert all(row[3] in ("✓ pass", "✗ below floor", "✗ above its maximum") for row in first)
+    _outcome, second, second_id = tr.run_and_record(ctx, "flags")
+    assert second_id > first_id and [row[4] for row in second] == ["same"] * 3  # deterministic suite
+    assert [r.id for r in ctx.store.eval_runs("flags")] == [first_id, second_id]
+    assert [row[0] for row in tr.eval_history_rows(ctx)] == [second_id, first_id]
+
+
+def test_two_stored_runs_are_compared_metric_by_metric(ctx: AppContext) -> None:
+    a = ctx.store.record_eval_run(
+        EvalRun("suggestions", {"relevant": 0.8, "concise": 1.0, "done_p50_ms": 900.0}, "cfg-a", note="app")
+    )
+    b = ctx.store.record_eval_run(
+        EvalRun(
+            "suggestions", {"relevant": 0.85, "concise": 1.0, "done_p50_ms": 700.0, "llm_kept": 0.5}, "cfg-b"
+        )
+    )
+    other = ctx.store.record_eval_run(EvalRun("flags", {"precision": 1.0}, "cfg-a"))
+    assert tr.compare_stored(ctx, a, b) == [
+        ["relevant", "0.800", "0.850", "+0.050 better"],  # eval/floors.toml has a minimum for it
+        ["concise", "1", "1", "same"],
+        ["done_p50_ms", "900", "700", "−200 better"],  # a latency: lower is better
+        ["llm_kept", "—", "0.500", "—"],  # only in run B
+    ]
+    # without a floor or a latency's name, the direction is unknown: the signed difference only
+    assert tr.compare_rows(*ctx.store.eval_runs("suggestions"))[0][3] == "+0.050"
+    # the dropdowns list the suite's stored runs, newest first, by time and configuration
+    choices = tr.stored_run_choices(ctx, "suggestions")
+    assert [value for _label, value in choices] == [b, a]
+    assert choices[1][0].startswith(f"#{a} · ") and choices[1][0].endswith("· app · config cfg-a")
+    assert tr.stored_run_choices(ctx, None) == []
+    with pytest.raises(tr.UiError):
+        tr.compare_stored(ctx, a, other)  # runs of two suites
+    with pytest.raises(tr.UiError):
+        tr.compare_stored(ctx, a, 999)
+    assert tr.compare_stored(ctx, a, None) == []
+
+
+def test_a_rating_has_no_default_and_saving_without_one_stores_nothing(
+    ctx: AppContext, shared_dir: Path
+) -> None:
+    from copilot.ui.app import build_app
+
+    demo = build_app(ctx.config, ctx.services, store=ctx.store, calls_dir=shared_dir / "calls")
+    radio = next(b for b in demo.blocks.values() if getattr(b, "elem_id", None) == "train-rating")
+    assert radio.value is None
+    for missing in (None, "", "ok"):
+        with pytest.raises(tr.UiError, match="nothing was saved"):
+            tr.rate(ctx, "您好，请问有什么可以帮您？", missing)
+    assert ctx.store.ratings() == [] and tr.ratings_rows(ctx) == []
+
+
+def test_unblocking_takes_a_text_off_the_list_and_it_may_be_suggested_again(
+    ctx: AppContext, shared_dir: Path
+) -> None:
+    # the store: unblock matches as block does (whitespace-insensitive), and says whether it removed one
+    ctx.store.block("请您 稍等。", "too curt")
+    assert ctx.store.unblock("请您稍等。") and not ctx.store.is_blocked("请您 稍等。")
+    assert not ctx.store.unblock("请您稍等。")
+    # the view: block a suggestion of a replayed call, list it, unblock it
+    transcript = read_transcript(shared_dir / "calls" / "bad_call.json")
+    target = tr.compare_turns(transcript, ctx, use_llm=False)[0].suggestion
+    tr.block(ctx, target, "too generic")
+    tr.block(ctx, "另一条话术。")
+    rows = tr.blocklist_rows(ctx)
+    assert [r[:2] for r in rows] == [[target, "too generic"], ["另一条话术。", "—"]]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d", str(rows[0][2]))
+    assert all(
+        t.suggestion != target
+        for t in tr.compare_turns(transcript, ctx, use_llm=False, blocked=ctx.blocked())
+    )
+    tr.unblock(ctx, target)
+    assert [r[0] for r in tr.blocklist_rows(ctx)] == ["另一条话术。"]
+    assert ctx.blocked() == frozenset({"另一条话术。"})
+    again = tr.compare_turns(transcript, ctx, use_llm=False, blocked=ctx.blocked())
+    assert again[0].suggestion == target  # suggested again
+    with pytest.raises(tr.UiError):
+        tr.unblock(ctx, target)  # not blocked any more
+    with pytest.raises(tr.UiError):
+        tr.unblock(ctx, None)
 
 
 # --- the call's timeline -------------------------------------------------------------------------

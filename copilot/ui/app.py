@@ -723,12 +723,27 @@ def _build_train(ctx: AppContext, calls: dict[str, str]) -> list[Any]:
 
     gr.Markdown("### Evaluation suites")
     with gr.Row():
-        suite = gr.Dropdown(tr.suite_names(), label="Suite", elem_id="train-suite")
+        suite = gr.Dropdown(tr.suite_names(), value=None, label="Suite", elem_id="train-suite")
         run = gr.Button("Run suite", elem_id="train-run")
-    suite_text = gr.Code(label="Result", language=None, elem_id="train-suite-text")
-    metrics = gr.Dataframe(headers=["metric", "value"], interactive=False, elem_id="train-metrics")
+    about = gr.HTML("", elem_id="train-suite-about")
+    metrics = gr.Dataframe(
+        headers=tr.METRIC_HEADERS,
+        interactive=False,
+        wrap=True,
+        label="Result: against eval/floors.toml and the last run of this configuration",
+        elem_id="train-metrics",
+    )
+    with gr.Accordion("Suite output", open=False):
+        suite_text = gr.Code(label="Result", language=None, elem_id="train-suite-text")
+    gr.Markdown("#### Compare two stored runs of the suite")
+    with gr.Row():
+        run_a = gr.Dropdown([], value=None, label="Run A", elem_id="train-run-a")
+        run_b = gr.Dropdown([], value=None, label="Run B", elem_id="train-run-b")
+    compared = gr.Dataframe(
+        headers=tr.COMPARE_HEADERS, interactive=False, wrap=True, label="A vs B", elem_id="train-compare"
+    )
     history = gr.Dataframe(
-        headers=["run", "suite", "when", "note"],
+        headers=tr.HISTORY_HEADERS,
         interactive=False,
         label="Earlier runs",
         elem_id="train-history",
@@ -775,16 +790,41 @@ def _build_train(ctx: AppContext, calls: dict[str, str]) -> list[Any]:
         elem_id="train-ratings",
     )
     blocked = gr.Dataframe(
-        headers=["blocked suggestion"], interactive=False, label="Block list", elem_id="train-blocklist"
+        headers=tr.BLOCK_HEADERS,
+        interactive=False,
+        wrap=True,
+        label="Block list (click a row, then Unblock)",
+        elem_id="train-blocklist",
     )
+    unblocking = gr.State(None)  # the blocked text whose row was clicked
+    with gr.Row():
+        picked_block = gr.HTML("", elem_id="train-block-picked")
+        unblock = gr.Button("Unblock", elem_id="train-unblock")
+
+    def runs_of(name: str | None) -> list[Any]:
+        choices = tr.stored_run_choices(ctx, name)
+        a = choices[1][1] if len(choices) > 1 else None
+        b = choices[0][1] if choices else None
+        return [
+            gr.Dropdown(choices=choices, value=a),
+            gr.Dropdown(choices=choices, value=b),
+            tr.compare_stored(ctx, a, b) or None,
+        ]
+
+    def describe(name: str | None, request: gr.Request) -> list[Any]:
+        require(ctx, request, "train")
+        return [tr.suite_description(name), "", None, *runs_of(name)]  # an earlier suite's result goes
 
     def run_suite(name: str | None, request: gr.Request) -> list[Any]:
         require(ctx, request, "train")
         if not name:
             raise gr.Error("Choose a suite.")
-        outcome = tr.run_suite(name, ctx.config)
-        tr.record_run(ctx, name, outcome)
-        return [outcome.text, tr.flat_metrics(outcome.data) or None, tr.eval_history_rows(ctx) or None]
+        outcome, rows, _run_id = tr.run_and_record(ctx, name)
+        return [outcome.text, rows or None, tr.eval_history_rows(ctx) or None, *runs_of(name)]
+
+    def compare(a: int | None, b: int | None, request: gr.Request) -> Any:
+        require(ctx, request, "train")
+        return tr.compare_stored(ctx, a, b) or None
 
     def replay_call(choice: str | None, path: str | None, llm: bool, request: gr.Request) -> list[Any]:
         require(ctx, request, "train")
@@ -812,8 +852,8 @@ def _build_train(ctx: AppContext, calls: dict[str, str]) -> list[Any]:
         views: list[tr.TurnView], index: int | None, value: str | None, note: str, request: gr.Request
     ) -> list[Any]:
         require(ctx, request, "train")
-        if value not in ("good", "bad"):
-            raise gr.Error("请先选择评价：好 或 差 (choose good or bad first)")
+        if value not in tr.RATING_VALUES:  # no default rating: nothing is stored without one
+            raise gr.Error("请先选择评价：好 或 差 (choose good or bad first; nothing was saved)")
         text = chosen(views, index).suggestion  # as the trainer saw it (redacted)
         rating_id = tr.rate(ctx, text, value, note, rater=getattr(request, "username", None) or "")
         return [_ok(f"Rating #{rating_id} saved ({value})."), tr.ratings_rows(ctx) or None]
@@ -824,7 +864,22 @@ def _build_train(ctx: AppContext, calls: dict[str, str]) -> list[Any]:
         tr.block(ctx, turn.raw_suggestion or turn.suggestion, note)  # what the suggester must not produce
         return [_ok("Blocked: it will not be suggested again."), tr.blocklist_rows(ctx) or None]
 
-    run.click(friendly(run_suite), [suite], [suite_text, metrics, history], concurrency_limit=1)
+    def pick_block(evt: gr.SelectData) -> list[Any]:
+        row = evt.row_value or []
+        text = str(row[0]) if row and row[0] else None
+        shown = f'<div class="cp-block-picked">Unblock: {esc(text)}</div>' if text else ""
+        return [text, shown]
+
+    def unblock_it(text: str | None, request: gr.Request) -> list[Any]:
+        require(ctx, request, "train")
+        tr.unblock(ctx, text)
+        return [tr.blocklist_rows(ctx) or None, None, _ok("Unblocked: later suggestions may use it again.")]
+
+    compared_by = [run_a, run_b, compared]
+    suite.change(friendly(describe), [suite], [about, suite_text, metrics, *compared_by])
+    run.click(friendly(run_suite), [suite], [suite_text, metrics, history, *compared_by], concurrency_limit=1)
+    for box in (run_a, run_b):
+        box.input(friendly(compare), [run_a, run_b], [compared])
     go.click(
         friendly(replay_call),
         [example, upload, use_llm],
@@ -834,6 +889,8 @@ def _build_train(ctx: AppContext, calls: dict[str, str]) -> list[Any]:
     table.select(friendly(pick), [turns], [selected, detail])
     save.click(friendly(save_rating), [turns, selected, rating, comment], [rate_message, ratings])
     block.click(friendly(block_it), [turns, selected, comment], [rate_message, blocked])
+    blocked.select(friendly(pick_block), None, [unblocking, picked_block])
+    unblock.click(friendly(unblock_it), [unblocking], [blocked, unblocking, picked_block])
     return [ratings, blocked, history]
 
 

@@ -682,6 +682,23 @@ class Store:
         with self._tx(read_only=True) as conn:
             return [r.text for r in conn.execute(sa.select(table.c.text).order_by(table.c.id))]
 
+    def blocks(self) -> list[tuple[str, str, datetime | None]]:
+        """The block list with why and when: (text, reason, blocked at), oldest first."""
+        table = self._t["blocklist"]
+        query = sa.select(table.c.text, table.c.reason, table.c.created_at).order_by(table.c.id)
+        with self._tx(read_only=True) as conn:
+            return [
+                (r.text, r.reason or "", _utc(r.created_at) if r.created_at else None)
+                for r in conn.execute(query)
+            ]
+
+    def unblock(self, text: str) -> bool:
+        """Let this suggestion text be shown again (matched as :meth:`block` matches). False: it was not blocked."""
+        key = hashlib.sha256(_normalise_suggestion(text).encode("utf-8")).hexdigest()
+        table = self._t["blocklist"]
+        with self._tx() as conn:
+            return bool(conn.execute(table.delete().where(table.c.text_hash == key)).rowcount)
+
     def record_eval_run(self, run: EvalRun) -> int:
         table = self._t["eval_runs"]
         with self._tx() as conn:
