@@ -723,13 +723,14 @@ def _build_train(ctx: AppContext, calls: dict[str, str]) -> list[Any]:
 
     gr.Markdown("### Evaluation suites")
     with gr.Row():
-        suite = gr.Dropdown(tr.suite_names(), value=None, label="Suite", elem_id="train-suite")
+        suite = gr.Dropdown(tr.suite_names(), value=None, label="Suite", elem_id="train-suite", min_width=240)
         run = gr.Button("Run suite", elem_id="train-run")
     about = gr.HTML("", elem_id="train-suite-about")
     metrics = gr.Dataframe(
         headers=tr.METRIC_HEADERS,
         interactive=False,
         wrap=True,
+        column_widths=["30%", "14%", "14%", "20%", "22%"],
         label="Result: against eval/floors.toml and the last run of this configuration",
         elem_id="train-metrics",
     )
@@ -737,10 +738,16 @@ def _build_train(ctx: AppContext, calls: dict[str, str]) -> list[Any]:
         suite_text = gr.Code(label="Result", language=None, elem_id="train-suite-text")
     gr.Markdown("#### Compare two stored runs of the suite")
     with gr.Row():
-        run_a = gr.Dropdown([], value=None, label="Run A", elem_id="train-run-a")
-        run_b = gr.Dropdown([], value=None, label="Run B", elem_id="train-run-b")
+        # min_width: on a narrow screen the two stack, each wide enough to read its run
+        run_a = gr.Dropdown([], value=None, label="Run A", elem_id="train-run-a", min_width=360)
+        run_b = gr.Dropdown([], value=None, label="Run B", elem_id="train-run-b", min_width=360)
     compared = gr.Dataframe(
-        headers=tr.COMPARE_HEADERS, interactive=False, wrap=True, label="A vs B", elem_id="train-compare"
+        headers=tr.COMPARE_HEADERS,
+        interactive=False,
+        wrap=True,
+        column_widths=["34%", "20%", "20%", "26%"],
+        label="A vs B",
+        elem_id="train-compare",
     )
     history = gr.Dataframe(
         headers=tr.HISTORY_HEADERS,
@@ -770,7 +777,8 @@ def _build_train(ctx: AppContext, calls: dict[str, str]) -> list[Any]:
         elem_id="train-turns",
     )
     gr.Markdown(
-        "Click a turn, then rate its suggestion or block it (a blocked text is never suggested again)."
+        "Click a turn, then rate its suggestion or block it (a blocked text is not suggested again until it "
+        "is unblocked in the block list below)."
     )
     detail = gr.HTML("", elem_id="train-detail")
     with gr.Row():
@@ -873,7 +881,8 @@ def _build_train(ctx: AppContext, calls: dict[str, str]) -> list[Any]:
     def unblock_it(text: str | None, request: gr.Request) -> list[Any]:
         require(ctx, request, "train")
         tr.unblock(ctx, text)
-        return [tr.blocklist_rows(ctx) or None, None, _ok("Unblocked: later suggestions may use it again.")]
+        done = _ok("Unblocked: later suggestions may use it again.")
+        return [tr.blocklist_rows(ctx) or None, None, done, ""]  # the "Blocked" note above is stale now
 
     compared_by = [run_a, run_b, compared]
     suite.change(friendly(describe), [suite], [about, suite_text, metrics, *compared_by])
@@ -890,7 +899,7 @@ def _build_train(ctx: AppContext, calls: dict[str, str]) -> list[Any]:
     save.click(friendly(save_rating), [turns, selected, rating, comment], [rate_message, ratings])
     block.click(friendly(block_it), [turns, selected, comment], [rate_message, blocked])
     blocked.select(friendly(pick_block), None, [unblocking, picked_block])
-    unblock.click(friendly(unblock_it), [unblocking], [blocked, unblocking, picked_block])
+    unblock.click(friendly(unblock_it), [unblocking], [blocked, unblocking, picked_block, rate_message])
     return [ratings, blocked, history]
 
 

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
-from copilot.qa.store import Store
+from copilot.qa.store import EvalRun, Store
 from tests.browser.conftest import ARTIFACTS, LIVE_SLOTS, Server, screenshot
 from tests.conftest import SHARED
 
@@ -376,4 +376,95 @@ def test_a_recording_replayed_through_the_real_asr_produces_transcript_suggestio
     assert page.locator('#live-flags .cp-flag[data-rule="greeting"]').count() == 1  # it opens with 喂
     assert "通话结束" in page.inner_text("#live-status")  # file names are not shown to agents
     screenshot(page, "live_recording_asr")
+    page.context.close()
+
+
+def test_the_train_bench_describes_a_suite_compares_two_stored_runs_and_unblocks_a_suggestion(
+    browser: Any, server: Server
+) -> None:
+    with Store.open(server.db_url) as store:  # two earlier runs of the flags suite, two configurations
+        store.record_eval_run(
+            EvalRun(
+                "flags",
+                {"precision": 0.9, "recall": 0.95, "trap_false_hits": 2},
+                "aaaa1111",
+                note="default quick",
+            )
+        )
+        store.record_eval_run(
+            EvalRun(
+                "flags",
+                {"precision": 0.97, "recall": 0.95, "trap_false_hits": 0},
+                "bbbb2222",
+                note="dense quick",
+            )
+        )
+    page = open_app(browser, server, WIDE)
+    page.get_by_role("tab", name="培训 Train").click()
+    choose(page, "#train-suite", "flags")
+    about = page.locator('#train-suite-about .cp-suite-about[data-suite="flags"]')
+    about.wait_for(timeout=PAGE_LOAD)
+    text = about.inner_text()
+    assert "eval/flags.yaml" in text and "precision ≥ 0.95" in text, text
+    # the newest run is B, the one before A: compared metric by metric
+    cell(page, "#train-compare", 2, 3).wait_for(timeout=PAGE_LOAD)
+    table = [[cell(page, "#train-compare", r, c).inner_text() for c in range(4)] for r in range(3)]
+    assert table == [
+        ["precision", "0.900", "0.970", "+0.070 better"],
+        ["recall", "0.950", "0.950", "same"],
+        ["trap_false_hits", "2", "0", "−2 better"],
+    ]
+    assert "config bbbb2222" in page.locator("#train-run-b input").input_value()
+    # a run here: its table holds the floors, pass marks and (a first run of this configuration) no change
+    page.click("#train-run")
+    cell(page, "#train-metrics", 2, 4).wait_for(timeout=REPLAY)
+    result = [[cell(page, "#train-metrics", r, c).inner_text() for c in range(5)] for r in range(3)]
+    assert [row[0] for row in result] == ["flag precision", "flag recall", "false flags on traps"]
+    assert [row[2] for row in result] == ["≥ 0.95", "≥ 0.93", "≤ 1"]
+    assert all(row[3] in ("✓ pass", "✗ below floor", "✗ above its maximum") for row in result)
+    assert [row[4] for row in result] == ["—"] * 3
+    page.wait_for_function(  # the new run is B now, compared with the newest stored one
+        "() => document.querySelector('#train-run-b input').value.includes('· app ·')", timeout=PAGE_LOAD
+    )
+    assert "config bbbb2222" in page.locator("#train-run-a input").input_value()
+    screenshot(page, "train_bench_1280")
+    page.set_viewport_size(NARROW)
+    page.wait_for_timeout(500)
+    screenshot(page, "train_bench_480")
+    page.set_viewport_size(WIDE)
+    # block the first suggestion of a replayed call, then take it off the list again
+    choose(page, "#train-example", "bad_call.json (transcript)")
+    box = page.locator("#train-llm input[type=checkbox]")
+    if box.is_checked():
+        box.click()
+    page.click("#train-go")
+    cell(page, "#train-turns", 0, 3).wait_for(timeout=REPLAY)
+    cell(page, "#train-turns", 0, 3).click()
+    detail = page.locator('#train-detail .cp-turn[data-turn="1"]')
+    detail.wait_for(timeout=PAGE_LOAD)
+    suggested = detail.locator(".cp-say").inner_text().removeprefix("建议").strip()
+    page.click("#train-block")
+    page.wait_for_selector("#train-rate-message:has-text('Blocked')", timeout=PAGE_LOAD)
+    page.wait_for_function(
+        "text => document.querySelector('#train-blocklist').innerText.includes(text)",
+        arg=suggested,
+        timeout=PAGE_LOAD,
+    )
+    with Store.open(server.db_url) as store:
+        assert store.is_blocked(suggested)
+    rows = [
+        cell(page, "#train-blocklist", i, 0).inner_text() for i in range(row_count(page, "#train-blocklist"))
+    ]
+    cell(page, "#train-blocklist", rows.index(suggested), 0).click()
+    page.wait_for_selector("#train-block-picked:has-text('Unblock:')", timeout=PAGE_LOAD)
+    page.click("#train-unblock")
+    page.wait_for_selector("#train-block-picked:has-text('Unblocked')", timeout=PAGE_LOAD)
+    page.wait_for_function(
+        "text => !document.querySelector('#train-blocklist').innerText.includes(text)",
+        arg=suggested,
+        timeout=PAGE_LOAD,
+    )
+    with Store.open(server.db_url) as store:  # gone from the store: the next session may suggest it again
+        assert not store.is_blocked(suggested)
+    screenshot(page, "train_unblocked")
     page.context.close()
