@@ -53,7 +53,7 @@ def _run(args: argparse.Namespace) -> int:
     contexts = _contexts(args)
     services = Services(config)
     suggester = services.suggester  # models load once for every line
-    # First-use costs (the LLM's prefix cache, snownlp, jieba) are paid here, not by the first line, so
+    # First-use costs (the LLM's prefix cache, jieba) are paid here, not by the first line, so
     # each line's latency_ms is what the live panel would show; they took ~6 s off the first upset line.
     suggester.warm()
     options = SuggestOptions(use_llm=not args.no_llm and config.llm.enabled)

@@ -263,11 +263,8 @@ class RealCallsResult:
 
 
 def evaluate_realcalls(config: Config, *, limit: int | None = None) -> RealCallsResult:
-    from copilot.judgement.tone import warm
-
     labels = load_labels()
     chosen = chosen_dialogues(labels)[:limit]
-    warm()  # load snownlp once, as `copilot review --file` does before the first call: not per-call time
     current = summarise([observe(d, config) for d in chosen], labels)
     previous = json.loads(BASELINE_FILE.read_text(encoding="utf-8")) if BASELINE_FILE.is_file() else {}
     return RealCallsResult(current, previous)

@@ -1,9 +1,10 @@
 """Customer emotion and agent tone, each label with the evidence it was read from.
 
 Words come first: curated cue lists (after the categories of the DUTIR/HowNet emotion lexicons, narrowed
-to what callers and agents say on after-sales lines). snownlp's naive-Bayes sentiment only *confirms* a
-cue: on its own it calls most neutral questions negative. When an embedder is given, prototype sentences
-decide lines without any cue. The voice (energy and pitch of a float32 16 kHz clip, relative to the same
+to what callers and agents say on after-sales lines). snownlp's naive-Bayes sentiment, which once confirmed
+cues, is gone: on the real calls of ``copilot eval realcalls`` every mood F1 and check was the same without it,
+and it held ~400 MB of the app and took seconds of pure Python to load. When an embedder is given, prototype
+sentences decide lines without any cue. The voice (energy and pitch of a float32 16 kHz clip, relative to the same
 speaker's baseline) raises arousal: it strengthens angry/anxious readings and can turn a flat "calm"
 into "anxious", never into "thankful".
 """
@@ -40,10 +41,7 @@ HIGHER_PITCH = 1.15  # this ratio above the baseline pitch counts as raised pitc
 CONTEXT_LINES = 2  # a line without cues keeps the mood of an upset line among the customer's last two
 CONTEXT_MIN_CHARS = 8  # ... when it says something (backchannels and short answers stay calm)
 PROTOTYPE_MARGIN = 0.02  # cosine margin an emotion prototype needs over the neutral ones
-SENTIMENT_CACHE = 1024  # distinct utterances whose snownlp sentiment is kept
-# snownlp only confirms cues, and its cost grows with the text (~50 ms for a long ASR turn): longer lines
-# are read from their cues alone, so that 100 real calls review in well under a minute
-SNOWNLP_MAX_CHARS = 40
+MOOD_CACHE = 1024  # distinct utterances whose mood is kept (the live panel re-reads the call so far)
 
 _ANGRY = [
     "投诉", "什么质量", "什么态度", "什么服务", "什么东西", "什么叫", "气死", "生气", "火大", "恼火",
@@ -181,22 +179,6 @@ def _cues(words: Sequence[str], text: str) -> list[str]:
     return [w for w in words if w in text]
 
 
-@lru_cache(maxsize=SENTIMENT_CACHE)
-def _snownlp_positive(text: str) -> float | None:
-    # Cached: the live panel asks about the same last customer turn on every refresh.
-    try:
-        from snownlp import SnowNLP
-    except ImportError:  # optional: the cue lists work without it
-        return None
-    return float(SnowNLP(text).sentiments)
-
-
-def warm() -> None:
-    """Load snownlp's models now. Its first use costs seconds of pure Python that hold the interpreter
-    lock, which stalled every live call in the app when it happened on a customer turn."""
-    _snownlp_positive("太慢了，我很生气")
-
-
 def _prototype_label(text: str, embedder: TextEmbedder) -> tuple[CustomerEmotion, float, str] | None:
     labels = list(PROTOTYPES)
     examples = [e for label in labels for e in PROTOTYPES[label]]
@@ -214,7 +196,7 @@ def _prototype_label(text: str, embedder: TextEmbedder) -> tuple[CustomerEmotion
     return winner, best[winner][0], best[winner][1]
 
 
-@lru_cache(maxsize=SENTIMENT_CACHE)
+@lru_cache(maxsize=MOOD_CACHE)
 def _own_mood(text: str) -> ToneLabel:
     """A line's mood from its own words (cached: every later line of the call looks back at it)."""
     return customer_emotion(text)
@@ -266,21 +248,11 @@ def customer_emotion(
         # Repeated exclamations with a complaint-like sentence but no cue word still read as anger.
         scores["angry"] += 0.6
         evidence["angry"].append("！" * exclaims)
-    if any(scores.values()) and len(text) <= SNOWNLP_MAX_CHARS:
-        positive = _snownlp_positive(text)
-        if positive is not None:
-            if positive < 0.2 and (angry or anxious):
-                top: CustomerEmotion = "angry" if scores["angry"] >= scores["anxious"] else "anxious"
-                scores[top] += 0.3
-                evidence[top].append(f"snownlp 正面概率 {positive:.2f}")
-            elif positive > 0.8 and thankful:
-                scores["thankful"] += 0.3
-                evidence["thankful"].append(f"snownlp 正面概率 {positive:.2f}")
     if voice is not None and baseline is not None:
         level, voice_evidence = _arousal(voice, baseline)
         if level:
             if scores["angry"] or scores["anxious"]:
-                top = "angry" if scores["angry"] >= scores["anxious"] else "anxious"
+                top: CustomerEmotion = "angry" if scores["angry"] >= scores["anxious"] else "anxious"
                 scores[top] += 0.4 * level
                 evidence[top].extend(voice_evidence)
             elif level >= 2 and not scores["thankful"]:
@@ -301,7 +273,7 @@ def customer_emotion(
     return ToneLabel(label="calm", score=1.0, evidence=())
 
 
-@lru_cache(maxsize=SENTIMENT_CACHE)
+@lru_cache(maxsize=MOOD_CACHE)
 def _mood_in_context(text: str, context: tuple[str, ...]) -> ToneLabel:
     # Cached: the live flags re-read the call so far at every agent line.
     return customer_emotion(text, context=context)

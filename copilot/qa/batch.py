@@ -15,10 +15,8 @@ Guarantees:
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import glob
-import importlib
 import json
 import signal
 import sys
@@ -188,10 +186,6 @@ class PipelineReviewer:
             engine = RuleEngine(load_playbook(self.playbook))
             probe = Transcript("warm-up", 1.0, (Segment("customer", 0.0, 1.0, "你好"),))
             review_call(probe, engine=engine, options=ReviewOptions())
-            # copilot.judgement.tone imports snownlp only when a cue list is undecided; that import loads its
-            # models (~10 s here), so pay it now, once per process, not inside the first call's timing.
-            with contextlib.suppress(ImportError):
-                importlib.import_module("snownlp")
             self._engine = engine
 
     def _transcriber(self) -> Any:

@@ -22,7 +22,6 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from copilot.config import CompanyConfig
-from copilot.judgement import tone
 from copilot.judgement.engine import RuleEngine
 from copilot.judgement.tone import customer_emotion
 from copilot.knowledge.embedding import Embedder
@@ -398,7 +397,6 @@ class Suggester:
         # Past the gate: a call starting while the app warms up must not wait behind this one token.
         for _ in self.suggest(context, options=SuggestOptions(max_new_tokens=1), gated=False):
             pass
-        tone.warm()  # an upset caller's first turn would otherwise load snownlp
 
     def rule_violations(self, text: str) -> list[str]:
         if self.rules is None:

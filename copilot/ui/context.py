@@ -25,19 +25,17 @@ if TYPE_CHECKING:
 WARM_STEPS = (
     ("rules", "规则 rules"),
     ("asr", "语音识别 speech recognition"),
-    ("text", "情绪与隐私词典 mood + privacy dictionaries"),
+    ("text", "隐私词典 privacy dictionary"),
     ("store", "数据库 database"),
     ("suggester", "检索与 AI 建议 retrieval + LLM"),
 )
 
 
 def warm_text() -> None:
-    """What the panel's first lines need besides the recogniser: the customer-mood reader and the name
-    dictionary of redaction (each seconds of pure Python that would otherwise stall the first lines)."""
-    from copilot.judgement import tone
+    """What the panel's first lines need besides the recogniser: the name dictionary of redaction (a second
+    or more of pure Python that would otherwise stall the first line)."""
     from copilot.transcription import redact
 
-    tone.warm()
     redact.warm()
 
 
@@ -84,7 +82,7 @@ class AppContext:
 
     def warm_up(self) -> None:
         """Load the engines a first call needs (run in a background thread at launch), in the order a call
-        needs them: the rules, the speech recogniser, the mood and name dictionaries and the database
+        needs them: the rules, the speech recogniser, the name dictionary and the database
         first, so a call started while the LLM still loads already shows its lines; the suggester
         (retrieval, embeddings, the LLM's prompt cache) last."""
         services = self.services
