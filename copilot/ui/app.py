@@ -773,7 +773,8 @@ def _build_train(ctx: AppContext, calls: dict[str, str]) -> list[Any]:
         headers=tr.TURN_HEADERS,
         interactive=False,
         wrap=True,
-        column_widths=["4%", "6%", "24%", "26%", "24%", "7%", "9%"],
+        # widths in px, not %: at 480 px the seven columns scroll sideways instead of one character per line
+        column_widths=["44px", "64px", "220px", "240px", "220px", "96px", "120px"],
         elem_id="train-turns",
     )
     gr.Markdown(
