@@ -250,11 +250,7 @@ class RuleEngine:
                     f
                     for i, s in enumerate(agent)
                     for f in self._phrase_flags(
-                        check,
-                        params,
-                        s,
-                        first_turn=i == 0,
-                        next_turn=agent[i + 1] if i + 1 < len(agent) else None,
+                        check, params, s, first_turn=i == 0, next_turn=_next_agent(agent, i)
                     )
                 ]
                 results.append(self._result_from_flags(check, flags))

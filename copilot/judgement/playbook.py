@@ -336,11 +336,7 @@ def _params(kind: str, table: dict[str, Any], cues: Mapping[str, CueSet], where:
                     cues=_cue_set(item_id, cue_table, item_where),
                     first_turn_only=bool(item.get("first_turn_only", False)),
                     resolved_by_next_turn=(
-                        _cue_set(
-                            f"{item_id}.resolved_by_next_turn",
-                            {"patterns": item["resolved_by_next_turn"]},
-                            f"{item_where}.resolved_by_next_turn",
-                        )
+                        _ref(cues, item["resolved_by_next_turn"], f"{item_where}.resolved_by_next_turn")
                         if "resolved_by_next_turn" in item
                         else None
                     ),
