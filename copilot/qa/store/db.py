@@ -140,6 +140,11 @@ def _normalise_suggestion(text: str) -> str:
     return "".join(text.split())
 
 
+def _suggestion_key(text: str) -> str:
+    """What the block list is keyed by: a hash of the whitespace-insensitive text."""
+    return hashlib.sha256(_normalise_suggestion(text).encode("utf-8")).hexdigest()
+
+
 def _failed(checks: sa.Table) -> sa.ColumnElement[bool]:
     """A check that failed: not passed and not undecidable (status 'unknown', migration m005)."""
     return sa.and_(checks.c.passed.is_(False), checks.c.status != "unknown")
@@ -662,7 +667,7 @@ class Store:
 
     def block(self, text: str, reason: str = "") -> None:
         """Never show this suggestion text again (whitespace-insensitive). Blocking twice is a no-op."""
-        key = hashlib.sha256(_normalise_suggestion(text).encode("utf-8")).hexdigest()
+        key = _suggestion_key(text)
         table = self._t["blocklist"]
         with self._tx() as conn:
             _take_turns(conn, "blocklist", key)
@@ -672,15 +677,13 @@ class Store:
                 )
 
     def is_blocked(self, text: str) -> bool:
-        key = hashlib.sha256(_normalise_suggestion(text).encode("utf-8")).hexdigest()
+        key = _suggestion_key(text)
         table = self._t["blocklist"]
         with self._tx(read_only=True) as conn:
             return conn.execute(sa.select(table.c.id).where(table.c.text_hash == key)).first() is not None
 
     def blocklist(self) -> list[str]:
-        table = self._t["blocklist"]
-        with self._tx(read_only=True) as conn:
-            return [r.text for r in conn.execute(sa.select(table.c.text).order_by(table.c.id))]
+        return [text for text, _reason, _when in self.blocks()]
 
     def blocks(self) -> list[tuple[str, str, datetime | None]]:
         """The block list with why and when: (text, reason, blocked at), oldest first."""
@@ -694,7 +697,7 @@ class Store:
 
     def unblock(self, text: str) -> bool:
         """Let this suggestion text be shown again (matched as :meth:`block` matches). False: it was not blocked."""
-        key = hashlib.sha256(_normalise_suggestion(text).encode("utf-8")).hexdigest()
+        key = _suggestion_key(text)
         table = self._t["blocklist"]
         with self._tx() as conn:
             return bool(conn.execute(table.delete().where(table.c.text_hash == key)).rowcount)
