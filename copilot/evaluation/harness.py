@@ -86,6 +86,16 @@ class Floor:
     minimum: float | None = None
     maximum: float | None = None
 
+    def breach(self, value: float | None) -> str | None:
+        """How ``value`` fails this floor ("not measured", "below" or "above"), None when it holds."""
+        if value is None:
+            return "not measured"
+        if self.minimum is not None and value < self.minimum:
+            return "below"
+        if self.maximum is not None and value > self.maximum:
+            return "above"
+        return None
+
 
 @dataclass(frozen=True)
 class FloorFailure:
@@ -107,7 +117,8 @@ MetricsFor = Callable[[Suite], Callable[[dict[str, Any], Config], list[Metric]] 
 PrepareOptions = Callable[[str, SuiteOptions, Config], SuiteOptions]
 
 
-def _finite(value: Any) -> float | None:
+def finite_value(value: Any) -> float | None:
+    """A metric value as stored and tabulated: a float rounded to VALUE_DIGITS, None when not finite."""
     if value is None or isinstance(value, bool):
         return None if value is None else float(value)
     number = float(value)
@@ -151,7 +162,7 @@ def run_suites(
             seconds = time.monotonic() - started
             extract = metrics_for(suite)
             rows = tuple(extract(outcome.data, config)) if extract else ()
-            rows = tuple(Metric(m.key, m.label, _finite(m.value), m.better, m.unit, m.n) for m in rows)
+            rows = tuple(Metric(m.key, m.label, finite_value(m.value), m.better, m.unit, m.n) for m in rows)
             results.append(SuiteResult(suite.name, seconds, rows, outcome.text, outcome.data))
             log(f"[{label}] {suite.name} done in {seconds:.0f} s")
         if on_result is not None:
@@ -300,9 +311,7 @@ def check_floors(run: ConfigRun, floors: Sequence[Floor]) -> list[FloorFailure]:
             continue  # the suite was not part of this run
         metric = next((m for m in result.metrics if m.key == floor.key), None)
         value = metric.value if metric else None
-        low = floor.minimum is not None and (value is None or value < floor.minimum)
-        high = floor.maximum is not None and (value is None or value > floor.maximum)
-        if low or high:
+        if floor.breach(value) is not None:
             failures.append(FloorFailure(run.label, floor.suite, floor.key, value, floor))
     return failures
 

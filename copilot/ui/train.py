@@ -14,7 +14,7 @@ from typing import Any
 from copilot.config import Config
 from copilot.errors import CopilotError
 from copilot.evaluation import EvalOutcome, Metric, SuiteOptions, suites
-from copilot.evaluation.harness import DEFAULT_FLOORS, Floor, load_floors
+from copilot.evaluation.harness import DEFAULT_FLOORS, DIFF_EPSILON, Floor, finite_value, load_floors
 from copilot.evaluation.turn_by_turn import ReplayTurn, replay_call
 from copilot.qa import calls as pipeline
 from copilot.qa.report.html import esc, mmss
@@ -87,10 +87,10 @@ class TurnView:
 # --- evaluation suites -----------------------------------------------------------------------------
 
 NONE = "—"  # no floor, no earlier run, not measured
+BREACH_TEXT = {"not measured": "not measured", "below": "below floor", "above": "above its maximum"}
 METRIC_HEADERS = ["metric", "value", "floor", "pass / below floor", "change from last run"]
 COMPARE_HEADERS = ["metric", "run A", "run B", "difference (B − A)"]
 HISTORY_HEADERS = ["run", "suite", "when", "configuration", "note"]
-SAME = 1e-9  # differences smaller than this are "same" (as the harness's table says)
 
 
 def suite_names() -> list[str]:
@@ -154,10 +154,7 @@ def suite_metrics(ctx: AppContext, name: str, outcome: EvalOutcome) -> list[Metr
     suite = suites()[name]
     extract = suite.metrics or LEGACY_METRICS.get(name)
     rows = extract(outcome.data, ctx.config) if extract else []
-    return [
-        Metric(m.key, m.label, None if m.value is None else round(float(m.value), 6), m.better, m.unit, m.n)
-        for m in rows
-    ]
+    return [Metric(m.key, m.label, finite_value(m.value), m.better, m.unit, m.n) for m in rows]
 
 
 def record_run(ctx: AppContext, name: str, outcome: EvalOutcome) -> int:
@@ -192,7 +189,7 @@ def change_text(before: Any, after: Any, better: str | None = None) -> str:
     if not isinstance(before, int | float) or not isinstance(after, int | float):
         return NONE
     diff = float(after) - float(before)
-    if abs(diff) <= SAME:
+    if abs(diff) <= DIFF_EPSILON:
         return "same"
     text = ("+" if diff > 0 else "−") + number(abs(diff))
     if better in ("higher", "lower"):
@@ -204,13 +201,8 @@ def floor_verdict(value: float | None, floor: Floor | None) -> str:
     """As ``copilot eval --check-floors`` judges it: below a minimum or above a maximum fails."""
     if floor is None:
         return NONE
-    if value is None:
-        return "✗ not measured"
-    if floor.minimum is not None and value < floor.minimum:
-        return "✗ below floor"
-    if floor.maximum is not None and value > floor.maximum:
-        return "✗ above its maximum"
-    return "✓ pass"
+    breach = floor.breach(value)
+    return "✓ pass" if breach is None else f"✗ {BREACH_TEXT[breach]}"
 
 
 def metric_rows(
@@ -377,10 +369,16 @@ def turn_detail_html(turn: TurnView) -> str:
 RATING_VALUES = ("good", "bad")
 
 
-def rate(ctx: AppContext, text: str, rating: str | None, comment: str = "", rater: str = "") -> int:
-    """Store a rating. There is no default: without good or bad nothing is stored."""
+def require_rating(rating: str | None) -> str:
+    """There is no default rating: without good or bad nothing is stored."""
     if rating not in RATING_VALUES:
         raise UiError("请先选择评价：好 或 差 (choose good or bad first; nothing was saved)")
+    return rating
+
+
+def rate(ctx: AppContext, text: str, rating: str | None, comment: str = "", rater: str = "") -> int:
+    """Store a rating (good or bad; see :func:`require_rating`)."""
+    rating = require_rating(rating)
     if not text:
         raise UiError("choose a suggestion to rate first")
     return ctx.store.add_rating(
