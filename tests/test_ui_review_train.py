@@ -198,9 +198,8 @@ def test_every_registered_suite_is_offered_and_the_flags_suite_runs_and_is_recor
     from copilot.evaluation import suites
 
     assert tr.suite_names() == sorted(suites())
-    outcome = tr.run_suite("flags", ctx.config)
-    run_id = tr.record_run(ctx, "flags", outcome)
-    metrics = dict((str(k), v) for k, v in tr.flat_metrics(outcome.data))
+    outcome, _rows, run_id = tr.run_and_record(ctx, "flags")
+    metrics = [m.key for m in tr.suite_metrics(ctx, "flags", outcome)]
     assert any(k.endswith("precision") for k in metrics) and any(k.endswith("recall") for k in metrics)
     assert tr.eval_history_rows(ctx)[0][:2] == [run_id, "flags"]
     with pytest.raises(tr.UiError):

@@ -14,7 +14,14 @@ from typing import Any
 from copilot.config import Config
 from copilot.errors import CopilotError
 from copilot.evaluation import EvalOutcome, Metric, SuiteOptions, suites
-from copilot.evaluation.harness import DEFAULT_FLOORS, DIFF_EPSILON, Floor, finite_value, load_floors
+from copilot.evaluation.harness import (
+    DEFAULT_FLOORS,
+    DIFF_EPSILON,
+    Floor,
+    finite_value,
+    load_floors,
+    record_suite_run,
+)
 from copilot.evaluation.turn_by_turn import ReplayTurn, replay_call
 from copilot.qa import calls as pipeline
 from copilot.qa.report.html import esc, mmss
@@ -157,13 +164,6 @@ def suite_metrics(ctx: AppContext, name: str, outcome: EvalOutcome) -> list[Metr
     return [Metric(m.key, m.label, finite_value(m.value), m.better, m.unit, m.n) for m in rows]
 
 
-def record_run(ctx: AppContext, name: str, outcome: EvalOutcome) -> int:
-    """Store the run as ``copilot eval`` does: the suite's metric rows, not its raw data."""
-    from copilot.evaluation.harness import record_suite_run
-
-    return record_suite_run(ctx.store, name, suite_metrics(ctx, name, outcome), ctx.config, "app")
-
-
 def configuration(run: EvalRun) -> tuple[str, bool]:
     """What makes two stored runs comparable: the configuration's hash, and a --quick run (smaller sets)
     apart from a full one (the CLI notes ``LABEL quick``, the app ``app``)."""
@@ -278,32 +278,14 @@ def compare_stored(ctx: AppContext, a: int | None, b: int | None) -> list[list[o
 
 
 def run_and_record(ctx: AppContext, name: str) -> tuple[EvalOutcome, list[list[object]], int]:
-    """Run the suite, store it, and its table against the floors and its previous run of this configuration."""
+    """Run the suite, store it as ``copilot eval`` does (its metric rows, not its raw data), and its table
+    against the floors and its previous run of this configuration."""
     outcome = run_suite(name, ctx.config)
     metrics = suite_metrics(ctx, name, outcome)
     before = previous_run(ctx, name, provenance(ctx.config).config_hash)
-    from copilot.evaluation.harness import record_suite_run
-
     run_id = record_suite_run(ctx.store, name, metrics, ctx.config, "app")
     rows = metric_rows(name, metrics, suite_floors(), before.metrics if before else None)
     return outcome, rows, run_id
-
-
-def flat_metrics(data: Any, prefix: str = "") -> list[list[object]]:
-    """Nested measurement JSON as (metric, value) rows, numbers rounded for reading."""
-    rows: list[list[object]] = []
-    if isinstance(data, dict):
-        for key, value in data.items():
-            rows += flat_metrics(value, f"{prefix}.{key}" if prefix else str(key))
-    elif isinstance(data, list):
-        if all(not isinstance(x, dict | list) for x in data):
-            rows.append([prefix, ", ".join(map(str, data[:20])) + (" …" if len(data) > 20 else "")])
-        else:
-            for i, value in enumerate(data[:50]):
-                rows += flat_metrics(value, f"{prefix}[{i}]")
-    else:
-        rows.append([prefix, round(data, 4) if isinstance(data, float) else data])
-    return rows
 
 
 # --- replaying a call --------------------------------------------------------------------------------
