@@ -60,11 +60,18 @@ class TurnView:
     cites: tuple[str, ...]
     actual: str  # what the agent really said next ("" when the customer spoke last)
     similarity: float | None  # 0-1 between suggestion and the real reply
-    compliance: str  # rule findings on the real reply and the suggestion ("ok" when none)
     raw_suggestion: str = ""  # the text as the suggester produced it: what a block must match
     reply_findings: tuple[str, ...] = ()  # rules the agent's real reply broke
     suggestion_findings: tuple[str, ...] = ()  # rules the suggestion broke (the guard should make this empty)
     rewritten: bool = False  # the LLM's rewrite was kept (else the handbook script)
+
+    @property
+    def compliance(self) -> str:
+        """The rule findings on the real reply and the suggestion in one line ("ok" when none)."""
+        findings = [f"agent reply breaks: {', '.join(self.reply_findings)}"] if self.reply_findings else []
+        if self.suggestion_findings:
+            findings.append(f"suggestion breaks: {', '.join(self.suggestion_findings)}")
+        return "; ".join(findings) if findings else ("ok" if self.actual else "—")
 
     def cells(self) -> list[object]:
         return [
@@ -309,9 +316,6 @@ def compare_turns(
 
 def _view(index: int, turn: ReplayTurn, clean: Callable[[str], str]) -> TurnView:
     suggestion = turn.suggestion
-    findings = [f"agent reply breaks: {', '.join(turn.actual_flags)}"] if turn.actual_flags else []
-    if turn.suggestion_flags:
-        findings.append(f"suggestion breaks: {', '.join(turn.suggestion_flags)}")
     return TurnView(
         index=index,
         time=turn.customer.start,
@@ -322,7 +326,6 @@ def _view(index: int, turn: ReplayTurn, clean: Callable[[str], str]) -> TurnView
         cites=tuple(c.id for c in suggestion.cites),
         actual=clean(turn.actual),
         similarity=turn.similarity if turn.actual else None,
-        compliance="; ".join(findings) if findings else ("ok" if turn.actual else "—"),
         raw_suggestion=suggestion.text,
         reply_findings=tuple(turn.actual_flags),
         suggestion_findings=tuple(turn.suggestion_flags),
