@@ -105,6 +105,9 @@ def test_forbidden_phrases_flag_with_clause(text: str) -> None:
         "您先消消气，这个问题交给我来处理。",
         "我相信您也不可能故意弄坏的。",
         "全部退是不可能的，那这样，我先帮您申请部分退款。",
+        # owning the shortcoming while soothing; restating that nobody knows what the object is
+        "您先消消气，这证明我们的服务还有很多有待提升的地方，我们真心希望能帮您解决。",
+        "您跟商家反馈了，这也不知道是什么东西，是吗？",
     ],
 )
 def test_context_exceptions_are_not_violations(text: str) -> None:
@@ -198,9 +201,13 @@ def test_score_uses_playbook_weights() -> None:
     checks = engine.check_call(call(agent(0.0, 1.0, "喂")))
     weights = {c.id: c.weight for c in engine.playbook.checks}
     assert any(c.status == "unknown" for c in checks)  # no upset customer: the apology was never owed
-    # a scorecard deducts the weight of each failed check; an undecidable one deducts nothing
-    expected = 100 - sum(weights[c.id] for c in checks if c.failed)
-    assert engine.score(checks) == pytest.approx(max(0.0, expected), abs=0.05)
+    # the share of the decided checks' weight that passed; an undecidable check counts on neither side
+    decided = [c for c in checks if c.status != "unknown"]
+    assert any(c.failed for c in decided) and any(c.passed for c in decided)
+    expected = 100 * sum(weights[c.id] for c in decided if c.passed) / sum(weights[c.id] for c in decided)
+    assert engine.score(checks) == pytest.approx(expected, abs=0.05)
+    undecided = next(c for c in checks if c.status == "unknown")
+    assert engine.score([c for c in checks if c is not undecided]) == engine.score(checks)
     flags = engine.check_utterance(agent(0.0, 1.0, "您别激动"))
     penalty = sum(engine.playbook.flag_penalties[f.severity] for f in flags)
     assert penalty > 0 and engine.score(checks, flags) == pytest.approx(
@@ -241,6 +248,22 @@ def test_whole_call_checks_read_turns_not_recogniser_segments() -> None:
         agent(3.5, 6.0, "我是客服小李，这里是售后服务中心。"),
     )
     assert not results(split_by_customer)["greeting"]  # the first turn alone must greet fully
+
+
+def test_no_way_right_after_the_agent_gave_the_reason_is_an_explanation_live_and_in_review() -> None:
+    asked = customer(0.0, 3.0, "请问平台能直接给我退款吗？")
+    reason = agent(3.5, 8.0, "因为这笔钱已经结算给商家了，商家不同意的情况下我们不能强行判定。")
+    bare_after_reason = agent(8.5, 9.5, "这个是没有办法的。")
+    unrelated = agent(3.5, 8.0, "嗯，我这边看到您的订单了。")
+    engine = default_engine()
+    live_explained = engine.check_utterance(bare_after_reason, [asked, reason])
+    live_bare = engine.check_utterance(bare_after_reason, [asked, unrelated])
+    assert [f.kind for f in live_explained if f.rule == "forbidden"] == []
+    assert [f.kind for f in live_bare if f.rule == "forbidden"] == ["negative_phrase"]
+    forbidden = {r.id: r for r in engine.check_call(call(asked, reason, bare_after_reason))}["forbidden"]
+    assert forbidden.passed
+    forbidden = {r.id: r for r in engine.check_call(call(asked, unrelated, bare_after_reason))}["forbidden"]
+    assert forbidden.failed
 
 
 def test_a_bare_refusal_answered_in_the_next_turn_is_withdrawn_from_the_review() -> None:

@@ -70,6 +70,15 @@ def _next_agent(segments: Sequence[Segment], index: int) -> Segment | None:
     return next((s for s in segments[index + 1 :] if s.speaker == "agent"), None)
 
 
+SENTENCE_ENDS = "。！？!?；;"
+
+
+def _earlier_sentences(text: str, at: int) -> str:
+    """The whole sentences of ``text`` before position ``at`` (a merged turn holds several lines)."""
+    end = max(text.rfind(mark, 0, at) for mark in SENTENCE_ENDS)
+    return text[: end + 1] if end >= 0 else ""
+
+
 def _unknown(check: Check, reason: str) -> CheckResult:
     return CheckResult(check.id, False, (), check.clause, reason, unknown_reason=reason)
 
@@ -108,9 +117,16 @@ class RuleEngine:
         for check in self.playbook.checks:
             params = check.params
             if isinstance(params, PhrasesParams):
-                first = not any(s.speaker == "agent" for s in history)
+                previous = next((s for s in reversed(history) if s.speaker == "agent"), None)
                 flags.extend(
-                    self._phrase_flags(check, params, segment, first_turn=first, next_turn=next_turn)
+                    self._phrase_flags(
+                        check,
+                        params,
+                        segment,
+                        first_turn=previous is None,
+                        next_turn=next_turn,
+                        previous_turn=previous,
+                    )
                 )
             elif isinstance(params, SpeechRateParams) and check.realtime:
                 flags.extend(self._rate_flags(check, params, segment))
@@ -128,6 +144,7 @@ class RuleEngine:
         *,
         first_turn: bool = True,
         next_turn: Segment | None = None,
+        previous_turn: Segment | None = None,
     ) -> list[Flag]:
         flags = []
         for item in params.items:
@@ -136,7 +153,12 @@ class RuleEngine:
             resolver = item.resolved_by_next_turn
             if resolver is not None and next_turn is not None and matches(resolver, next_turn.text):
                 continue
+            reason = item.explained_before
+            if reason is not None and previous_turn is not None and matches(reason, previous_turn.text):
+                continue
             hits = find_cues(item.cues, segment.text)
+            if reason is not None:
+                hits = [h for h in hits if not matches(reason, _earlier_sentences(segment.text, h.start))]
             if hits:
                 kept = [h for i, h in enumerate(hits) if all(h.start >= k.end for k in hits[:i])]
                 words = "、".join(dict.fromkeys(h.text for h in kept))
@@ -250,7 +272,12 @@ class RuleEngine:
                     f
                     for i, s in enumerate(agent)
                     for f in self._phrase_flags(
-                        check, params, s, first_turn=i == 0, next_turn=_next_agent(agent, i)
+                        check,
+                        params,
+                        s,
+                        first_turn=i == 0,
+                        next_turn=_next_agent(agent, i),
+                        previous_turn=agent[i - 1] if i else None,
                     )
                 ]
                 results.append(self._result_from_flags(check, flags))
@@ -512,10 +539,14 @@ class RuleEngine:
         return missing
 
     def score(self, results: Sequence[CheckResult], flags: Sequence[Flag] = ()) -> float:
-        """0-100 as a QA scorecard deducts: 100 less the weight of each failed check (weights from the
-        playbook, by the handbook's severity) and the severity penalty of each agent-line violation flag.
-        A check the transcript cannot decide deducts nothing (it neither passes nor fails the call)."""
+        """0-100 as a QA scorecard with "not applicable" items: the share of the decided checks' weight
+        that passed (weights from the playbook), less the severity penalty of each agent-line violation flag.
+        A check the transcript cannot decide is left out of both sides: it neither passes nor fails the call,
+        so a call judged on few checks is not pulled to the top by the ones nobody could judge."""
         weights = {c.id: c.weight for c in self.playbook.checks}
-        failed = sum(weights.get(r.id, 0.0) for r in results if r.failed)
+        decided = [r for r in results if r.status != "unknown"]
+        applicable = sum(weights.get(r.id, 0.0) for r in decided)
+        earned = sum(weights.get(r.id, 0.0) for r in decided if r.passed)
+        share = 100.0 * earned / applicable if applicable else 100.0
         penalty = sum(self.playbook.flag_penalties.get(f.severity, 0.0) for f in flags)
-        return round(max(0.0, 100.0 - failed - penalty), SCORE_DECIMALS)
+        return round(max(0.0, share - penalty), SCORE_DECIMALS)

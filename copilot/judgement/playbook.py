@@ -56,6 +56,9 @@ class PhraseItem:
     # In a finished call, a hit is withdrawn when the agent's next turn matches this: a bare 没办法 followed
     # by what the agent can do is the constructive answer the handbook asks for. Live, the next turn is unknown.
     resolved_by_next_turn: CueSet | None = None
+    # A hit is withdrawn when the agent gave the reason before it (in the previous agent line or earlier in
+    # the same turn): 没办法 after 因为商家已经结算…所以 is the explanation the handbook asks for. Works live.
+    explained_before: CueSet | None = None
 
 
 @dataclass(frozen=True)
@@ -338,6 +341,11 @@ def _params(kind: str, table: dict[str, Any], cues: Mapping[str, CueSet], where:
                     resolved_by_next_turn=(
                         _ref(cues, item["resolved_by_next_turn"], f"{item_where}.resolved_by_next_turn")
                         if "resolved_by_next_turn" in item
+                        else None
+                    ),
+                    explained_before=(
+                        _ref(cues, item["explained_before"], f"{item_where}.explained_before")
+                        if "explained_before" in item
                         else None
                     ),
                 )
