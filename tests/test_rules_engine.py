@@ -82,6 +82,8 @@ def test_bad_call_fails_the_expected_checks(shared_dir: Path) -> None:
         "您可以先给店家那边打个电话问问。",
         "这个您再找找他就可以了。",
         "建议咱们就是自己联系一下店家。",
+        "我给您提供一个商家电话，您联系一下商家协商一下可以吗？",
+        "给您说让您这边自行联系商家也是我们给您的最优方案了。",
     ],
 )
 def test_forbidden_phrases_flag_with_clause(text: str) -> None:
@@ -108,6 +110,8 @@ def test_forbidden_phrases_flag_with_clause(text: str) -> None:
         # owning the shortcoming while soothing; restating that nobody knows what the object is
         "您先消消气，这证明我们的服务还有很多有待提升的地方，我们真心希望能帮您解决。",
         "您跟商家反馈了，这也不知道是什么东西，是吗？",
+        "好的，这边帮您联系一下商家。",
+        "商家表示稍后会和您这边就进行一个自行联系。",
     ],
 )
 def test_context_exceptions_are_not_violations(text: str) -> None:
