@@ -464,7 +464,9 @@ def main() -> None:
             sets = {n: [i for i in items if i.half in (args.half, "-")] for n, items in sets.items()}
         starts = None
         if args.startup_runs and "plain" in args.paths and "offline" in args.paths:
-            clip = next(i.path for items in sets.values() for i in items if not i.stereo)
+            # one mono clip (the first of the sets, or of ../shared/audio when only stereo calls were asked for)
+            mono = [i.path for items in sets.values() for i in items if not i.stereo]
+            clip = mono[0] if mono else build_sets(["audio"], 1, folder)["audio"][0].path
             starts = measure_startup(clip, args.config, folder, args.startup_runs)
             for side, s in starts.items():
                 print(

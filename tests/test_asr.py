@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -514,3 +516,36 @@ def test_openai_remnant_guard_returns_silence_for_short_leftovers_only() -> None
     result = guard(short, options)
     assert result.tokens == [] and result.no_speech_prob == 1.0 and result.avg_logprob == -math.inf
     assert guard.skipped == 1 and len(calls) == 2
+
+
+class _LazyModel:
+    """Stands in for faster-whisper's model: segments come from a generator, each window decoded on demand."""
+
+    def __init__(self, ends: list[float]) -> None:
+        self.ends = ends
+        self.decoded = 0  # windows decoded so far
+
+    def transcribe(self, audio: np.ndarray, **_options: object) -> tuple[Iterator[SimpleNamespace], None]:
+        return self._segments(), None
+
+    def _segments(self) -> Iterator[SimpleNamespace]:
+        start = 0.0
+        for end in self.ends:
+            self.decoded += 1
+            yield SimpleNamespace(
+                start=start, end=end, text="好的", words=[], avg_logprob=-0.2, no_speech_prob=0.01
+            )
+            start = end
+
+
+@pytest.mark.parametrize(("ends", "decoded"), [([9.5, 10.0], 1), ([4.0, 8.0, 10.0], 3)])
+def test_a_decode_stops_where_its_text_reaches_the_end_of_the_audio(ends: list[float], decoded: int) -> None:
+    # 10 s of audio: text ending at 9.5 s leaves only the utterance's trailing pad, which faster-whisper would
+    # decode on its own (and fill with loops through every temperature fallback); it is not asked for
+    transcriber = object.__new__(FasterWhisperTranscriber)
+    transcriber.config = AsrConfig()
+    transcriber.vocabulary = Vocabulary()
+    model = _LazyModel(ends)
+    transcriber._model = model
+    segments = transcriber.decode(np.zeros(10 * 16000, dtype=np.float32), "")
+    assert model.decoded == decoded and len(segments) == decoded

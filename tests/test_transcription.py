@@ -10,7 +10,7 @@ import pytest
 
 from copilot.config import AsrConfig
 from copilot.errors import AudioError
-from copilot.transcription.audio import SAMPLE_RATE
+from copilot.transcription.audio import SAMPLE_RATE, read_all
 from copilot.transcription.playback import EndOfAudio, ReplayOptions, replay, transcribe_file
 from copilot.transcription.streaming import StreamOptions
 from copilot.types import Committed, TentativeText
@@ -29,8 +29,13 @@ def stereo_call(tmp_path):
     return path
 
 
+def hearing(path: Path) -> ScriptedTranscriber:
+    """A scripted decoder that finds the lines in whatever audio it is given (offline windows are packed)."""
+    return ScriptedTranscriber(AGENT + CUSTOMER, heard_from=read_all(path)[0])
+
+
 def test_stereo_roles_follow_the_channels(stereo_call):
-    fake = ScriptedTranscriber(AGENT + CUSTOMER)  # hears everything: the channel alone sets the role
+    fake = hearing(stereo_call)  # hears everything: the channel alone sets the role
     transcript = transcribe_file(stereo_call, AsrConfig(), fake, vad_factory=EnergyVad)
     assert [(s.speaker, s.text) for s in transcript.segments] == [
         ("agent", "您好欢迎致电"),
@@ -285,8 +290,8 @@ def test_real_openai_backend_on_a_real_recording(whisper_openai_pt):
 
 
 def test_offline_batches_a_channels_utterances_into_one_decode(stereo_call):
-    batched = ScriptedTranscriber(AGENT + CUSTOMER)
-    one_by_one = ScriptedTranscriber(AGENT + CUSTOMER)
+    batched = hearing(stereo_call)
+    one_by_one = hearing(stereo_call)
     fast = transcribe_file(stereo_call, AsrConfig(), batched, vad_factory=EnergyVad)
     slow = transcribe_file(stereo_call, AsrConfig(), one_by_one, vad_factory=EnergyVad, batched=False)
     assert [(s.speaker, s.text) for s in fast.segments] == [(s.speaker, s.text) for s in slow.segments]
@@ -300,6 +305,13 @@ def test_offline_batches_a_channels_utterances_into_one_decode(stereo_call):
     }
     agent_window, customer_window = min(by_start), max(by_start)
     assert by_start[agent_window] is True and by_start[customer_window] is None
+    # the customer's turn between the agent's two utterances is not decoded: the window is packed (8.2 s of
+    # call in about 6 s of audio), and the words of the later utterance are put back on the call's clock
+    agent_start, agent_end, _ = min(batched.calls)
+    assert agent_end - agent_start < 6.5
+    later = next(s for s in fast.segments if s.text == "请您稍等")
+    assert later.words and later.words[0].start == pytest.approx(6.0, abs=0.01)
+    assert later.words[-1].end == pytest.approx(8.0, abs=0.01)
 
 
 class DeafVad:
@@ -326,7 +338,7 @@ def test_a_silent_channel_the_vad_misses_is_not_decoded(tmp_path):
 
 
 def test_later_windows_get_the_call_so_far_as_prompt(stereo_call):
-    fake = ScriptedTranscriber(AGENT + CUSTOMER)
+    fake = hearing(stereo_call)
     transcribe_file(stereo_call, AsrConfig(), fake, vad_factory=EnergyVad)
     prompts = [prompt for _start, _end, prompt in sorted(fake.calls)]
     assert prompts[0] == ""  # the agent's window opens the call

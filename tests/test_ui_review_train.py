@@ -215,12 +215,13 @@ def test_a_recording_is_reviewed_under_its_file_name_and_its_evidence_can_be_hea
     script = read_transcript(calls / "bad_call.json")
     seconds = 13.5
     lines = tuple(Line(s.start, s.end, s.text) for s in script.segments if s.end <= seconds)
-    services = Engines(transcriber=ScriptedTranscriber(lines)).services()
-    ctx = context(tmp_path, services)
     audio, _ = read_all(calls / "bad_call.wav")
     upload = tmp_path / "upload-7f3a" / "bad_call_opening.wav"
     upload.parent.mkdir()
     write_wav(upload, audio[:, : int(seconds * SAMPLE_RATE)])
+    heard = ScriptedTranscriber(lines, heard_from=read_all(upload)[0])  # finds the lines in packed windows
+    services = Engines(transcriber=heard).services()
+    ctx = context(tmp_path, services)
     reviewed = rv.review_uploads([upload], ctx).calls[0]
     assert reviewed.stored.summary.name == "bad_call_opening.wav" and reviewed.audio == str(upload)
     said = {(s.segment.speaker, s.segment.text) for s in reviewed.stored.segments}

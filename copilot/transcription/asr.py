@@ -337,19 +337,28 @@ class FasterWhisperTranscriber:
             condition_on_previous_text=False,  # each call gets its context through ``prompt``
             max_new_tokens=token_budget(audio.size / SAMPLE_RATE) if self.config.limit_tokens else None,
         )
-        return [
-            DecodedSegment(
-                start=float(s.start),
-                end=float(s.end),
-                text=s.text,
-                words=tuple(
-                    Word(w.word, float(w.start), float(w.end), float(w.probability)) for w in s.words or ()
-                ),
-                avg_logprob=float(s.avg_logprob),
-                no_speech_prob=float(s.no_speech_prob),
+        duration = audio.size / SAMPLE_RATE
+        out = []
+        for s in segments:  # a generator: each window is decoded when the next segment is asked for
+            out.append(
+                DecodedSegment(
+                    start=float(s.start),
+                    end=float(s.end),
+                    text=s.text,
+                    words=tuple(
+                        Word(w.word, float(w.start), float(w.end), float(w.probability))
+                        for w in s.words or ()
+                    ),
+                    avg_logprob=float(s.avg_logprob),
+                    no_speech_prob=float(s.no_speech_prob),
+                )
             )
-            for s in segments  # a generator: decoding happens while iterating
-        ]
+            if duration - float(s.end) < TAIL_SECONDS:
+                # What is left is the utterance's trailing pad: Whisper seeks to the last word's end and
+                # decodes the rest on its own, where it writes loops (中文字幕) through every temperature
+                # fallback: one 0.4-s tail cost 23 s of CPU in a 27-s window. Not asking for it skips it.
+                break
+        return out
 
     def transcribe(
         self, audio: np.ndarray, *, start_time: float = 0.0, prompt: str = "", word_times: bool | None = None
@@ -363,6 +372,9 @@ class FasterWhisperTranscriber:
         return to_segments(
             decoded, start_time=start_time, duration=samples.size / SAMPLE_RATE, vocabulary=self.vocabulary
         )
+
+
+TAIL_SECONDS = 1.0  # s: a decode whose text reaches this close to the end of the audio is finished
 
 
 def token_budget(seconds: float) -> int:
