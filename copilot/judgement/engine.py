@@ -114,10 +114,10 @@ class RuleEngine:
         if segment.speaker != "agent":
             return []
         flags: list[Flag] = []
+        previous = next((s for s in reversed(history) if s.speaker == "agent"), None)
         for check in self.playbook.checks:
             params = check.params
             if isinstance(params, PhrasesParams):
-                previous = next((s for s in reversed(history) if s.speaker == "agent"), None)
                 flags.extend(
                     self._phrase_flags(
                         check,

@@ -158,12 +158,13 @@ def _windows(clips: list[_Clip]) -> list[list[_Clip]]:
     groups: list[list[_Clip]] = []
     length = 0.0
     for clip in clips:
-        if groups and length + _packed_seconds(clip) <= WINDOW_SECONDS:
+        seconds = _packed_seconds(clip)
+        if groups and length + seconds <= WINDOW_SECONDS:
             groups[-1].append(clip)
-            length += _packed_seconds(clip)
+            length += seconds
         else:
             groups.append([clip])
-            length = _packed_seconds(clip)
+            length = seconds
     return groups
 
 

@@ -861,9 +861,8 @@ def _build_train(ctx: AppContext, calls: dict[str, str]) -> list[Any]:
         views: list[tr.TurnView], index: int | None, value: str | None, note: str, request: gr.Request
     ) -> list[Any]:
         require(ctx, request, "train")
-        tr.require_rating(
-            value
-        )  # before the turn: without a rating nothing is stored, whatever else is missing
+        # before the turn: without a rating nothing is stored, whatever else is missing
+        tr.require_rating(value)
         text = chosen(views, index).suggestion  # as the trainer saw it (redacted)
         rating_id = tr.rate(ctx, text, value, note, rater=getattr(request, "username", None) or "")
         return [_ok(f"Rating #{rating_id} saved ({value})."), tr.ratings_rows(ctx) or None]
