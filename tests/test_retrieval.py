@@ -4,6 +4,7 @@ incremental rebuilds, query building."""
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -121,6 +122,25 @@ def test_situation_phrasings_find_a_clause_the_passage_words_do_not(tmp_path):
     retriever = _retriever(tmp_path / "links", "hybrid", SITUATIONS)
     assert retriever.links.passages[0] == (len(PASSAGES),)
     assert retriever.links.passages[1] == (4,)
+
+
+def test_a_cue_word_ranks_its_situations_clauses_first_in_hybrid_only(tmp_path):
+    # "拖了" shares nothing with the hold clause, but the situation's cue says the moment is a long wait.
+    cued = [
+        Situation("wrong_number", "用户打错电话", ("打错电话",), ("请问是银行吗",)),
+        Situation(
+            "hold_long", "查询时间较长请用户稍等", ("查询时间较长",), ("要查很久吗",), cues="拖了|多久"
+        ),
+    ]
+    query = "这都拖了好几天了保修的事"
+    hybrid = _retriever(tmp_path / "hybrid", "hybrid", cued)
+    assert hybrid.cued_situations(query) == [1]
+    assert hybrid.cue_ranking(query, None) == [4]  # the hold clause, the only passage of the cued situation
+    assert hybrid.search(query, k=1)[0].passage.id == "e"
+    plain = _retriever(tmp_path / "plain", "hybrid", [cued[0], replace(cued[1], cues="")])
+    assert plain.search(query, k=1)[0].passage.id != "e"
+    bm25 = _retriever(tmp_path / "bm25", "bm25", cued)
+    assert bm25.search(query, k=1)[0].passage.id == "c"  # mode bm25 stays the lexical ranking alone
 
 
 def test_situation_scores_match_a_brute_force_oracle(tmp_path):

@@ -9,7 +9,11 @@
    its situations. Characters, not jieba words: callers' colloquial, ASR-garbled words rarely segment
    the way handbook prose does (dev set, BM25 alone: jieba words R@3 0.79, characters 0.93).
 
-Mode ``dense`` fuses 1+2, ``bm25`` is 3 alone, ``hybrid`` fuses all three.
+4. **Cues** (lexical): the passages of the situations whose ``cues`` (situations.yaml) are in the query,
+   the situation's own clauses first. A cue word (医药费, 领导, 听不见) says what the moment is even when the
+   rest of a real ASR turn is noise the other rankings chase.
+
+Mode ``dense`` fuses 1+2, ``bm25`` is 3 alone, ``hybrid`` fuses all four.
 
 One passage table keyed by id (knowledge/passages.jsonl). All dense views (passages and situations)
 live in one FAISS inner-product index of unit vectors under ``$COPILOT_HOME/index/``, with a manifest
@@ -59,6 +63,10 @@ FUSION_DEPTH = 50  # candidates taken from each ranking before reciprocal-rank f
 LEXICAL_WEIGHT = 3.0
 SITUATION_WEIGHT = 1.0
 PASSAGE_WEIGHT = 0.5
+# Cue matches rank beside the lexical ranking: chosen on the tune part of eval/realdata/suggest_turns.tsv
+# (real customer turns, recall@3 with "none" counted: without 0.443, weight 2 0.500, 3 and more 0.509);
+# the dev and held-out sets (eval/retrieval*.yaml) do not move.
+CUE_WEIGHT = 3.0
 SITUATION_TOP = 2  # a situation scores the mean of its best 2 phrasings: one lucky example is not enough
 MIN_VIEW_CHARS = 6  # shorter sentence fragments (a bare "例如:") say nothing on their own
 # Sentence ends, line breaks, and the "、" bullets handbook 001 uses in place of numbered items.
@@ -325,6 +333,13 @@ class Retriever:
         self._bm25.index([tokenize(d) for d in documents], show_progress=False)
         self._vocabulary = set(self._bm25.vocab_dict)
         self._situation_table = _situation_table(self.layout.situation_rows, len(self.situations))
+        # Each situation's passages in the order of its clauses: the first clause is its main guidance.
+        self._clause_rows = tuple(
+            tuple(
+                dict.fromkeys(row for quote in situation.clauses for row in rows if quote in searchable[row])
+            )
+            for situation, rows in zip(self.situations, self.links.passages, strict=True)
+        )
         pairs = [(s, row) for s, rows in enumerate(self.links.passages) for row in rows]
         self._link_situations = np.asarray([s for s, _ in pairs], dtype=np.int64)
         self._link_passages = np.asarray([row for _, row in pairs], dtype=np.int64)
@@ -377,6 +392,19 @@ class Retriever:
         order = np.argsort(-scores, kind="stable")[:depth]
         return [(int(i), float(scores[i])) for i in order if scores[i] > 0]
 
+    def cued_situations(self, query: str) -> list[int]:
+        """Situations (indices) whose cue words are in the query, in file order."""
+        return [i for i, s in enumerate(self.situations) if s.cues and re.search(s.cues, query)]
+
+    def cue_ranking(self, query: str, views: np.ndarray | None) -> list[int]:
+        """Passages of the cued situations: the best-matching situation first (dense score when known),
+        each situation's clauses in their order."""
+        cued = self.cued_situations(query)
+        if views is not None and len(cued) > 1:
+            scores = self.situation_scores(views)
+            cued.sort(key=lambda i: -scores[i])
+        return list(dict.fromkeys(row for i in cued for row in self._clause_rows[i]))
+
     # --- search ----------------------------------------------------------------------------------
 
     def rankings(
@@ -392,6 +420,10 @@ class Retriever:
             if self.situations:
                 result.append(([i for i, _ in self.situation_ranking(views, depth)], SITUATION_WEIGHT))
             result.append(([i for i, _ in self.passage_ranking(views, depth)], PASSAGE_WEIGHT))
+        if mode == "hybrid":
+            cued = self.cue_ranking(query, views)
+            if cued:
+                result.append((cued, CUE_WEIGHT))
         return result
 
     def search(
@@ -494,9 +526,8 @@ def assess(retriever: Retriever, query: str, *, k: int | None = None) -> Assessm
         )
     # The lexical half: a situation whose cue words are in the turn is as likely as its cues are precise.
     cued = [
-        SituationMatch(situation, float(scores[index]), CUE_CONFIDENCE)
-        for index, situation in enumerate(retriever.situations)
-        if situation.cues and re.search(situation.cues, query)
+        SituationMatch(retriever.situations[index], float(scores[index]), CUE_CONFIDENCE)
+        for index in retriever.cued_situations(query)
     ]
     if cued:
         rest = [m for m in matches if all(m.situation.key != c.situation.key for c in cued)]
