@@ -214,3 +214,17 @@ def test_the_suite_counts_special_scripts_templates_empathy_and_judged_rows() ->
     assert (test["special_on_ordinary"], test["unfilled_template"]) == (1, 1)
     assert (test["empathy_when_upset"], test["upset"]) == (1, 1)
     assert test["recall@3"] == 0.5 and test["rubric_judged"] == 1 and test["rubric_all_points"] == 1.0
+
+
+def test_the_suite_counts_kept_and_refused_rewrites_and_their_latency() -> None:
+    cases = [_case("test", "ordinary", False, ("x",)) for _ in range(3)]
+    rows = [
+        {"text": "好的,我帮您查一下", "fallback": False, "latency_ms": {"script": 20, "done": 1500}},
+        {"text": "script", "fallback": True, "reason": "promise not in the handbook or the call: 明天",
+         "latency_ms": {"script": 30, "done": 2500}},
+        {"text": "script", "fallback": True, "reason": "LLM disabled", "latency_ms": {"script": 40, "done": None}},
+    ]  # fmt: skip
+    test = score(cases, rows, [1, 1, 1], {}, forbidden=lambda _t: [])["test"]
+    assert (test["llm_kept"], test["llm_rewrites"]) == (1, 2)  # the disabled one never ran
+    assert test["llm_refused"] == {"promise not in the handbook or the call": 1}
+    assert (test["script_ms_p50"], test["done_ms_p50"]) == (30.0, 2000.0)

@@ -18,7 +18,9 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import statistics
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -148,6 +150,7 @@ def score(
         passing = [j for j in judged if j is not None and all(j[p] == "yes" for p in RUBRIC_POINTS)]
         judged_rows = [j for j in judged if j is not None]
         ranked = [k for _, _, k in chosen]
+        rewritten = [r for _, r, _ in chosen if (r.get("latency_ms") or {}).get("done") is not None]
         out[part] = {
             "turns": len(chosen),
             "special_on_ordinary": sum(is_special(r) for r in ordinary),
@@ -163,8 +166,25 @@ def score(
             "rubric_points": {
                 p: rate(sum(j[p] == "yes" for j in judged_rows), len(judged_rows)) for p in RUBRIC_POINTS
             },
+            # The LLM step: how many rewrites it finished, how many the guard kept, why the rest were refused.
+            "llm_rewrites": len(rewritten),
+            "llm_kept": sum(r.get("fallback") is False for r in rewritten),
+            "llm_refused": dict(
+                Counter(
+                    str(r.get("reason", "")).split(":")[0]
+                    for r in rewritten
+                    if r.get("fallback") is not False
+                )
+            ),
+            "script_ms_p50": _median([r.get("latency_ms", {}).get("script") for _, r, _ in chosen]),
+            "done_ms_p50": _median([r["latency_ms"]["done"] for r in rewritten]),
         }
     return out
+
+
+def _median(values: Sequence[Any]) -> float | None:
+    numbers = [float(v) for v in values if v is not None]
+    return round(statistics.median(numbers), 1) if numbers else None
 
 
 def render(data: dict[str, Any]) -> str:
@@ -182,6 +202,14 @@ def render(data: dict[str, Any]) -> str:
         )
         points = "  ".join(f"{p} {v}" for p, v in m["rubric_points"].items())
         lines.append(f"        rubric points: {points}")
+        if m["llm_rewrites"]:
+            refused = ", ".join(
+                f"{why} {n}" for why, n in sorted(m["llm_refused"].items(), key=lambda x: -x[1])
+            )
+            lines.append(
+                f"        LLM: {m['llm_kept']}/{m['llm_rewrites']} rewrites kept; script p50 {m['script_ms_p50']} ms, "
+                f"rewrite done p50 {m['done_ms_p50']} ms; refused: {refused or '-'}"
+            )
     return "\n".join(lines)
 
 
@@ -307,6 +335,10 @@ def metrics(data: dict[str, Any], config: Config) -> list[Metric]:
                "higher", "", test["turns"]),
         Metric("realsuggest_rubric", "real turns: rubric, all points (test)", test["rubric_all_points"],
                "higher", "", test["rubric_judged"]),
+        Metric("realsuggest_llm_kept", "real turns: LLM rewrites kept (test)",
+               rate(test["llm_kept"], test["llm_rewrites"]), "higher", "", test["llm_rewrites"]),
+        Metric("realsuggest_done_p50", "real turns: rewrite done p50 (test)", test["done_ms_p50"],
+               "lower", "ms", test["llm_rewrites"]),
     ]  # fmt: skip
 
 
