@@ -12,7 +12,7 @@ from copilot.knowledge.retrieval import Retriever, assess, build_index
 from copilot.knowledge.scripts import fix_wording, speakable
 from copilot.knowledge.situations import Situation
 from copilot.suggest.engine import Suggester, SuggestOptions, run_to_end
-from copilot.suggest.guard import check_rewrite, opens_with_empathy
+from copilot.suggest.guard import check_rewrite, cuts_into_script, opens_with_empathy
 from copilot.suggest.slots import fill_company, unfilled_placeholders
 from copilot.types import Passage, Script, Segment
 from tests.fakes_embedding import HashEmbedder
@@ -184,6 +184,20 @@ def test_guard_refuses_parroting_templates_and_dropped_empathy() -> None:
         **common,  # type: ignore[arg-type]
     )
     assert not dropped.ok and "empathy" in dropped.reason
+
+
+def test_guard_refuses_a_rewrite_that_cuts_words_out_of_the_script() -> None:
+    common = {"passages": [], "call_context": [], "rule_violations": lambda _t: []}
+    script = "您的这个问题我需要进一步确认后才能回复您,请您留下您的联系电话,我们会有专人和您联系,好吗?"
+    cut = check_rewrite(script.replace("的这个问题我", ""), script=script, **common)  # type: ignore[arg-type]
+    assert not cut.ok and "的这个问题我" in cut.reason
+    # Dropping a whole clause, one 的, or adding words in front keeps the sense: the rewrite may stand.
+    shorter = "您的这个问题我需要进一步确认后才能回复您,好吗?"
+    assert check_rewrite(shorter, script=script, **common).ok  # type: ignore[arg-type]
+    assert (
+        cuts_into_script("您心情我明白,请问您希望怎样处理呢?", "您的心情我明白,请问您希望怎样处理呢?") == ""
+    )
+    assert cuts_into_script("非常抱歉给您带来了不便," + script, script) == ""
 
 
 def _case(split: str, situation: str, upset: bool, expect: tuple[str, ...]) -> TurnCase:

@@ -7,6 +7,7 @@ the script and passages it was given. Otherwise the script is shown and the reas
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -104,6 +105,27 @@ def opens_with_empathy(text: str) -> bool:
     return any(marker in head for marker in EMPATHY_MARKERS)
 
 
+MIN_CUT_CHARS = (
+    3  # a dropped 的 or 这个 reads fine (22 of 105 tune rewrites did that); a dropped run of words does not
+)
+_CJK = re.compile(r"[\u4e00-\u9fff]")
+
+
+def cuts_into_script(text: str, script: str) -> str:
+    """The words the rewrite dropped from inside a clause of the script ('' when none).
+
+    The small model often "rewrites" by deleting words: 「您的这个问题我需要进一步确认后才能回复您」 became
+    「您需要进一步确认后才能回复您」 (now the customer must confirm): it overlaps the script, so no other check sees
+    it. Dropping a whole clause or paraphrasing (a replacement) is left to the other checks."""
+    matcher = difflib.SequenceMatcher(None, script, text, autojunk=False)
+    for tag, i1, i2, _j1, _j2 in matcher.get_opcodes():
+        cut = script[i1:i2]
+        inside = i1 > 0 and i2 < len(script) and _CJK.match(script[i1 - 1]) and _CJK.match(script[i2])
+        if tag == "delete" and inside and len(_CJK.findall(cut)) >= MIN_CUT_CHARS:
+            return cut
+    return ""
+
+
 def sentence_count(text: str) -> int:
     return len([part for part in re.split(r"[。！？!?]+", text) if part.strip()])
 
@@ -152,6 +174,9 @@ def check_rewrite(
         )
     if empathy_first and not opens_with_empathy(stripped):
         return GuardVerdict(False, "drops the empathy the customer is owed first")
+    cut = cuts_into_script(stripped, script)
+    if cut:
+        return GuardVerdict(False, f"cuts words out of the script mid-sentence ({cut})")
     grounding = overlap(stripped, [script, *call_context])
     if grounding < MIN_GROUNDING:
         return GuardVerdict(
