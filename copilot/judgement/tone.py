@@ -61,6 +61,8 @@ _ANGRY += [
     # complaints about how they were treated (general, not any one merchant's words)
     "态度", "恶劣", "差评", "不应该", "承担", "没人管", "没人理", "不理", "挂我电话", "挂了电话",
     "给我挂", "不接", "解决了没有", "到底", "凭什么", "为什么不", "什么情况",
+    # done with this agent or this channel
+    "不想听你", "不想跟你", "换一个人", "换个人", "换个客服", "有用的话",
 ]  # fmt: skip
 # Harm and suffering the customer reports (food safety, illness, spoiled or foreign objects, feeling wronged).
 _DISTRESSED = [
