@@ -242,3 +242,11 @@ def test_the_suite_counts_kept_and_refused_rewrites_and_their_latency() -> None:
     assert (test["llm_kept"], test["llm_rewrites"]) == (1, 2)  # the disabled one never ran
     assert test["llm_refused"] == {"promise not in the handbook or the call": 1}
     assert (test["script_ms_p50"], test["done_ms_p50"]) == (30.0, 2000.0)
+
+
+def test_the_prompt_names_the_customer_only_when_a_name_is_known() -> None:
+    from copilot.suggest.prompt import suggestion_messages
+
+    unnamed = suggestion_messages("退款什么时候到", "我帮您查一下", ["条款"], "您")[-1].content
+    named = suggestion_messages("退款什么时候到", "我帮您查一下", ["条款"], "王先生")[-1].content
+    assert "称呼" not in unnamed and "称呼客户为：王先生" in named
