@@ -334,8 +334,9 @@ class Retriever:
         self._bm25.index([tokenize(d) for d in documents], show_progress=False)
         self._vocabulary = set(self._bm25.vocab_dict)
         self._situation_table = _situation_table(self.layout.situation_rows, len(self.situations))
-        # Each situation's passages in the order of its clauses: the first clause is its main guidance.
-        self._clause_rows = tuple(
+        # Each situation's passages in the order of its clauses (the first clause is its main guidance),
+        # for the cue ranking and the suggestion's citations.
+        self.clause_rows = tuple(
             tuple(
                 dict.fromkeys(row for quote in situation.clauses for row in rows if quote in searchable[row])
             )
@@ -404,7 +405,7 @@ class Retriever:
         if views is not None and len(cued) > 1:
             scores = self.situation_scores(views)
             cued.sort(key=lambda i: -scores[i])
-        return list(dict.fromkeys(row for i in cued for row in self._clause_rows[i]))
+        return list(dict.fromkeys(row for i in cued for row in self.clause_rows[i]))
 
     # --- search ----------------------------------------------------------------------------------
 

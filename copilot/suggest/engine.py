@@ -217,6 +217,10 @@ class Suggester:
             situation.key: rows
             for situation, rows in zip(retriever.situations, retriever.links.passages, strict=True)
         }
+        self._clause_rows = {
+            situation.key: rows
+            for situation, rows in zip(retriever.situations, retriever.clause_rows, strict=True)
+        }
         self._situations = {situation.key: situation for situation in retriever.situations}
         self.gate = gate  # shared by every session: how many rewrites run at once
         self.max_new_tokens = max_new_tokens
@@ -311,7 +315,7 @@ class Suggester:
             chosen = (GENERIC_SCRIPT, fill(GENERIC_SCRIPT))
         script, text = chosen
         quotes = self._situations[move_key].clauses if move_key in self._situations else ()
-        passages = self._clause_passages(move_key, quotes)
+        passages = [self.retriever.passages[row].id for row in self._clause_rows.get(move_key, ())]
         if script.passage_id:
             passages.insert(0, script.passage_id)
         if upset and not opens_with_empathy(text):
@@ -334,16 +338,6 @@ class Suggester:
             move_key=move_key,
             quotes=quotes,
         )
-
-    def _clause_passages(self, key: str, quotes: Sequence[str]) -> list[str]:
-        """The ids of a situation's passages, in the order of its clause quotes (the first is the main one)."""
-        rows = self._situation_rows.get(key, ())
-        texts = {
-            row: f"{self.retriever.passages[row].section}\n{self.retriever.passages[row].text}"
-            for row in rows
-        }
-        order = {row: next((i for i, q in enumerate(quotes) if q in texts[row]), len(quotes)) for row in rows}
-        return [self.retriever.passages[row].id for row in sorted(rows, key=lambda row: order[row])]
 
     def _empathy(self, mood: str) -> str:
         """The handbook's empathy line for this mood (as a script quotes it)."""
