@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import statistics
 import unicodedata
 from collections.abc import Sequence
 from functools import cache
@@ -46,6 +47,11 @@ def cer(refs: Sequence[str], hyps: Sequence[str]) -> float:
     if not pairs:
         return math.nan
     return float(jiwer.cer([r for r, _ in pairs], [h for _, h in pairs]))
+
+
+def p50(values: Sequence[float]) -> float | None:
+    """The median, rounded to 0.1 (milliseconds in the suites' tables); None for no values."""
+    return round(statistics.median(values), 1) if values else None
 
 
 def percentile(values: Sequence[float], q: float) -> float:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import statistics
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -29,6 +28,7 @@ from typing import Any
 from copilot.config import Config
 from copilot.errors import ConfigError
 from copilot.evaluation import EvalOutcome, Metric, SuiteOptions, rate, register_suite
+from copilot.evaluation.metrics import p50
 from copilot.evaluation.realdata import HELPDESK, LABELS_DIR, PHONE_CALLS, dialogues, label_rows, split_of
 from copilot.types import Segment
 
@@ -176,15 +176,12 @@ def score(
                     if r.get("fallback") is not False
                 )
             ),
-            "script_ms_p50": _median([r.get("latency_ms", {}).get("script") for _, r, _ in chosen]),
-            "done_ms_p50": _median([r["latency_ms"]["done"] for r in rewritten]),
+            "script_ms_p50": p50(
+                [t for _, r, _ in chosen if (t := (r.get("latency_ms") or {}).get("script")) is not None]
+            ),
+            "done_ms_p50": p50([r["latency_ms"]["done"] for r in rewritten]),
         }
     return out
-
-
-def _median(values: Sequence[Any]) -> float | None:
-    numbers = [float(v) for v in values if v is not None]
-    return round(statistics.median(numbers), 1) if numbers else None
 
 
 def render(data: dict[str, Any]) -> str:

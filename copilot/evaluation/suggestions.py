@@ -8,7 +8,6 @@ two sentences), kept (the LLM's rewrite survived the guard, vs replaced by the s
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +18,7 @@ import yaml
 from copilot.config import REPO_DIR, Config
 from copilot.errors import ConfigError
 from copilot.evaluation import EvalOutcome, SuiteOptions, register_suite
+from copilot.evaluation.metrics import p50
 from copilot.suggest.engine import Suggester, Suggestion, SuggestOptions, run_to_end
 from copilot.suggest.guard import sentence_count
 from copilot.types import Segment
@@ -76,10 +76,6 @@ def evaluate(suggester: Suggester, cases: list[SuggestionCase], *, use_llm: bool
     return results
 
 
-def _p50(values: list[float]) -> float | None:
-    return round(statistics.median(values), 1) if values else None
-
-
 def summary(results: list[CaseResult]) -> dict[str, Any]:
     n = len(results) or 1
     llm_tried = [r for r in results if r.suggestion.reason != "LLM disabled"]
@@ -99,9 +95,9 @@ def summary(results: list[CaseResult]) -> dict[str, Any]:
         "llm_replaced": len(llm_tried) - len(kept),
         "replaced_because": reasons,
         "latency_ms_p50": {
-            "script": _p50([t.script for t in timing if t.script is not None]),
-            "first_token": _p50([t.first_token for t in timing if t.first_token is not None]),
-            "done": _p50([t.done for t in timing if t.done is not None]),
+            "script": p50([t.script for t in timing if t.script is not None]),
+            "first_token": p50([t.first_token for t in timing if t.first_token is not None]),
+            "done": p50([t.done for t in timing if t.done is not None]),
         },
         "examples_kept": [
             {"say": r.case.say, "script": r.suggestion.script, "text": r.suggestion.text}
