@@ -150,7 +150,7 @@ def check_rewrite(
     stripped = text.strip()
     if not stripped:
         return GuardVerdict(False, "empty rewrite")
-    cjk = sum(1 for c in stripped if "\u4e00" <= c <= "\u9fff")
+    cjk = len(_CJK.findall(stripped))
     if cjk < 0.6 * len([c for c in stripped if not c.isspace() and c not in "，。！？、：；,.!?"]):
         return GuardVerdict(False, "not Chinese")
     if len(stripped) > MAX_CHARS or sentence_count(stripped) > MAX_SENTENCES:
