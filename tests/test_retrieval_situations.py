@@ -95,3 +95,22 @@ def test_shipped_phrasings_are_not_copies_of_eval_queries():
         if _similarity(example, query) >= NEAR_COPY
     ]
     assert copies == []
+
+
+@pytest.mark.parametrize(
+    ("key", "says_it", "does_not"),
+    [
+        # a whole turn of 没有了 answers 还有其他可以帮您的吗; 没有了 inside a sentence is something else
+        (
+            "closing",
+            ["嗯没有了", "没有了谢谢嗯嗯", "嗯没有了没有了谢谢"],
+            ["嗯没有了然后就是我要求赔付因为", "那连保险都没有了你们这个"],
+        ),
+        # the caller asks the agent to repeat; a caller repeating herself is not asking
+        ("speech_pace", ["嗯什么你再说一遍", "你说啥", "你说的太快了"], ["我再说一遍我要退款", "他也没说啥"]),
+    ],
+)
+def test_shipped_cues_catch_the_moment_and_not_lookalikes(key, says_it, does_not):
+    cues = {s.key: s.cues for s in load_situations(KNOWLEDGE)}[key]
+    assert all(re.search(cues, text) for text in says_it), says_it
+    assert not any(re.search(cues, text) for text in does_not), does_not
