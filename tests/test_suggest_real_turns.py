@@ -160,6 +160,31 @@ def test_a_question_gets_confirm_then_answer_and_cites_its_passage(engine: Sugge
     assert asked.cites[0].id == "p-ask" and asked.cites[0].quote  # type: ignore[attr-defined]
 
 
+def test_a_borrowed_script_cites_the_moment_first_then_where_its_words_come_from(tmp_path: Path) -> None:
+    # The farewell is the last line of the silent-line script; said at a normal closing, the closing clause
+    # is what the agent follows, and the silent-line passage only says where the words are from.
+    passages = [
+        Passage("p-silent", "h.txt", "", "无声电话问候语,如果没有声音,感谢您的来电,再见!"),
+        Passage("p-close", "h.txt", "礼仪 > 挂电话前的礼貌", "挂电话前的礼貌绝不可忽视。"),
+        *PASSAGES,
+    ]
+    farewell = Script("s-bye", "感谢您的来电,再见!", "无声", "silent_line", "opening", passage_id="p-silent")
+    closing = _situation(
+        "closing", "挂电话前的礼貌", "感谢您的来电", ("好的再见",), special=True, cues="^没有了$"
+    )
+    embedder = HashEmbedder()
+    build_index(passages, embedder, tmp_path, [*SITUATIONS, closing])
+    import faiss
+
+    dense = faiss.read_index(str(tmp_path / "dense.faiss"))
+    retriever = Retriever(
+        passages, RetrievalConfig(), embedder=embedder, dense_index=dense, situations=[*SITUATIONS, closing]
+    )
+    said = _say(Suggester(retriever, [*SCRIPTS, farewell], embedder=embedder), ("customer", "没有了"))
+    assert said.text == "感谢您的来电,再见!"  # type: ignore[attr-defined]
+    assert [c.id for c in said.cites[:2]] == ["p-close", "p-silent"]  # type: ignore[attr-defined]
+
+
 def test_search_says_none_for_what_the_handbooks_do_not_cover(engine: Suggester) -> None:
     found = assess(engine.retriever, "the weather in Paris tomorrow")
     assert found.none_fits and not found.hits and found.closest

@@ -316,8 +316,12 @@ class Suggester:
         script, text = chosen
         quotes = self._situations[move_key].clauses if move_key in self._situations else ()
         passages = [self.retriever.passages[row].id for row in self._clause_rows.get(move_key, ())]
-        if script.passage_id:
+        if script.passage_id and script.situation_key == move_key:
             passages.insert(0, script.passage_id)
+        elif script.passage_id:
+            # Words borrowed from another moment (the farewell is the silent-line script's last line): the
+            # move's main clause is cited first, then the script's passage, where the words are from.
+            passages.append(script.passage_id)
         if upset and not opens_with_empathy(text):
             text = f"{self._empathy(mood)},{text}"
             passages += [
@@ -374,10 +378,12 @@ class Suggester:
         return best
 
     def cites(self, choice: ScriptChoice, k: int) -> tuple[Cite, ...]:
-        """The passages the suggestion rests on: the move's main one, what retrieval found, the move's others."""
+        """The passages the suggestion rests on: the move's main one (and the script's own passage when its
+        words are borrowed from another moment), what retrieval found, the move's others."""
         own = [self.retriever.by_id[i] for i in choice.passages if i in self.retriever.by_id]
+        lead = own[:1] + [p for p in own[1:] if p.id == choice.script.passage_id]
         cited: list[Cite] = []
-        for passage in [*own[:1], *(hit.passage for hit in choice.hits), *own[1:]]:
+        for passage in [*lead, *(hit.passage for hit in choice.hits), *own]:
             if len(cited) >= k or any(c.id == passage.id for c in cited):
                 continue
             quote = _quote(passage.text, choice.quotes)
