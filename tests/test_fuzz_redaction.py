@@ -110,7 +110,8 @@ emails = st.builds(
 @FUZZ
 @given(email=emails, before=contexts, after=contexts)
 def test_generated_emails_are_masked(email: str, before: str, after: str) -> None:
-    out = redact(before + email + after)
+    # The context may spell a name cue (我是谢下 was drawn); names have their own tests.
+    out = redact(before + email + after, ALL_KINDS - {"name"})
     assert email not in out and MASKS["email"] in out
     assert out == before + MASKS["email"] + after
 

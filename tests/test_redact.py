@@ -46,6 +46,17 @@ def test_other_kinds() -> None:
     assert [s.kind for s in find_pii("13812345678，13987654321")] == ["mobile", "mobile"]
 
 
+def test_a_mobile_read_straight_into_a_card_number_masks_both() -> None:
+    # One run of 30 digits is too long for any one number: the mobile at either end is split off, then
+    # the rest is a card number of its own.
+    assert redact("我的号码是138123456786222021234567890123") == "我的号码是[手机号][银行卡号]"
+    assert redact("卡号622202123456789012313812345678") == "卡号[银行卡号][手机号]"
+    assert redact("订单号是12345678901234567890123") == "订单号是12345678901234567890123"
+    # found by hypothesis: masking the mobile left a card number standing alone for a second redaction
+    text = "0" * 40 + "一13000000000三000000000000000"
+    assert redact(redact(text)) == redact(text) == "0" * 40 + "一[手机号][银行卡号]"
+
+
 def test_ordinary_text_is_untouched() -> None:
     for text in (
         "型号是XQB80-1688，去年八月份买的。",

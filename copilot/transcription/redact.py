@@ -417,8 +417,14 @@ def _group_sizes(digits: list[_Digit]) -> list[int]:
 _GLUED_MOBILE = re.compile(r"(?<![0-9０-９])1[3-9]\d{9}(?![0-9０-９])")
 
 
+# A mobile number read straight into another number (138123456786222…): the run is too long for any one
+# number; the mobile at its start or end is masked and the rest is looked at again (find_pii).
+_RUN_END_MOBILE = re.compile(r"(?<![0-9０-９])1[3-9]\d{9}(?=\d{9})|(?<=\d{9})1[3-9]\d{9}(?![0-9０-９])")
+
+
 def _glued_mobile_spans(text: str) -> list[PiiSpan]:
-    return [PiiSpan("mobile", m.start(), m.end(), m.group()) for m in _GLUED_MOBILE.finditer(text)]
+    found = [*_GLUED_MOBILE.finditer(text), *_RUN_END_MOBILE.finditer(text)]
+    return [PiiSpan("mobile", m.start(), m.end(), m.group()) for m in sorted(found, key=lambda m: m.start())]
 
 
 def _email_spans(text: str) -> list[PiiSpan]:
@@ -521,16 +527,39 @@ _FINDERS: tuple[tuple[frozenset[PiiKind], Callable[[str], list[PiiSpan]]], ...] 
 )
 
 
-def find_pii(text: str, kinds: Collection[str] = ALL_KINDS) -> list[PiiSpan]:
-    """Every piece of personal data of ``kinds`` in ``text``, in order, never overlapping (earlier finders
-    win: an e-mail's digits are not also a phone number)."""
-    spans: list[PiiSpan] = []
+# Looks again around what was masked: a number may stand alone only once its neighbour is gone.
+MAX_MASKING_PASSES = 3
+
+
+def _find_once(text: str, kinds: Collection[str], spans: list[PiiSpan]) -> list[PiiSpan]:
+    found: list[PiiSpan] = []
     for finds, finder in _FINDERS:
         if not finds & set(kinds):
             continue
         for span in finder(text):
-            if span.kind in kinds and not any(span.start < s.end and s.start < span.end for s in spans):
-                spans.append(span)
+            taken = [*spans, *found]
+            if span.kind in kinds and not any(span.start < s.end and s.start < span.end for s in taken):
+                found.append(span)
+    return found
+
+
+def find_pii(text: str, kinds: Collection[str] = ALL_KINDS) -> list[PiiSpan]:
+    """Every piece of personal data of ``kinds`` in ``text``, in order, never overlapping (earlier finders
+    win: an e-mail's digits are not also a phone number).
+
+    Found again with what was found covered, until nothing new: a mobile number read straight into a
+    card number is one run of digits too long to be either, until the mobile is masked. Redacting the
+    redacted text then changes nothing."""
+    spans: list[PiiSpan] = []
+    covered = text
+    for _ in range(MAX_MASKING_PASSES):
+        found = _find_once(covered, kinds, spans)
+        if not found:
+            break
+        spans += [dataclasses.replace(s, text=text[s.start : s.end]) for s in found]
+        # "]" like the end of a mask: no digit, no separator, and _context stops at it.
+        for s in found:
+            covered = covered[: s.start] + "]" * (s.end - s.start) + covered[s.end :]
     return sorted(spans, key=lambda s: s.start)
 
 
