@@ -30,3 +30,28 @@ def test_one_guarded_cited_suggestion_per_line(tmp_path: Path, capsys: pytest.Ca
         broken = [f.rule for f in rules.check_utterance(said) if f.kind not in NON_SUGGESTION_KINDS]
         assert row["text"] and not broken, (row["text"], broken)
         assert row["latency_ms"]["script"] is not None and row["latency_ms"]["done"] is not None
+
+
+# Real callers' moments (phrasings of ../shared/realdata's tune part) and what the shipped knowledge answers.
+MOMENTS = {
+    "你说啥你再说一遍": "我再慢一点为您重复一遍",  # asked to repeat: slower, again
+    "嗯没有了": "感谢您的来电,再见",  # the answer to 还有其他可以帮您的吗
+    "嗯您稍等我看一下啊": "",  # the caller asks for a moment: the agent waits
+    "你好啊那个那个": "",  # a hello, not a thank-you
+}
+
+
+@pytest.mark.real
+def test_real_moments_get_the_handbook_answer_or_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    utterances = tmp_path / "moments.txt"
+    utterances.write_text("\n".join(MOMENTS) + "\n", encoding="utf-8")
+    assert main(["suggest", "--file", str(utterances), "--json", "--no-llm"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    for (turn, expected), row in zip(MOMENTS.items(), rows, strict=True):
+        if expected:
+            assert expected in row["text"], (turn, row["text"])
+        else:
+            assert row["text"] == "" and row["move"] == "none" and row["reason"], (turn, row)
+            assert not row["special_situation_script"]

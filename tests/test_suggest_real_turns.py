@@ -154,13 +154,17 @@ def test_upset_customer_gets_empathy_first_and_a_backchannel_gets_nothing(engine
     assert nothing.move == "none" and nothing.text == "" and nothing.reason  # type: ignore[attr-defined]
 
 
-@pytest.mark.parametrize("turn", ["你稍等一下我看看啊", "好的那你等一下", "等我一下", "嗯您稍等我记一下"])
+@pytest.mark.parametrize(
+    "turn", ["你稍等一下我看看啊", "好的那你等一下", "等我一下", "嗯您稍等我记一下", "我得看一下你稍等啊"]
+)
 def test_a_caller_asking_the_agent_to_hold_on_gets_nothing_to_say(engine: Suggester, turn: str) -> None:
     held = _say(engine, ("agent", "请问您的订单号是多少"), ("customer", turn))
     assert held.move == "none" and held.text == "" and "moment" in held.reason  # type: ignore[attr-defined]
 
 
-@pytest.mark.parametrize("turn", ["等会儿你给我回电话吧我现在在开车", "我等会儿要上班那这个什么时候能修好呢"])
+@pytest.mark.parametrize(
+    "turn", ["等会儿你给我回电话吧我现在在开车", "我等会儿要上班那这个什么时候能修好呢", "你等会儿再打过来吧"]
+)
 def test_waiting_words_that_are_not_a_hold_request_get_a_suggestion(engine: Suggester, turn: str) -> None:
     said = _say(engine, ("customer", turn))
     assert said.move != "none" and said.text  # type: ignore[attr-defined]

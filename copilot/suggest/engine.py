@@ -61,6 +61,8 @@ SITUATION_CONFIDENCE = 0.4  # ... and any other situation's script (below: the g
 CALM_MOODS = frozenset({"calm", "thankful", "neutral", "satisfied"})  # any other mood label is upset
 THANKFUL_MOODS = frozenset({"thankful", "satisfied"})
 MID_CALL_SITUATIONS = frozenset({"greeting", "holiday_greeting", "answer_late", "silent_line"})
+GREETINGS = frozenset({"greeting", "holiday_greeting", "answer_late"})
+GREETING_ONLY = re.compile(r"[嗯啊哦喂哎诶,，。 ]*(?:你好|您好)[啊呀吧哈那个,，。!！ ]*$")
 # Situations whose scripts already put empathy first, and upset situations (they make empathy owed).
 UPSET_SITUATION_KEYS = frozenset(
     {
@@ -95,8 +97,8 @@ MIN_CONTENT_CHARS = 4  # a turn with fewer content characters (嗯好的, 对对
 # scripts are the agent's own words (我帮您查询一下,请您稍等) and the recap answers nothing. 40 of 3,267
 # labelled caller lines of ../shared/realdata; "等会儿你给我回电话" is not a hold request.
 HOLD_REQUEST = re.compile(
-    r"(?:^|[嗯啊哦好行的那吧哈,，。 ])(?:你|您)?先?(?:稍等|稍微等|等一下|等我|等等|等会儿?)"
-    r"(?!.{0,6}(?:你|您)(?:再|会)?(?:给我)?(?:打|回|联系))"
+    r"(?:你|您|^|[嗯啊哦好行的那吧哈,，。 ])先?(?:稍等|稍微等|等一下|等我|等等|等会儿?)"
+    r"(?!.{0,6}(?:(?:你|您)(?:再|会)?(?:给我)?|再)(?:打|回|联系))"
 )
 NOTHING_TEXT = ""  # what "no suggestion" shows: nothing to say, with the reason beside it
 
@@ -269,6 +271,8 @@ class Suggester:
         situation = top if top is not None and top.confidence >= _needed(top.situation) else None
         if situation is not None and mid_call and situation.situation.key in MID_CALL_SITUATIONS:
             situation = None  # never the opening mid-call
+        if situation is not None and GREETING_ONLY.match(latest) and situation.situation.key not in GREETINGS:
+            situation = None  # 你好啊那个那个 is a hello (or the caller back at the phone), not a thank-you
         # A complaint among the best matches owes empathy, unless the turn is confidently a special or
         # settled situation (a wrong number or a thank-you is not a complaint).
         complaint = any(m.situation.key in COMPLAINT_KEYS for m in found.situations[:COMPLAINT_TOP]) and not (
