@@ -129,9 +129,10 @@ def test_good_call_replayed_at_max_speed_shows_transcript_an_llm_suggestion_and_
     page.locator("#live-details input[type=checkbox]").check()
     details.wait_for(state="visible", timeout=PAGE_LOAD)
     text = details.inner_text()
-    # the call ends on the customer's 没有了 (nothing else needed): there is nothing to answer, and the panel
-    # says so plainly instead of offering a script; the LLM was on and asked for nothing
-    assert "nothing to suggest" in text and "cites:" in text and "LLM disabled" not in text, (state, text)
+    # the call ends on the customer's 没有了, the answer to 请问还有其他可以帮您的吗: the handbook's farewell, as
+    # this call's agent said it (感谢您的来电…再见), with its clauses cited; the LLM was on
+    said = suggestion.locator(".cp-say-text").inner_text()
+    assert "再见" in said and "cites:" in text and "LLM disabled" not in text, (state, said, text)
     # the suggestion answers the customer's last words, shown as its reason
     last_customer = [s["text"] for s in good if s["role"] == "customer"][-1]
     assert last_customer[:10] in suggestion.locator(".cp-reason").inner_text()
