@@ -94,8 +94,9 @@ CONTEXT_TURNS = 4  # the last turns read for what the agent already said
 REPEAT_OVERLAP = 0.7  # share of a script's character bigrams the agent already said that makes it a repeat
 MIN_CONTENT_CHARS = 4  # a turn with fewer content characters (嗯好的, 对对) needs no new suggestion
 # The caller asks the agent to hold on (你稍等一下 / 等我一下, 稍等我看一下): the agent waits. The hold
-# scripts are the agent's own words (我帮您查询一下,请您稍等) and the recap answers nothing. 40 of 3,267
-# labelled caller lines of ../shared/realdata; "等会儿你给我回电话" is not a hold request.
+# scripts are the agent's own words (我帮您查询一下,请您稍等) and the recap answers nothing. 39 of the 3,267
+# labelled caller lines of ../shared/realdata (a question after it is answered as usual); "等会儿你给我回电话"
+# is not a hold request.
 HOLD_REQUEST = re.compile(
     r"(?:你|您|^|[嗯啊哦好行的那吧哈,，。 ])先?(?:稍等|稍微等|等一下|等我|等等|等会儿?)"
     r"(?!.{0,6}(?:(?:你|您)(?:再|会)?(?:给我)?|再)(?:打|回|联系))"
