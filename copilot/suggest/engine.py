@@ -281,6 +281,15 @@ class Suggester:
             and (top.situation.key in SETTLED_KEYS or (situation is not None and situation.situation.special))
         )
         upset = mood not in CALM_MOODS or complaint
+
+        def nothing(why: str) -> ScriptChoice:
+            return ScriptChoice(
+                GENERIC_SCRIPT, NOTHING_TEXT, found.hits, 0.0, None, "none", mood, upset, False,
+                found.none_fits, why=why,
+            )  # fmt: skip
+
+        if mood in CALM_MOODS and HOLD_REQUEST.search(latest) and not QUESTION.search(latest):
+            return nothing("nothing to suggest: the customer asked for a moment; wait for them")
         slots = extract_slots(segments)
 
         def fill(script: Script) -> str:
@@ -303,12 +312,6 @@ class Suggester:
                         return script, fill(script)
             return None
 
-        if mood in CALM_MOODS and HOLD_REQUEST.search(latest) and not QUESTION.search(latest):
-            why = "nothing to suggest: the customer asked for a moment; wait for them"
-            return ScriptChoice(
-                GENERIC_SCRIPT, NOTHING_TEXT, found.hits, 0.0, None, "none", mood, upset, False,
-                found.none_fits, why=why,
-            )  # fmt: skip
         chosen: tuple[Script, str] | None = None
         move = "script"
         move_key = situation.situation.key if situation is not None else ""
@@ -318,11 +321,9 @@ class Suggester:
             situation = None
             move = "general"
             if content_chars(latest) < MIN_CONTENT_CHARS and mood in CALM_MOODS:
-                why = "nothing to suggest: the turn adds nothing to answer (a backchannel or a filler)"
-                return ScriptChoice(
-                    GENERIC_SCRIPT, NOTHING_TEXT, found.hits, 0.0, None, "none", mood, upset, False,
-                    found.none_fits, why=why,
-                )  # fmt: skip
+                return nothing(
+                    "nothing to suggest: the turn adds nothing to answer (a backchannel or a filler)"
+                )
             elif mood in THANKFUL_MOODS and not QUESTION.search(latest) and not complaint:
                 move_key = THANKS_MOVE
             else:
