@@ -413,18 +413,18 @@ def _group_sizes(digits: list[_Digit]) -> list[int]:
     return sizes
 
 
-# A mobile number glued to letters (tel13812345678, a WeChat id wx13812345678 said without its cue).
-_GLUED_MOBILE = re.compile(r"(?<![0-9０-９])1[3-9]\d{9}(?![0-9０-９])")
-
-
-# A mobile number read straight into another number (138123456786222…): the run is too long for any one
-# number; the mobile at its start or end is masked and the rest is looked at again (find_pii).
-_RUN_END_MOBILE = re.compile(r"(?<![0-9０-９])1[3-9]\d{9}(?=\d{9})|(?<=\d{9})1[3-9]\d{9}(?![0-9０-９])")
+# A mobile number glued to letters (tel13812345678, a WeChat id wx13812345678 said without its cue), or read
+# straight into another number (138123456786222…): that run is too long for any one number, so the mobile at
+# its start or end is masked and the rest is looked at again (find_pii).
+_GLUED_MOBILE = re.compile(
+    r"(?<![0-9０-９])1[3-9]\d{9}(?![0-9０-９])"
+    r"|(?<![0-9０-９])1[3-9]\d{9}(?=\d{9})"
+    r"|(?<=\d{9})1[3-9]\d{9}(?![0-9０-９])"
+)
 
 
 def _glued_mobile_spans(text: str) -> list[PiiSpan]:
-    found = [*_GLUED_MOBILE.finditer(text), *_RUN_END_MOBILE.finditer(text)]
-    return [PiiSpan("mobile", m.start(), m.end(), m.group()) for m in sorted(found, key=lambda m: m.start())]
+    return [PiiSpan("mobile", m.start(), m.end(), m.group()) for m in _GLUED_MOBILE.finditer(text)]
 
 
 def _email_spans(text: str) -> list[PiiSpan]:
@@ -531,14 +531,15 @@ _FINDERS: tuple[tuple[frozenset[PiiKind], Callable[[str], list[PiiSpan]]], ...] 
 MAX_MASKING_PASSES = 3
 
 
-def _find_once(text: str, kinds: Collection[str], spans: list[PiiSpan]) -> list[PiiSpan]:
+def _find_once(text: str, kinds: Collection[str], taken: Sequence[PiiSpan]) -> list[PiiSpan]:
+    """One pass of every finder over ``text``: the spans that overlap neither ``taken`` nor each other."""
     found: list[PiiSpan] = []
     for finds, finder in _FINDERS:
         if not finds & set(kinds):
             continue
         for span in finder(text):
-            taken = [*spans, *found]
-            if span.kind in kinds and not any(span.start < s.end and s.start < span.end for s in taken):
+            clash = any(span.start < s.end and s.start < span.end for s in (*taken, *found))
+            if span.kind in kinds and not clash:
                 found.append(span)
     return found
 
@@ -551,15 +552,14 @@ def find_pii(text: str, kinds: Collection[str] = ALL_KINDS) -> list[PiiSpan]:
     card number is one run of digits too long to be either, until the mobile is masked. Redacting the
     redacted text then changes nothing."""
     spans: list[PiiSpan] = []
-    covered = text
+    covered = list(text)
     for _ in range(MAX_MASKING_PASSES):
-        found = _find_once(covered, kinds, spans)
+        found = _find_once("".join(covered), kinds, spans)
         if not found:
             break
         spans += [dataclasses.replace(s, text=text[s.start : s.end]) for s in found]
-        # "]" like the end of a mask: no digit, no separator, and _context stops at it.
-        for s in found:
-            covered = covered[: s.start] + "]" * (s.end - s.start) + covered[s.end :]
+        for s in found:  # "]" like the end of a mask: no digit, no separator, and _context stops at it
+            covered[s.start : s.end] = "]" * (s.end - s.start)
     return sorted(spans, key=lambda s: s.start)
 
 
