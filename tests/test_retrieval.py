@@ -17,6 +17,7 @@ from copilot.knowledge.retrieval import (
     DENSE_FILE,
     Retriever,
     build_index,
+    default_index_dir,
     index_problem,
     index_text,
     open_retriever,
@@ -187,6 +188,29 @@ def test_stale_or_mismatched_index_is_rebuilt_with_notice_or_refused(tmp_path):
     assert notices and "rebuilding" in notices[0]
     assert index_problem(tmp_path, changed, embedder) == ""
     assert retriever.search("改过的文字", k=1)[0].passage.text == "改过的文字。"
+
+
+def test_each_embedder_keeps_its_own_index_under_copilot_home(copilot_home_per_test):
+    # A trainer comparing embedders switches back and forth: neither switch may rebuild the other's index.
+    first, second = HashEmbedder(), HashEmbedder(dimension=128)
+    notices: list[str] = []
+
+    def open_with(embedder: HashEmbedder) -> Retriever:
+        return open_retriever(
+            Config(), passages=PASSAGES, situations=[], embedder=embedder, log=notices.append
+        )
+
+    open_with(first)
+    open_with(second)
+    assert len(notices) == 2 and all("rebuilding" in n for n in notices)  # one build each, nothing before
+    notices.clear()
+    reopened = open_with(first)
+    open_with(second)
+    assert notices == []
+    assert reopened.search("方言", k=1)[0].passage.id == "a"
+    folders = {default_index_dir(first.name), default_index_dir(second.name)}
+    assert len(folders) == 2
+    assert all(f.parent == copilot_home_per_test / "index" and (f / DENSE_FILE).is_file() for f in folders)
 
 
 def test_a_rebuild_embeds_only_new_views(tmp_path):

@@ -43,7 +43,7 @@ def _run(args: argparse.Namespace) -> int:
     situations = load_situations(knowledge)
     unresolved = link_situations(situations, passages, [index_text(p) for p in passages]).unresolved
     embedder = load_embedder(config.embedder)
-    directory = default_index_dir()
+    directory = default_index_dir(embedder.name)
     problem = index_problem(directory, passages, embedder, situations)
     manifest = read_manifest(directory)
     if problem or args.force or manifest is None:

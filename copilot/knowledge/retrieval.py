@@ -16,7 +16,7 @@
 Mode ``dense`` fuses 1+2, ``bm25`` is 3 alone, ``hybrid`` fuses all four.
 
 One passage table keyed by id (knowledge/passages.jsonl). All dense views (passages and situations)
-live in one FAISS inner-product index of unit vectors under ``$COPILOT_HOME/index/``, with a manifest
+live in one FAISS inner-product index of unit vectors under ``$COPILOT_HOME/index/<embedder>/``, with a manifest
 (embedder, dimension, corpus hash, situations hash, view count); an index whose manifest does not match
 the passages, situations and embedder in use is rebuilt with a notice, or refused with
 ``on_stale="refuse"``: never used silently. The row layout is recomputed from the same inputs on load.
@@ -153,8 +153,12 @@ def view_layout(passages: Sequence[Passage], situations: Sequence[Situation]) ->
     return ViewLayout(np.asarray(owners, dtype=np.int64), np.asarray(situation_owners, dtype=np.int64))
 
 
-def default_index_dir() -> Path:
-    return copilot_home() / "index"
+def default_index_dir(embedder_name: str) -> Path:
+    """One index folder per embedder: a trainer comparing embedders keeps both indexes (each took ~80 s
+    to rebuild whenever the other ran), and the manifest still guards passages and situations."""
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(embedder_name).name).strip("-.")[:48] or "embedder"
+    digest = hashlib.sha256(embedder_name.encode("utf-8")).hexdigest()[:8]
+    return copilot_home() / "index" / f"{slug}-{digest}"
 
 
 def read_manifest(index_dir: Path) -> IndexManifest | None:
@@ -577,7 +581,7 @@ def open_retriever(
         from copilot.knowledge.embedding import load_embedder
 
         embedder = load_embedder(config.embedder)
-    directory = index_dir or default_index_dir()
+    directory = index_dir or default_index_dir(embedder.name)
     problem = index_problem(directory, table, embedder, situations)
     if problem:
         if on_stale == "refuse":
