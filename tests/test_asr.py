@@ -361,7 +361,7 @@ def test_trimmed_window_transcribes_a_real_clip_like_the_full_window(
 def test_live_decode_settings_transcribe_real_speech_without_word_times(
     whisper_ct2_dir: Path, shared_dir: Path
 ) -> None:
-    """What live calls decode with (greedy, trimmed window, no alignment pass) still reads the clip."""
+    """What live calls decode with (trimmed window, no alignment pass) still reads the clip."""
     import jiwer
 
     from copilot.transcription.audio import read_all
