@@ -193,6 +193,9 @@ def test_stale_or_mismatched_index_is_rebuilt_with_notice_or_refused(tmp_path):
 def test_each_embedder_keeps_its_own_index_under_copilot_home(copilot_home_per_test):
     # A trainer comparing embedders switches back and forth: neither switch may rebuild the other's index.
     first, second = HashEmbedder(), HashEmbedder(dimension=128)
+    legacy = copilot_home_per_test / "index" / DENSE_FILE  # where earlier releases kept the only index
+    legacy.parent.mkdir()
+    legacy.write_bytes(b"old")
     notices: list[str] = []
 
     def open_with(embedder: HashEmbedder) -> Retriever:
@@ -211,6 +214,7 @@ def test_each_embedder_keeps_its_own_index_under_copilot_home(copilot_home_per_t
     folders = {default_index_dir(first.name), default_index_dir(second.name)}
     assert len(folders) == 2
     assert all(f.parent == copilot_home_per_test / "index" and (f / DENSE_FILE).is_file() for f in folders)
+    assert not legacy.exists()
 
 
 def test_a_rebuild_embeds_only_new_views(tmp_path):

@@ -161,6 +161,12 @@ def default_index_dir(embedder_name: str) -> Path:
     return copilot_home() / "index" / f"{slug}-{digest}"
 
 
+def drop_shared_index() -> None:
+    """Delete the one index all embedders shared in earlier releases (it sat where the folders now are)."""
+    for name in (MANIFEST_FILE, DENSE_FILE, VIEWS_FILE):
+        (copilot_home() / "index" / name).unlink(missing_ok=True)
+
+
 def read_manifest(index_dir: Path) -> IndexManifest | None:
     path = index_dir / MANIFEST_FILE
     if not path.is_file():
@@ -581,6 +587,8 @@ def open_retriever(
         from copilot.knowledge.embedding import load_embedder
 
         embedder = load_embedder(config.embedder)
+    if index_dir is None:
+        drop_shared_index()
     directory = index_dir or default_index_dir(embedder.name)
     problem = index_problem(directory, table, embedder, situations)
     if problem:
