@@ -70,6 +70,14 @@ def test_bad_regex_is_reported_with_its_place() -> None:
         parse_playbook(data)
 
 
+def test_an_unknown_cue_key_is_named_on_one_line() -> None:
+    data = _data()
+    data["cues"]["recap"]["\n"] = 0  # hypothesis found it: the key's line break split the message
+    with pytest.raises(PlaybookError) as raised:
+        parse_playbook(data)
+    assert str(raised.value) == "cues.recap has unknown key(s): '\\n'"
+
+
 @pytest.mark.parametrize(
     ("mutate", "fragment"),
     [

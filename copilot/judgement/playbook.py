@@ -250,7 +250,8 @@ def _cue_set(name: str, value: Any, where: str) -> CueSet:
     table = _table(value, where)
     unknown = set(table) - {"phrases", "patterns", "exceptions"}
     if unknown:
-        raise PlaybookError(f"{where} has unknown key(s): {', '.join(sorted(map(str, unknown)))}")
+        # repr: a key with a line break or a blank in it (hypothesis found "\n") still reads on one line
+        raise PlaybookError(f"{where} has unknown key(s): {', '.join(sorted(map(repr, unknown)))}")
     cues = CueSet(
         name=name,
         phrases=_strings(table.get("phrases"), f"{where}.phrases"),
