@@ -31,7 +31,6 @@ def _run(args: argparse.Namespace) -> int:
     from copilot.knowledge.retrieval import (
         build_index,
         default_index_dir,
-        drop_shared_index,
         index_problem,
         index_text,
         read_manifest,
@@ -44,7 +43,6 @@ def _run(args: argparse.Namespace) -> int:
     situations = load_situations(knowledge)
     unresolved = link_situations(situations, passages, [index_text(p) for p in passages]).unresolved
     embedder = load_embedder(config.embedder)
-    drop_shared_index()
     directory = default_index_dir(embedder.name)
     problem = index_problem(directory, passages, embedder, situations)
     manifest = read_manifest(directory)

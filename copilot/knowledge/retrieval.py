@@ -155,16 +155,16 @@ def view_layout(passages: Sequence[Passage], situations: Sequence[Situation]) ->
 
 def default_index_dir(embedder_name: str) -> Path:
     """One index folder per embedder: a trainer comparing embedders keeps both indexes (each took ~80 s
-    to rebuild whenever the other ran), and the manifest still guards passages and situations."""
+    to rebuild whenever the other ran), and the manifest still guards passages and situations.
+
+    The one index all embedders shared in earlier releases sat where the folders now are: it is deleted
+    on the way (its files, if any), so an upgrade leaves nothing unused behind."""
+    root = copilot_home() / "index"
+    for name in (MANIFEST_FILE, DENSE_FILE, VIEWS_FILE):
+        (root / name).unlink(missing_ok=True)
     slug = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(embedder_name).name).strip("-.")[:48] or "embedder"
     digest = hashlib.sha256(embedder_name.encode("utf-8")).hexdigest()[:8]
-    return copilot_home() / "index" / f"{slug}-{digest}"
-
-
-def drop_shared_index() -> None:
-    """Delete the one index all embedders shared in earlier releases (it sat where the folders now are)."""
-    for name in (MANIFEST_FILE, DENSE_FILE, VIEWS_FILE):
-        (copilot_home() / "index" / name).unlink(missing_ok=True)
+    return root / f"{slug}-{digest}"
 
 
 def read_manifest(index_dir: Path) -> IndexManifest | None:
@@ -587,8 +587,6 @@ def open_retriever(
         from copilot.knowledge.embedding import load_embedder
 
         embedder = load_embedder(config.embedder)
-    if index_dir is None:
-        drop_shared_index()
     directory = index_dir or default_index_dir(embedder.name)
     problem = index_problem(directory, table, embedder, situations)
     if problem:

@@ -60,8 +60,8 @@ SPECIAL_CONFIDENCE = 0.5  # calibrated P(the turn is this situation) a special-s
 SITUATION_CONFIDENCE = 0.4  # ... and any other situation's script (below: the general move)
 CALM_MOODS = frozenset({"calm", "thankful", "neutral", "satisfied"})  # any other mood label is upset
 THANKFUL_MOODS = frozenset({"thankful", "satisfied"})
-MID_CALL_SITUATIONS = frozenset({"greeting", "holiday_greeting", "answer_late", "silent_line"})
 GREETINGS = frozenset({"greeting", "holiday_greeting", "answer_late"})
+MID_CALL_SITUATIONS = GREETINGS | {"silent_line"}  # the opening's situations: never offered mid-call
 GREETING_ONLY = re.compile(r"[嗯啊哦喂哎诶,，。 ]*(?:你好|您好)[啊呀吧哈那个,，。!！ ]*$")
 # Situations whose scripts already put empathy first, and upset situations (they make empathy owed).
 UPSET_SITUATION_KEYS = frozenset(
