@@ -50,6 +50,15 @@ def test_bad_call_flags_appear_with_their_clauses(engines: FakeEngines, shared_d
     assert state.mood is not None and state.mood.label == "angry"
 
 
+def test_panel_mood_reads_the_latest_line_with_the_customers_earlier_ones(engines: FakeEngines) -> None:
+    session = CallSession(engines, SessionOptions(background=False, use_llm=False))
+    session.add_segment(Segment("customer", 0.0, 3.0, "你们这什么破东西,我要投诉"))
+    session.add_segment(Segment("agent", 3.5, 5.0, "您好,请问是什么问题"))
+    session.add_segment(Segment("customer", 5.5, 9.0, "我家的洗衣机是去年五月买的那台白色的"))
+    state = session.state()
+    assert state.mood is not None and state.mood.label == "angry"  # no cue of its own: still upset
+
+
 def test_panel_shows_redacted_text(engines: FakeEngines) -> None:
     session = CallSession(engines, SessionOptions(background=False, use_llm=False))
     session.add_segment(Segment("customer", 0.0, 3.0, "我的手机号是13812345678，洗衣机坏了"))

@@ -154,6 +154,21 @@ def test_upset_customer_gets_empathy_first_and_a_backchannel_gets_nothing(engine
     assert nothing.move == "none" and nothing.text == "" and nothing.reason  # type: ignore[attr-defined]
 
 
+def test_a_line_without_cues_after_an_angry_one_still_gets_empathy_first(engine: Suggester) -> None:
+    """The suggester reads the mood as the checks do: with the customer's earlier lines."""
+    plain = "我家的洗衣机是去年五月买的那台白色的"
+    alone = _say(engine, ("customer", plain))
+    assert alone.mood == "calm"  # type: ignore[attr-defined]
+    after_anger = _say(
+        engine,
+        ("customer", "你们这什么破东西,我要投诉"),
+        ("agent", "您好,请问是什么问题"),
+        ("customer", plain),
+    )
+    assert after_anger.upset and after_anger.mood == "angry"  # type: ignore[attr-defined]
+    assert opens_with_empathy(after_anger.text)  # type: ignore[attr-defined]
+
+
 @pytest.mark.parametrize(
     "turn", ["你稍等一下我看看啊", "好的那你等一下", "等我一下", "嗯您稍等我记一下", "我得看一下你稍等啊"]
 )
@@ -291,3 +306,42 @@ def test_the_prompt_names_the_customer_only_when_a_name_is_known() -> None:
     unnamed = suggestion_messages("退款什么时候到", "我帮您查一下", ["条款"], "您")[-1].content
     named = suggestion_messages("退款什么时候到", "我帮您查一下", ["条款"], "王先生")[-1].content
     assert "称呼" not in unnamed and "称呼客户为：王先生" in named
+
+
+def test_the_suite_counts_empathy_on_labelled_caller_lines_read_in_context(
+    engine: Suggester, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    from copilot.evaluation import realdata
+    from copilot.evaluation.realsuggest import caller_line_empathy
+
+    call_id = next(f"call-{n}" for n in range(100) if realdata.split_of(f"call-{n}") == "test")
+    turns = [
+        ("agent", "您好,请问有什么可以帮您"),
+        ("customer", "你们这什么破东西,我要投诉"),  # angry: empathy owed
+        ("agent", "您好,请问是什么问题"),
+        ("customer", "我家的洗衣机是去年五月买的那台白色的"),  # labelled angry: no cue, the mood carries over
+        ("agent", "好的,我帮您登记"),
+        ("customer", "嗯好的"),  # calm backchannel: nothing to say, so no apology
+    ]
+    (tmp_path / "realdata").mkdir()
+    (tmp_path / "realdata" / realdata.PHONE_CALLS).write_text(
+        json.dumps({"id": call_id, "turns": [{"role": r, "text": t} for r, t in turns]}, ensure_ascii=False),
+        encoding="utf-8",
+    )
+    labels = tmp_path / "labels"
+    labels.mkdir()
+    (labels / "customer_lines.tsv").write_text(
+        f"dialogue_id\tturn\tmood\n{call_id}\t1\tangry\n{call_id}\t3\tangry\n{call_id}\t5\tcalm\n"
+        "some-other-call\t0\tangry\n",  # a call not in the data is skipped
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("COPILOT_SHARED", str(tmp_path))
+    realdata.dialogues.cache_clear()
+    try:
+        counts = caller_line_empathy(engine, labels)
+    finally:
+        realdata.dialogues.cache_clear()
+    assert counts["test"] == {"upset": 2, "empathy_when_upset": 2, "calm": 1, "empathy_when_calm": 0}
+    assert counts["tune"] == {}

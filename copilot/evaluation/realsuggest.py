@@ -8,6 +8,10 @@ say-able as is, no invented promise, cites a passage that fits) is judged by rea
 ``eval/realdata/suggest_rubric.tsv``: a row counts only while the suggestion it judged is unchanged (a short
 hash of its text is stored with it).
 
+Beside them, on every labelled caller line of the phone calls (``customer_lines.tsv``, the mood in that line,
+read in context), each with the call's earlier turns: how often the suggestion opens with empathy when the
+caller is upset, and when they are calm (over-apologising is the cost of reading upset too eagerly).
+
 ``--from-jsonl F`` scores the output of ``copilot suggest --file TURNS --json`` (any version, one line per
 labelled turn, in the label file's order) instead of running the suggester: how the previous release's
 "before" figures are made. ``--dump F`` writes the suggestions with their turns for reading (outside the repo).
@@ -36,6 +40,9 @@ TURNS_FILE = "suggest_turns.tsv"
 RUBRIC_FILE = "suggest_rubric.tsv"
 RUBRIC_POINTS = ("relevant", "polite", "sayable", "no_invented_promise", "cites_fitting_passage")
 CONTEXT_TURNS = 6  # earlier turns of the dialogue given with the labelled turn
+LINES_FILE = "customer_lines.tsv"
+LINE_CONTEXT_TURNS = 8  # earlier turns given with each labelled caller line
+UPSET_LABELS = frozenset({"angry", "distressed", "anxious"})
 RECALL_AT = 3
 # Script situations (knowledge/scripts.yaml keys, also the older releases') that are special situations:
 # used to read outputs that do not say themselves whether a special-situation script was used.
@@ -85,6 +92,31 @@ def load_cases(labels_dir: Path = LABELS_DIR) -> list[TurnCase]:
             )
         )  # fmt: skip
     return cases
+
+
+def caller_line_empathy(suggester: Any, labels_dir: Path = LABELS_DIR) -> dict[str, dict[str, int]]:
+    """Per part: labelled caller lines upset / calm, and how many of each got a suggestion opening with empathy."""
+    from copilot.suggest.guard import opens_with_empathy
+
+    calls = dialogues(PHONE_CALLS)
+    counts = {part: Counter[str]() for part in ("tune", "test")}
+    for row in label_rows(LINES_FILE, labels_dir):
+        dialogue = calls.get(row["dialogue_id"])
+        if dialogue is None:
+            continue
+        index = int(row["turn"])
+        turns = [
+            t for t in dialogue.turns[max(0, index - LINE_CONTEXT_TURNS) : index + 1] if t.role != "system"
+        ]
+        segments = tuple(
+            Segment("agent" if t.role == "agent" else "customer", float(i), float(i) + 1.0, t.text)
+            for i, t in enumerate(turns)
+        )
+        kind = "upset" if row["mood"] in UPSET_LABELS else "calm"
+        tally = counts[split_of(row["dialogue_id"])]
+        tally[kind] += 1
+        tally[f"empathy_when_{kind}"] += opens_with_empathy(suggester.choose_script(segments).text)
+    return {part: dict(tally) for part, tally in counts.items()}
 
 
 def read_rubric(path: Path) -> dict[tuple[str, int, str], dict[str, str]]:
@@ -199,6 +231,14 @@ def render(data: dict[str, Any]) -> str:
         )
         points = "  ".join(f"{p} {v}" for p, v in m["rubric_points"].items())
         lines.append(f"        rubric points: {points}")
+        if m.get("caller_lines"):
+            c = m["caller_lines"]
+            upset, calm = c.get("upset", 0), c.get("calm", 0)
+            lines.append(
+                f"        labelled caller lines: empathy when upset {c.get('empathy_when_upset', 0)}/{upset} "
+                f"= {rate(c.get('empathy_when_upset', 0), upset)}, when calm {c.get('empathy_when_calm', 0)}/"
+                f"{calm} = {rate(c.get('empathy_when_calm', 0), calm)}"
+            )
         if m["llm_rewrites"]:
             refused = ", ".join(
                 f"{why} {n}" for why, n in sorted(m["llm_refused"].items(), key=lambda x: -x[1])
@@ -231,6 +271,7 @@ def run_realsuggest(
         flags = rules.check_utterance(Segment("agent", 0.0, 1.0, text))
         return [f.rule for f in flags if f.kind not in NON_SUGGESTION_KINDS]
 
+    lines: dict[str, dict[str, int]] = {}
     if from_jsonl is not None:
         rows = read_jsonl(from_jsonl, len(cases))
         retriever = open_retriever(config)
@@ -248,6 +289,7 @@ def run_realsuggest(
             )
             for c in cases
         ]
+        lines = caller_line_empathy(suggester)
     ranks = []
     if search_jsonl is not None:
         for case, answer in zip(cases, read_jsonl(search_jsonl, len(cases)), strict=True):
@@ -293,6 +335,8 @@ def run_realsuggest(
         else ("suggester with LLM" if use_llm else "suggester, scripts"),
         **score(cases, rows, ranks, read_rubric(rubric_path), forbidden),
     }
+    for part, tally in lines.items():
+        data[part]["caller_lines"] = tally
     return EvalOutcome(render(data), data)
 
 
@@ -321,6 +365,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def metrics(data: dict[str, Any], config: Config) -> list[Metric]:
     test = data["test"]
+    lines = test.get("caller_lines", {})
     return [
         Metric("realsuggest_special_on_ordinary", "real turns: special scripts on ordinary (test)",
                test["special_on_ordinary"], "lower", "n", test["ordinary"]),
@@ -328,6 +373,10 @@ def metrics(data: dict[str, Any], config: Config) -> list[Metric]:
                "lower", "n", test["turns"]),
         Metric("realsuggest_empathy", "real turns: empathy when upset (test)",
                rate(test["empathy_when_upset"], test["upset"]), "higher", "", test["upset"]),
+        Metric("realsuggest_line_empathy", "caller lines: empathy when upset (test)",
+               rate(lines.get("empathy_when_upset", 0), lines.get("upset", 0)), "higher", "", lines.get("upset", 0)),
+        Metric("realsuggest_line_empathy_calm", "caller lines: empathy when calm (test)",
+               rate(lines.get("empathy_when_calm", 0), lines.get("calm", 0)), "lower", "", lines.get("calm", 0)),
         Metric("realsuggest_recall@3", "real turns: retrieval recall@3, none counted (test)", test["recall@3"],
                "higher", "", test["turns"]),
         Metric("realsuggest_rubric", "real turns: rubric, all points (test)", test["rubric_all_points"],

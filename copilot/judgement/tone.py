@@ -281,6 +281,11 @@ def _mood_in_context(text: str, context: tuple[str, ...]) -> ToneLabel:
     return customer_emotion(text, context=context)
 
 
+def mood_in_call(text: str, earlier: Sequence[str]) -> ToneLabel:
+    """One customer line's mood as :func:`customer_moods` reads it: with the customer's earlier lines."""
+    return _mood_in_context(text, tuple(earlier[-CONTEXT_LINES:]))
+
+
 def customer_moods(segments: Sequence[Segment]) -> dict[int, ToneLabel]:
     """The mood of every customer segment (by index), each read with the customer's earlier lines."""
     moods: dict[int, ToneLabel] = {}
@@ -288,7 +293,7 @@ def customer_moods(segments: Sequence[Segment]) -> dict[int, ToneLabel]:
     for i, segment in enumerate(segments):
         if segment.speaker != "customer":
             continue
-        moods[i] = _mood_in_context(segment.text, tuple(earlier[-CONTEXT_LINES:]))
+        moods[i] = mood_in_call(segment.text, earlier)
         earlier.append(segment.text)
     return moods
 

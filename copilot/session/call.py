@@ -19,7 +19,7 @@ from typing import Protocol
 from copilot.errors import CopilotError
 from copilot.judgement.engine import RuleEngine
 from copilot.judgement.operators import chars_per_minute
-from copilot.judgement.tone import customer_emotion
+from copilot.judgement.tone import mood_in_call
 from copilot.qa.review import ReviewOptions, review_call
 from copilot.suggest.engine import Suggester, Suggestion, SuggestOptions
 from copilot.transcription.redact import redact, redact_segments
@@ -255,7 +255,9 @@ class CallSession:
             errors = tuple(self._errors)
             now, finished = self._time, self._finished
         customer_turns = [s for s in segments if s.speaker == "customer"]
-        mood = customer_emotion(customer_turns[-1].text) if customer_turns else None
+        # read as the checks and the suggester read it: with the customer's earlier lines
+        lines = [s.text for s in customer_turns]
+        mood = mood_in_call(lines[-1], lines[:-1]) if lines else None
         recent_agent = [s for s in segments if s.speaker == "agent" and s.end >= now - PACE_WINDOW]
         return PanelState(
             time=now,
