@@ -170,6 +170,17 @@ def test_a_line_without_cues_after_an_angry_one_still_gets_empathy_first(engine:
 
 
 @pytest.mark.parametrize(
+    "turn", ["你光说抱歉有什么用,我的洗衣机还是坏的", "你别再跟我道歉了,洗衣机坏了怎么办"]
+)
+def test_a_caller_who_refuses_another_apology_gets_understanding_not_sorry(
+    engine: Suggester, turn: str
+) -> None:
+    said = _say(engine, ("agent", "非常抱歉给您带来了不便"), ("customer", turn))
+    assert said.upset and opens_with_empathy(said.text)  # type: ignore[attr-defined]
+    assert not any(word in said.text for word in ("抱歉", "对不起", "不好意思"))  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
     "turn", ["你稍等一下我看看啊", "好的那你等一下", "等我一下", "嗯您稍等我记一下", "我得看一下你稍等啊"]
 )
 def test_a_caller_asking_the_agent_to_hold_on_gets_nothing_to_say(engine: Suggester, turn: str) -> None:
@@ -240,6 +251,16 @@ def test_guard_refuses_parroting_templates_and_dropped_empathy() -> None:
         **common,  # type: ignore[arg-type]
     )
     assert not dropped.ok and "empathy" in dropped.reason
+
+
+def test_guard_refuses_a_new_apology_to_a_caller_who_refused_one() -> None:
+    script = "遇到这种情况确实很着急,我非常理解您的心情,您反映的问题我会记录下来并尽快核实处理。"
+    common = {"script": script, "passages": [], "call_context": [], "rule_violations": lambda _t: []}
+    sorry = "非常抱歉,我非常理解您的心情,您反映的问题我会记录下来并尽快核实处理。"
+    assert check_rewrite(sorry, **common).ok  # type: ignore[arg-type]
+    refused = check_rewrite(sorry, no_apology=True, **common)  # type: ignore[arg-type]
+    assert not refused.ok and "apologises" in refused.reason
+    assert check_rewrite(script, no_apology=True, **common).ok  # type: ignore[arg-type]
 
 
 def test_guard_refuses_a_rewrite_that_cuts_words_out_of_the_script() -> None:

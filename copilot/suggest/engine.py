@@ -29,7 +29,13 @@ from copilot.knowledge.query import build_query, turns
 from copilot.knowledge.retrieval import Assessment, Retriever, SituationMatch, assess
 from copilot.knowledge.situations import Situation
 from copilot.suggest.gate import GenerationGate
-from copilot.suggest.guard import check_rewrite, opens_with_empathy, overlap, unsupported_promises
+from copilot.suggest.guard import (
+    APOLOGY_WORDS,
+    check_rewrite,
+    opens_with_empathy,
+    overlap,
+    unsupported_promises,
+)
 from copilot.suggest.llm import Generator
 from copilot.suggest.prompt import suggestion_messages
 from copilot.suggest.slots import extract_slots, fill_company, fill_script, unfilled_placeholders
@@ -72,10 +78,11 @@ UPSET_SITUATION_KEYS = frozenset(
     }
 )  # fmt: skip
 # The handbooks' own empathy lines, by the customer's mood (quotes of knowledge/scripts.yaml).
+UNDERSTANDING = "遇到这种情况确实很着急,我非常理解您的心情"  # the empathy line that is no apology
 EMPATHY_QUOTES = {
     "angry": "非常抱歉给您带来了不便",
-    "distressed": "遇到这种情况确实很着急,我非常理解您的心情",
-    "anxious": "遇到这种情况确实很着急,我非常理解您的心情",
+    "distressed": UNDERSTANDING,
+    "anxious": UNDERSTANDING,
 }
 DEFAULT_EMPATHY = "非常抱歉给您带来了不便"
 # The general moves when no situation is confident (keys of knowledge/situations.yaml with ``says``).
@@ -101,6 +108,12 @@ HOLD_REQUEST = re.compile(
     r"(?:你|您|^|[嗯啊哦好行的那吧哈,，。 ])先?(?:稍等|稍微等|等一下|等我|等等|等会儿?)"
     r"(?!.{0,6}(?:(?:你|您)(?:再|会)?(?:给我)?|再)(?:打|回|联系))"
 )
+# The caller refuses another apology (你别抱歉了, 你光说抱歉有什么用): empathy without saying sorry again, then the
+# matter (4 tune-part lines of ../shared/realdata, each after the agent had apologised more than once).
+APOLOGY_REFUSED = re.compile(
+    r"(?:别|不要|不用)再?(?:给我|跟我)?(?:说|讲)?(?:这些|什么)?(?:道歉|抱歉|对不起|不好意思)"
+    r"|(?:道歉|抱歉|对不起|不好意思)(?:有什么用|没用|顶什么用)"
+)  # ... and the script's own opening apology is dropped (很抱歉给您添麻烦了,您反映的问题… -> 您反映的问题…)
 NOTHING_TEXT = ""  # what "no suggestion" shows: nothing to say, with the reason beside it
 
 
@@ -166,6 +179,7 @@ class ScriptChoice:
     why: str = ""  # for move none: why nothing is suggested
     move_key: str = ""  # the situation whose script or general move this is
     quotes: tuple[str, ...] = ()  # the move's clause quotes: what to quote of a cited passage
+    no_apology: bool = False  # the caller refused another apology: none in the script, none in a rewrite
 
 
 def content_chars(text: str) -> int:
@@ -199,6 +213,12 @@ def _match(found: Assessment, key: str) -> SituationMatch | None:
         if match.situation.key == key:
             return match
     return None
+
+
+def without_apology(text: str) -> str:
+    """The script without its opening apology clause (很抱歉给您添麻烦了,您反映的问题… -> 您反映的问题…)."""
+    head, comma, rest = text.partition(",")
+    return rest if comma and APOLOGY_WORDS.search(head) and rest else text
 
 
 def _repeats(text: str, said: str) -> bool:
@@ -285,6 +305,7 @@ class Suggester:
             and (top.situation.key in SETTLED_KEYS or (situation is not None and situation.situation.special))
         )
         upset = mood not in CALM_MOODS or complaint
+        refused = bool(APOLOGY_REFUSED.search(latest))  # no apology again: understanding, then the matter
 
         def nothing(why: str) -> ScriptChoice:
             return ScriptChoice(
@@ -345,8 +366,10 @@ class Suggester:
             # Words borrowed from another moment (the farewell is the silent-line script's last line): the
             # move's main clause is cited first, then the script's passage, where the words are from.
             passages.append(script.passage_id)
+        if refused:
+            text = without_apology(text)
         if upset and not opens_with_empathy(text):
-            text = f"{self._empathy(mood)},{text}"
+            text = f"{self._empathy(mood, sorry=not refused)},{text}"
             passages += [
                 self.retriever.passages[row].id for row in self._situation_rows.get("emotion_acceptance", ())
             ]
@@ -364,14 +387,15 @@ class Suggester:
             tuple(dict.fromkeys(passages)),
             move_key=move_key,
             quotes=quotes,
+            no_apology=refused,
         )
 
-    def _empathy(self, mood: str) -> str:
-        """The handbook's empathy line for this mood (as a script quotes it)."""
-        quote = EMPATHY_QUOTES.get(mood, DEFAULT_EMPATHY)
+    def _empathy(self, mood: str, *, sorry: bool = True) -> str:
+        """The handbook's empathy line for this mood (as a script quotes it); ``sorry=False``: no apology."""
+        quote = EMPATHY_QUOTES.get(mood, DEFAULT_EMPATHY) if sorry else UNDERSTANDING
         if any(quote in script.text for script in self.scripts):
             return quote
-        return DEFAULT_EMPATHY
+        return DEFAULT_EMPATHY if sorry else UNDERSTANDING  # never sorry again to a caller who refused it
 
     def _closest_script(self, segments: Sequence[Segment], blocked: frozenset[str]) -> ScriptChoice:
         """Without a situation layer: the script closest to the query, its passage and the mood."""
@@ -540,6 +564,7 @@ class Suggester:
                 rule_violations=self.rule_violations,
                 customer_turn=customer,
                 empathy_first=choice.empathy_first,
+                no_apology=choice.no_apology,
             )
             if verdict.ok and text.strip() not in options.blocked:
                 yield replace(

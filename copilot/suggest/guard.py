@@ -53,6 +53,7 @@ EMPATHY_MARKERS = (
     "添麻烦",
     "让您失望",
 )
+APOLOGY_WORDS = re.compile(r"抱歉|对不起|不好意思|道歉")
 EMPATHY_WINDOW = 16  # characters: empathy must come first, not at the end of a long script
 MIN_GROUNDING = (
     0.5  # share of the rewrite's bigrams from the script or the call (handbook examples don't count)
@@ -140,13 +141,15 @@ def check_rewrite(
     min_overlap: float = MIN_OVERLAP,
     customer_turn: str = "",
     empathy_first: bool = False,
+    no_apology: bool = False,
 ) -> GuardVerdict:
     """Decide whether the LLM's rewrite may replace the script. ``rule_violations`` returns rule ids.
 
     Beyond rules and promises: the rewrite must not leave a template unfilled, must not parrot the customer
     instead of answering, must rest on the script or the call rather than on a handbook example (「您是产品开机后
     无法显示屏幕，对吗？」 copied from a passage for 「这个损失谁负责？」), and must keep empathy first when the
-    script put it first (``empathy_first``)."""
+    script put it first (``empathy_first``), and must not apologise to a caller who refused another apology
+    (``no_apology``)."""
     stripped = text.strip()
     if not stripped:
         return GuardVerdict(False, "empty rewrite")
@@ -174,6 +177,8 @@ def check_rewrite(
         )
     if empathy_first and not opens_with_empathy(stripped):
         return GuardVerdict(False, "drops the empathy the customer is owed first")
+    if no_apology and APOLOGY_WORDS.search(stripped):
+        return GuardVerdict(False, "apologises again to a caller who asked not to be")
     cut = cuts_into_script(stripped, script)
     if cut:
         return GuardVerdict(False, f"cuts words out of the script mid-sentence ({cut})")
