@@ -66,7 +66,9 @@ AsrBackend = Literal["faster-whisper", "openai-whisper"]
 class AsrConfig:
     backend: AsrBackend = "faster-whisper"
     model: str = "whisper-base"  # packaged name, local path, or hub id (e.g. "large-v3")
-    compute_type: str = "int8"  # faster-whisper only: int8 is fastest on CPU at equal accuracy
+    # faster-whisper only: int8 is fastest on CPU at equal accuracy (tuning real clips, CER / plain int8:
+    # int8 1.008, float32 1.000 at 1.54x the CPU; eval/bench_transcription.py --config)
+    compute_type: str = "int8"
     beam_size: int = 5  # 1 = greedy; 5 halves the CER of base on Mandarin at ~2x cost
     language: str = "zh"
     # Simplified-Chinese prompt: without it Whisper base often writes Traditional characters.
