@@ -19,6 +19,7 @@ from tests.fakes_embedding import HashEmbedder
         ("那什么时候能来修？", "calm"),  # a question about time is not anxiety by itself
         ("对，就是这样。", "calm"),
         ("我对这次维修很不满意。", "angry"),
+        ("你们回电话有什么用啊", "angry"),  # what was done is useless
     ],
 )
 def test_customer_emotion_from_words(text: str, label: str) -> None:

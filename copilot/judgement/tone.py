@@ -63,6 +63,8 @@ _ANGRY += [
     "给我挂", "不接", "解决了没有", "到底", "凭什么", "为什么不", "什么情况",
     # done with this agent or this channel
     "不想听你", "不想跟你", "换一个人", "换个人", "换个客服", "有用的话",
+    # what was done or said is useless (tune part: 7 lines, all labelled upset)
+    "有什么用", "什么用都没有", "什么都不懂", "什么都不会",
 ]  # fmt: skip
 # Harm and suffering the customer reports (food safety, illness, spoiled or foreign objects, feeling wronged).
 _DISTRESSED = [
