@@ -108,12 +108,13 @@ HOLD_REQUEST = re.compile(
     r"(?:你|您|^|[嗯啊哦好行的那吧哈,，。 ])先?(?:稍等|稍微等|等一下|等我|等等|等会儿?)"
     r"(?!.{0,6}(?:(?:你|您)(?:再|会)?(?:给我)?|再)(?:打|回|联系))"
 )
-# The caller refuses another apology (你别抱歉了, 你光说抱歉有什么用): empathy without saying sorry again, then the
-# matter (4 tune-part lines of ../shared/realdata, each after the agent had apologised more than once).
+# The caller refuses another apology (你别抱歉了, 你光说抱歉有什么用): empathy without saying sorry again, the
+# script without its opening apology, then the matter (4 tune-part lines of ../shared/realdata, each after the
+# agent had apologised more than once).
 APOLOGY_REFUSED = re.compile(
     r"(?:别|不要|不用)再?(?:给我|跟我)?(?:说|讲)?(?:这些|什么)?(?:道歉|抱歉|对不起|不好意思)"
     r"|(?:道歉|抱歉|对不起|不好意思)(?:有什么用|没用|顶什么用)"
-)  # ... and the script's own opening apology is dropped (很抱歉给您添麻烦了,您反映的问题… -> 您反映的问题…)
+)
 NOTHING_TEXT = ""  # what "no suggestion" shows: nothing to say, with the reason beside it
 
 
@@ -284,6 +285,7 @@ class Suggester:
         earlier = history[:latest_at]
         # The mood as the checks read it: a line without cues of its own keeps an upset mood of the customer's
         # last lines (labelled caller lines of ../shared/realdata, tune part: empathy when upset 0.868 -> 0.901).
+        # The merged turn's mood reads the turns before it; the last line's, every earlier customer line.
         earlier_lines = [t.text for t in earlier if t.speaker != "agent"]
         if content_chars(last_line) >= MIN_CONTENT_CHARS:
             latest = last_line
