@@ -130,6 +130,8 @@ def test_options_are_validated():
         StreamOptions(threshold=1.5).validated()
     with pytest.raises(ValueError):
         StreamOptions(max_utterance=0.5, min_silence=0.4).validated()
+    with pytest.raises(ValueError, match="lead"):
+        StreamOptions(lead=-1.0).validated()
 
 
 # --- ChannelStream with a scripted transcriber and an energy VAD ----------------------------------------
@@ -171,8 +173,21 @@ def test_stream_gives_tentative_text_before_the_commit_and_never_decodes_the_who
     assert any(isinstance(e, TentativeText) and e.text == "第0句" for e in events[:first_commit])
     assert len([e for e in events if isinstance(e, Committed)]) == 12
     longest = max(end - start for start, end, _ in fake.calls)
-    assert longest < 4.0  # each decode sees one utterance plus padding, however long the call
+    # each decode sees one 3-s utterance with its lead-in and padding, however long the call
+    assert longest < 3.0 + stream.options.lead + stream.options.pad + 0.1
     assert len(stream._buffer) < 5 * SAMPLE_RATE  # memory stays bounded too
+
+
+def test_final_decode_reads_a_lead_in_that_stops_short_of_the_previous_utterance():
+    lines = (Line(3.0, 5.0, "第一句"), Line(5.8, 7.0, "第二句"))  # 0.8 s apart: a commit between them
+    fake = ScriptedTranscriber(lines)
+    audio = tone_track([(line.start, line.end) for line in lines], duration=9.0)
+    stream = ChannelStream("customer", fake, EnergyVad(), StreamOptions(partials=False, lead=1.0, pad=0.2))
+    events = stream_audio(stream, audio)
+    assert [e.segment.text for e in events if isinstance(e, Committed)] == ["第一句", "第二句"]
+    (first_start, _, _), (second_start, _, _) = fake.calls
+    assert first_start == pytest.approx(2.0, abs=0.05)  # a full second of lead-in before the first
+    assert second_start == pytest.approx(5.2, abs=0.05)  # after the first utterance's end and pad, not 4.8
 
 
 def test_empty_decode_clears_tentative_text_and_commits_nothing():
