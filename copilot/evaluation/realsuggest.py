@@ -33,7 +33,15 @@ from copilot.config import Config
 from copilot.errors import ConfigError
 from copilot.evaluation import EvalOutcome, Metric, SuiteOptions, rate, register_suite
 from copilot.evaluation.metrics import p50
-from copilot.evaluation.realdata import HELPDESK, LABELS_DIR, PHONE_CALLS, dialogues, label_rows, split_of
+from copilot.evaluation.realdata import (
+    HELPDESK,
+    LABELS_DIR,
+    PHONE_CALLS,
+    Dialogue,
+    dialogues,
+    label_rows,
+    split_of,
+)
 from copilot.types import Segment
 
 TURNS_FILE = "suggest_turns.tsv"
@@ -72,6 +80,16 @@ def suggestion_hash(text: str) -> str:
     return hashlib.sha1(text.encode("utf-8")).hexdigest()[:10]
 
 
+def with_context(dialogue: Dialogue, index: int, depth: int) -> tuple[Segment, ...]:
+    """Turn ``index`` of a dialogue after its earlier turns within ``depth`` (system turns left out), one
+    second each on a made-up clock, as the suggester reads a call."""
+    earlier = [t for t in dialogue.turns[max(0, index - depth) : index] if t.role != "system"]
+    return tuple(
+        Segment("agent" if t.role == "agent" else "customer", float(i), float(i) + 1.0, t.text)
+        for i, t in enumerate([*earlier, dialogue.turns[index]])
+    )
+
+
 def load_cases(labels_dir: Path = LABELS_DIR) -> list[TurnCase]:
     """Every labelled turn with its context (ConfigError when the real dialogues are not there)."""
     cases = []
@@ -79,16 +97,12 @@ def load_cases(labels_dir: Path = LABELS_DIR) -> list[TurnCase]:
         file = PHONE_CALLS if row["dialogue_id"].startswith("musied") else HELPDESK
         dialogue = dialogues(file)[row["dialogue_id"]]
         index = int(row["turn"])
-        earlier = [t for t in dialogue.turns[max(0, index - CONTEXT_TURNS) : index] if t.role != "system"]
-        segments = [
-            Segment("agent" if t.role == "agent" else "customer", float(i), float(i) + 1.0, t.text)
-            for i, t in enumerate([*earlier, dialogue.turns[index]])
-        ]
+        segments = with_context(dialogue, index, CONTEXT_TURNS)
         expect = () if row["expect"].strip() == "none" else tuple(s.strip() for s in row["expect"].split("|"))
         cases.append(
             TurnCase(
                 row["dialogue_id"], index, split_of(row["dialogue_id"]), row["situation"],
-                row["upset"] == "yes", expect, dialogue.turns[index].text, tuple(segments),
+                row["upset"] == "yes", expect, dialogue.turns[index].text, segments,
             )
         )  # fmt: skip
     return cases
@@ -104,14 +118,7 @@ def caller_line_empathy(suggester: Any, labels_dir: Path = LABELS_DIR) -> dict[s
         dialogue = calls.get(row["dialogue_id"])
         if dialogue is None:
             continue
-        index = int(row["turn"])
-        turns = [
-            t for t in dialogue.turns[max(0, index - LINE_CONTEXT_TURNS) : index + 1] if t.role != "system"
-        ]
-        segments = tuple(
-            Segment("agent" if t.role == "agent" else "customer", float(i), float(i) + 1.0, t.text)
-            for i, t in enumerate(turns)
-        )
+        segments = with_context(dialogue, int(row["turn"]), LINE_CONTEXT_TURNS)
         kind = "upset" if row["mood"] in UPSET_LABELS else "calm"
         tally = counts[split_of(row["dialogue_id"])]
         tally[kind] += 1

@@ -288,6 +288,11 @@ def mood_in_call(text: str, earlier: Sequence[str]) -> ToneLabel:
     return _mood_in_context(text, tuple(earlier[-CONTEXT_LINES:]))
 
 
+def latest_mood(lines: Sequence[str]) -> ToneLabel | None:
+    """The mood of the last of a customer's lines, read with the ones before it (None without a line)."""
+    return mood_in_call(lines[-1], lines[:-1]) if lines else None
+
+
 def customer_moods(segments: Sequence[Segment]) -> dict[int, ToneLabel]:
     """The mood of every customer segment (by index), each read with the customer's earlier lines."""
     moods: dict[int, ToneLabel] = {}

@@ -19,7 +19,7 @@ from typing import Protocol
 from copilot.errors import CopilotError
 from copilot.judgement.engine import RuleEngine
 from copilot.judgement.operators import chars_per_minute
-from copilot.judgement.tone import mood_in_call
+from copilot.judgement.tone import latest_mood
 from copilot.qa.review import ReviewOptions, review_call
 from copilot.suggest.engine import Suggester, Suggestion, SuggestOptions
 from copilot.transcription.redact import redact, redact_segments
@@ -254,10 +254,8 @@ class CallSession:
             suggestion = self._suggestion
             errors = tuple(self._errors)
             now, finished = self._time, self._finished
-        customer_turns = [s for s in segments if s.speaker == "customer"]
         # read as the checks and the suggester read it: with the customer's earlier lines
-        lines = [s.text for s in customer_turns]
-        mood = mood_in_call(lines[-1], lines[:-1]) if lines else None
+        mood = latest_mood([s.text for s in segments if s.speaker == "customer"])
         recent_agent = [s for s in segments if s.speaker == "agent" and s.end >= now - PACE_WINDOW]
         return PanelState(
             time=now,

@@ -23,7 +23,7 @@ import numpy as np
 
 from copilot.config import CompanyConfig
 from copilot.judgement.engine import RuleEngine
-from copilot.judgement.tone import mood_in_call
+from copilot.judgement.tone import latest_mood, mood_in_call
 from copilot.knowledge.embedding import Embedder
 from copilot.knowledge.query import build_query, turns
 from copilot.knowledge.retrieval import Assessment, Retriever, SituationMatch, assess
@@ -281,15 +281,15 @@ class Suggester:
         latest = history[latest_at].text
         # The customer's last line is what to answer; the merged turn only when that line says nothing on its
         # own (ASR cut one sentence in two). A merged turn would carry an earlier 再见了 into a new question.
-        last_line = next((s.text.strip() for s in reversed(segments) if s.speaker != "agent"), "")
+        lines = [s.text.strip() for s in segments if s.speaker != "agent"]
         earlier = history[:latest_at]
         # The mood as the checks read it: a line without cues of its own keeps an upset mood of the customer's
         # last lines (labelled caller lines of ../shared/realdata, tune part: empathy when upset 0.868 -> 0.901).
-        # The merged turn's mood reads the turns before it; the last line's, every earlier customer line.
-        earlier_lines = [t.text for t in earlier if t.speaker != "agent"]
-        if content_chars(last_line) >= MIN_CONTENT_CHARS:
-            latest = last_line
-            earlier_lines = [s.text.strip() for s in segments if s.speaker != "agent"][:-1]
+        # The last line's mood reads every earlier customer line; the merged turn's, the turns before it.
+        if lines and content_chars(lines[-1]) >= MIN_CONTENT_CHARS:
+            latest, earlier_lines = lines[-1], lines[:-1]
+        else:
+            earlier_lines = [t.text for t in earlier if t.speaker != "agent"]
         said = " ".join(t.text for t in earlier[-CONTEXT_TURNS:] if t.speaker == "agent")
         mid_call = any(t.speaker == "agent" for t in earlier) or len(earlier) >= 2
         found = assess(self.retriever, latest, k=SEARCH_DEPTH)
@@ -409,8 +409,8 @@ class Suggester:
             similarity = self._script_vectors @ self.embedder.embed([query], kind="query")[0]
         slots = extract_slots(segments)
         # The handbooks' first rule for an upset caller is to apologise and empathise, whatever the topic.
-        lines = [s.text for s in segments if s.speaker != "agent"]
-        upset = mood_in_call(lines[-1], lines[:-1]).label not in CALM_MOODS if lines else False
+        mood = latest_mood([s.text for s in segments if s.speaker != "agent"])
+        upset = mood is not None and mood.label not in CALM_MOODS
         best: ScriptChoice | None = None
         for index, script in enumerate(self.scripts):
             text = fill_company(fill_script(script.text, slots), self.company)

@@ -267,12 +267,7 @@ class ChannelStream:
         self._in_speech = False
         self._shown = False  # tentative text is on screen and needs clearing if nothing commits
         self._prepared: tuple[Prepare, tuple[Segment, ...]] | None = None  # speculative final decode
-        self._said_to = -np.inf  # end of the last committed utterance: a lead-in stops short of it
-
-    @property
-    def _kept_before(self) -> float:
-        """Seconds of audio kept before an utterance: its pad, or the final decode's lead-in."""
-        return max(self.options.pad, self.options.lead)
+        self._said_to = float("-inf")  # end of the last committed utterance: a lead-in stops short of it
 
     @property
     def time(self) -> float:
@@ -339,7 +334,7 @@ class ChannelStream:
         assert self._buffer_start is not None
         begin = max(self._buffer_start, start - self.options.pad)
         if final:
-            lead_from = max(start - self.options.lead, float(self._said_to) + self.options.pad)
+            lead_from = max(start - self.options.lead, self._said_to + self.options.pad)
             begin = max(self._buffer_start, min(begin, lead_from))
         stop = min(self.time, end + self.options.pad)
         lo = round((begin - self._buffer_start) * SAMPLE_RATE)
@@ -376,10 +371,11 @@ class ChannelStream:
         return [TentativeText(self.speaker, start, "")]
 
     def _trim(self) -> None:
-        """Drop audio no future decode can need: before the utterance (or now) minus the pad."""
+        """Drop audio no future decode can need: before the utterance (or now) minus the pad or lead-in."""
         assert self._buffer_start is not None
         active = self.policy.active_start
-        keep_from = (active if active is not None else self.time) - self._kept_before - FRAME_SECONDS
+        kept_before = max(self.options.pad, self.options.lead)
+        keep_from = (active if active is not None else self.time) - kept_before - FRAME_SECONDS
         drop = int((keep_from - self._buffer_start) * SAMPLE_RATE)
         drop = min(max(0, drop), self._vad_pos)  # never drop audio the VAD has not seen
         if drop > 0:
