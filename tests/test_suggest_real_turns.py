@@ -202,9 +202,8 @@ def test_a_question_gets_confirm_then_answer_and_cites_its_passage(engine: Sugge
     assert asked.cites[0].id == "p-ask" and asked.cites[0].quote  # type: ignore[attr-defined]
 
 
-def test_a_borrowed_script_cites_the_moment_first_then_where_its_words_come_from(tmp_path: Path) -> None:
-    # The farewell is the last line of the silent-line script; said at a normal closing, the closing clause
-    # is what the agent follows, and the silent-line passage only says where the words are from.
+def _closing_engine(index_dir: Path) -> Suggester:
+    """The fake engine with a closing situation whose farewell is borrowed from the silent-line script."""
     passages = [
         Passage("p-silent", "h.txt", "", "无声电话问候语,如果没有声音,感谢您的来电,再见!"),
         Passage("p-close", "h.txt", "礼仪 > 挂电话前的礼貌", "挂电话前的礼貌绝不可忽视。"),
@@ -215,16 +214,36 @@ def test_a_borrowed_script_cites_the_moment_first_then_where_its_words_come_from
         "closing", "挂电话前的礼貌", "感谢您的来电", ("好的再见",), special=True, cues="^没有了$"
     )
     embedder = HashEmbedder()
-    build_index(passages, embedder, tmp_path, [*SITUATIONS, closing])
+    build_index(passages, embedder, index_dir, [*SITUATIONS, closing])
     import faiss
 
-    dense = faiss.read_index(str(tmp_path / "dense.faiss"))
+    dense = faiss.read_index(str(index_dir / "dense.faiss"))
     retriever = Retriever(
         passages, RetrievalConfig(), embedder=embedder, dense_index=dense, situations=[*SITUATIONS, closing]
     )
-    said = _say(Suggester(retriever, [*SCRIPTS, farewell], embedder=embedder), ("customer", "没有了"))
+    return Suggester(retriever, [*SCRIPTS, farewell], embedder=embedder)
+
+
+def test_a_borrowed_script_cites_the_moment_first_then_where_its_words_come_from(tmp_path: Path) -> None:
+    # The farewell is the last line of the silent-line script; said at a normal closing, the closing clause
+    # is what the agent follows, and the silent-line passage only says where the words are from.
+    said = _say(_closing_engine(tmp_path), ("customer", "没有了"))
     assert said.text == "感谢您的来电,再见!"  # type: ignore[attr-defined]
     assert [c.id for c in said.cites[:2]] == ["p-close", "p-silent"]  # type: ignore[attr-defined]
+
+
+def test_no_to_anything_else_gets_the_farewell_but_no_to_another_question_does_not(tmp_path: Path) -> None:
+    engine = _closing_engine(tmp_path)
+    asked = ("agent", "好的,那您看还有其他可以帮您的吗")
+    for answer in ("没有啊", "嗯不用了谢谢", "没了没了"):  # none of them is a cue of the closing situation
+        said = _say(engine, ("customer", "我的洗衣机坏了"), asked, ("customer", answer))
+        assert said.situation_key == "closing" and said.text == "感谢您的来电,再见!", answer  # type: ignore[attr-defined]
+    other = _say(
+        engine, ("customer", "我的洗衣机坏了"), ("agent", "还有其他手机号吗"), ("customer", "没有啊")
+    )
+    assert other.situation_key != "closing"  # type: ignore[attr-defined]
+    more = _say(engine, ("customer", "我的洗衣机坏了"), asked, ("customer", "没有了但是退款什么时候到"))
+    assert more.situation_key != "closing"  # type: ignore[attr-defined]
 
 
 def test_search_says_none_for_what_the_handbooks_do_not_cover(engine: Suggester) -> None:

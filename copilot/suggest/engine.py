@@ -115,6 +115,13 @@ APOLOGY_REFUSED = re.compile(
     r"(?:别|不要|不用)再?(?:给我|跟我)?(?:说|讲)?(?:这些|什么)?(?:道歉|抱歉|对不起|不好意思)"
     r"|(?:道歉|抱歉|对不起|不好意思)(?:有什么用|没用|顶什么用)"
 )
+# The agent has just asked whether there is anything else (还有其他可以帮您的吗) and the caller says no (没有啊,
+# 不用不用): the farewell. A bare 没有 answers many mid-call questions, so only after that question; 没有了 on its
+# own is a cue of the closing situation already (knowledge/situations.yaml).
+ANYTHING_ELSE = re.compile(r"还有(?:没有)?(?:其他|别的|什么).{0,6}(?:帮|协助|问题|需要|诉求|事)")
+NOTHING_MORE = re.compile(
+    r"[嗯啊哦哎好行的呃那,，。 ]*(?:(?:没有|没了|没事|不用)[了啦啊呀的]*[,，。 ]*)+(?:谢谢[你您]?[了啊嗯呀]*)?[嗯,，。!！ ]*"
+)
 NOTHING_TEXT = ""  # what "no suggestion" shows: nothing to say, with the reason beside it
 
 
@@ -300,6 +307,12 @@ class Suggester:
             situation = None  # never the opening mid-call
         if situation is not None and GREETING_ONLY.match(latest) and situation.situation.key not in GREETINGS:
             situation = None  # 你好啊那个那个 is a hello (or the caller back at the phone), not a thank-you
+        asked_anything_else = (
+            bool(earlier) and earlier[-1].speaker == "agent" and ANYTHING_ELSE.search(earlier[-1].text)
+        )
+        if asked_anything_else and NOTHING_MORE.fullmatch(latest) and "closing" in self._situations:
+            situation = _match(found, "closing") or SituationMatch(self._situations["closing"], 0.0, 1.0)
+            top = situation  # settled: no complaint empathy for "nothing else"
         # A complaint among the best matches owes empathy, unless the turn is confidently a special or
         # settled situation (a wrong number or a thank-you is not a complaint).
         complaint = any(m.situation.key in COMPLAINT_KEYS for m in found.situations[:COMPLAINT_TOP]) and not (
