@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from copilot.suggest.guard import check_rewrite, overlap, promises, unsupported_promises
-from copilot.suggest.slots import CallSlots, extract_slots, fill_script
+from copilot.suggest.slots import CallSlots, extract_slots, fill_script, promised_callback
 from copilot.types import Segment
 
 SCRIPT = "非常抱歉给您带来不便，我马上为您登记报修，请您保持电话畅通。"
@@ -101,3 +101,24 @@ def test_fill_script_uses_slots() -> None:
         == "王先生，关于洗衣机的问题我来帮您处理。"
     )
     assert "您的洗衣机" in fill_script("请问您的产品购买多久了？", slots)
+
+
+@pytest.mark.parametrize(
+    ("agent_lines", "promised"),
+    [
+        (["我帮您升级处理,专员会在四个小时之内给您回电"], "四个小时之内"),
+        (["最晚会在明天中午十三点之前给您回复您看可以吗"], "明天中午十三点之前"),
+        (["会在次日的十三点前给到您一个回电"], "次日的十三点前"),
+        (["会在天的十三点之前通过座机给您回复"], "十三点之前"),  # ASR lost 明; the 的 goes with it
+        (["会在四个小时之内给您回电", "那我一个小时内再联系您好吗"], "一个小时内"),  # the latest promise
+        (["但是不保证一定会有人半个小时给您回电"], ""),  # hedged: no promise
+        (["退款一到三个工作日内退回您的原支付账户"], ""),  # a time, but no callback
+        (["稍后专员会给您回电"], ""),  # a callback, but no time
+    ],
+)
+def test_the_callback_the_agent_promised(agent_lines: list[str], promised: str) -> None:
+    segments = [seg("customer", "我想问一下这个怎么处理"), *(seg("agent", line) for line in agent_lines)]
+    assert promised_callback(segments) == promised
+    assert extract_slots(segments).callback == promised
+    filled = fill_script("我们会在{callback}给您回电", extract_slots(segments))
+    assert filled == (f"我们会在{promised}给您回电" if promised else "我们会在{callback}给您回电")

@@ -202,26 +202,35 @@ def test_a_question_gets_confirm_then_answer_and_cites_its_passage(engine: Sugge
     assert asked.cites[0].id == "p-ask" and asked.cites[0].quote  # type: ignore[attr-defined]
 
 
+def _engine_with(
+    index_dir: Path, passages: list[Passage], scripts: list[Script], situations: list[Situation]
+) -> Suggester:
+    """The fake engine with more passages, scripts and situations."""
+    embedder = HashEmbedder()
+    build_index([*passages, *PASSAGES], embedder, index_dir, [*SITUATIONS, *situations])
+    import faiss
+
+    retriever = Retriever(
+        [*passages, *PASSAGES],
+        RetrievalConfig(),
+        embedder=embedder,
+        dense_index=faiss.read_index(str(index_dir / "dense.faiss")),
+        situations=[*SITUATIONS, *situations],
+    )
+    return Suggester(retriever, [*SCRIPTS, *scripts], embedder=embedder)
+
+
 def _closing_engine(index_dir: Path) -> Suggester:
     """The fake engine with a closing situation whose farewell is borrowed from the silent-line script."""
     passages = [
         Passage("p-silent", "h.txt", "", "无声电话问候语,如果没有声音,感谢您的来电,再见!"),
         Passage("p-close", "h.txt", "礼仪 > 挂电话前的礼貌", "挂电话前的礼貌绝不可忽视。"),
-        *PASSAGES,
     ]
     farewell = Script("s-bye", "感谢您的来电,再见!", "无声", "silent_line", "opening", passage_id="p-silent")
     closing = _situation(
         "closing", "挂电话前的礼貌", "感谢您的来电", ("好的再见",), special=True, cues="^没有了$"
     )
-    embedder = HashEmbedder()
-    build_index(passages, embedder, index_dir, [*SITUATIONS, closing])
-    import faiss
-
-    dense = faiss.read_index(str(index_dir / "dense.faiss"))
-    retriever = Retriever(
-        passages, RetrievalConfig(), embedder=embedder, dense_index=dense, situations=[*SITUATIONS, closing]
-    )
-    return Suggester(retriever, [*SCRIPTS, farewell], embedder=embedder)
+    return _engine_with(index_dir, passages, [farewell], [closing])
 
 
 def test_a_borrowed_script_cites_the_moment_first_then_where_its_words_come_from(tmp_path: Path) -> None:
@@ -244,6 +253,44 @@ def test_no_to_anything_else_gets_the_farewell_but_no_to_another_question_does_n
     assert other.situation_key != "closing"  # type: ignore[attr-defined]
     more = _say(engine, ("customer", "我的洗衣机坏了"), asked, ("customer", "没有了但是退款什么时候到"))
     assert more.situation_key != "closing"  # type: ignore[attr-defined]
+
+
+def test_a_caller_asking_when_hears_the_callback_time_the_agent_promised(tmp_path: Path) -> None:
+    progress = Situation(
+        "progress_update", "进度", ("进度同步与方案确认",), ("处理到哪一步了",),
+        says=("我们会在{callback}给您回电", "我马上帮您查一下处理进度"),
+    )  # fmt: skip
+    engine = _engine_with(
+        tmp_path,
+        [Passage("p-progress", "h.txt", "流程 > 进度同步与方案确认", "进度同步与方案确认:说明时间节点。")],
+        [
+            Script(
+                "s-callback",
+                "我们会在{callback}给您回电,请您保持电话畅通,好吗?",
+                "回电",
+                "progress_update",
+                "any",
+            ),
+            Script("s-lookup", "我马上帮您查一下处理进度,请您稍等。", "进度", "progress_update", "any"),
+        ],
+        [progress],
+    )
+    complaint = ("customer", "我的洗衣机坏了三天了")
+    promised = ("agent", "我帮您升级处理,专员会在四个小时之内给您回电")
+    asked = _say(engine, complaint, promised, ("customer", "那大概要多久啊"))
+    assert "我们会在四个小时之内给您回电" in asked.text  # type: ignore[attr-defined]
+    assert asked.situation_key == "progress_update" and asked.cites[0].id == "p-progress"  # type: ignore[attr-defined]
+    urged = _say(engine, complaint, promised, ("customer", "嗯行那你们尽快吧"))
+    assert "四个小时之内" in urged.text  # type: ignore[attr-defined]
+    refund = _say(engine, complaint, promised, ("customer", "那退款多久到账"))
+    assert "回电" not in refund.text  # type: ignore[attr-defined]
+    hedged = ("agent", "我帮您催一下,但是不保证四个小时之内给您回电")
+    for context in (
+        (complaint, ("customer", "那大概要多久啊")),
+        (complaint, hedged, ("customer", "那大概要多久啊")),
+    ):
+        said = _say(engine, *context)
+        assert "{callback}" not in said.text and "四个小时" not in said.text  # type: ignore[attr-defined]
 
 
 def test_search_says_none_for_what_the_handbooks_do_not_cover(engine: Suggester) -> None:

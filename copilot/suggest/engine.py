@@ -4,7 +4,8 @@
    placeholders filled in. A special-situation script (wrong number, can't hear, greeting, farewell...) only
    when the situation matcher's calibrated confidence says the turn really is that situation, never the
    opening or the farewell mid-call; otherwise the handbooks' general move (empathy first when the customer
-   is upset, recap and confirm, or "I need to confirm and will call back" for a question), or nothing.
+   is upset, recap and confirm, "I need to confirm and will call back" for a question, the callback time the
+   agent already promised when the caller asks when), or nothing.
 2. Then: the local LLM rewrites it for this call, streamed piece by piece.
 3. Always guarded: every streamed prefix and the final text pass the agent's own rules; a rewrite that breaks
    a rule, invents a promise or strays from the cited passages is replaced by the script, with the reason.
@@ -122,6 +123,12 @@ ANYTHING_ELSE = re.compile(r"还有(?:没有)?(?:其他|别的|什么).{0,6}(?:�
 NOTHING_MORE = re.compile(
     r"[嗯啊哦哎好行的呃那,，。 ]*(?:(?:没有|没了|没事|不用)[了啦啊呀的]*[,，。 ]*)+(?:谢谢[你您]?[了啊嗯呀]*)?[嗯,，。!！ ]*"
 )
+# The caller asks when, or urges, after the agent promised a callback time in this call (多久, 尽快吧, 什么时候给我
+# 回电): the promised time, restated (progress_update's first line, its {callback} slot filled from the call). Not
+# when the line asks about something else that takes time (退款多久到账, 骑手什么时候送到).
+CALLBACK_ASKED = re.compile(r"多久|多长时间|什么时候|啥时候|几点|尽快|抓紧|快点|赶紧")
+NOT_THE_CALLBACK = re.compile(r"到账|退款|退钱|退回|送|到货|到得|能到|骑手|配送|外卖")
+CALLBACK_MOVE = "progress_update"
 NOTHING_TEXT = ""  # what "no suggestion" shows: nothing to say, with the reason beside it
 
 
@@ -355,7 +362,16 @@ class Suggester:
         chosen: tuple[Script, str] | None = None
         move = "script"
         move_key = situation.situation.key if situation is not None else ""
-        if situation is not None:
+        if (
+            slots.callback
+            and CALLBACK_ASKED.search(latest)
+            and not NOT_THE_CALLBACK.search(latest)
+            and (situation is None or not situation.situation.special)
+        ):
+            restated = says(CALLBACK_MOVE)
+            if restated is not None and "{callback}" in restated[0].text:  # not the move's look-it-up line
+                chosen, move_key, situation = restated, CALLBACK_MOVE, _match(found, CALLBACK_MOVE)
+        if chosen is None and situation is not None:
             chosen = says(move_key)
         if chosen is None:
             situation = None

@@ -1,4 +1,4 @@
-"""Simple slot filling for handbook scripts: the customer's surname and the product named.
+"""Simple slot filling for handbook scripts: the customer's surname, the product named, the callback promised.
 
 Pure functions over the call's text; no model. The surname is only used with an honorific the customer
 gave themselves (先生/女士) or with the neutral 您, because guessing a gender is worse than not using one.
@@ -50,12 +50,25 @@ PRODUCTS = (
     "空气净化器",
 )
 
+# The callback the agent promised, as the agent said it: 四个小时之内, 明天中午十三点之前, 半个小时内 (ASR writes
+# the numbers as characters). Only from an agent line that says a callback (回电, 给您回复, 联系您) and does not
+# hedge it (不保证, 无法承诺): the suggestion restates it, so it must be what was promised.
+_NUMBER = "[0-9一二三四五六七八九十两幺零半]"
+CALLBACK_TIME = re.compile(
+    rf"{_NUMBER}+个?(?:小时|钟头|分钟|工作日|天)(?:之内|以内|内)"
+    rf"|(?:(?:今天|明天|后天|次日|{_NUMBER}+[日号])的?)?(?:上午|中午|下午|晚上)?的?{_NUMBER}+点(?:半|{_NUMBER}+分?)?(?:之前|以前|前)"
+    r"|(?:今天|明天|后天|次日)的?(?:上午|中午|下午|晚上)?(?:之前|以前|之内)"
+)
+CALLBACK_WORDS = re.compile(r"回电|回拨|回个电话|致电|给您回复|联系您|给您打")
+HEDGED = re.compile(r"不保证|不能保证|无法保证|无法承诺|不能承诺|没法保证")
+
 
 @dataclass(frozen=True)
 class CallSlots:
     surname: str = ""
     honorific: str = ""  # 先生 / 女士 / 小姐 when the customer said it, else ""
     product: str = ""
+    callback: str = ""  # when the agent promised to call back (四个小时之内), as the agent said it
 
     @property
     def address(self) -> str:
@@ -90,7 +103,24 @@ def extract_slots(segments: Sequence[Segment], products: Iterable[str] = PRODUCT
                 for match in HONORIFIC_PATTERN.finditer(segment.text):
                     if match.group(1) == surname:
                         honorific = match.group(2)
-    return CallSlots(surname=surname, honorific=honorific, product=product)
+    return CallSlots(
+        surname=surname, honorific=honorific, product=product, callback=promised_callback(segments)
+    )
+
+
+def promised_callback(segments: Sequence[Segment]) -> str:
+    """The time of the agent's latest callback promise in the call ("" when none was made)."""
+    for segment in reversed(segments):
+        if (
+            segment.speaker != "agent"
+            or not CALLBACK_WORDS.search(segment.text)
+            or HEDGED.search(segment.text)
+        ):
+            continue
+        match = CALLBACK_TIME.search(segment.text)
+        if match:
+            return match.group(0).removeprefix("的")  # 在天的十三点之前: ASR lost the day
+    return ""
 
 
 def fill_script(script: str, slots: CallSlots) -> str:
@@ -100,6 +130,8 @@ def fill_script(script: str, slots: CallSlots) -> str:
     address ("您好"/"先生") is left alone and only generic product words are replaced.
     """
     text = script.replace("{address}", slots.address).replace("{product}", slots.product or "产品")
+    if slots.callback:  # otherwise the slot stays and the script is not usable (an unfilled template)
+        text = text.replace("{callback}", slots.callback)
     if slots.product:
         for generic in ("您的产品", "该产品", "您的机器", "您的设备"):
             if generic in text:
