@@ -11,7 +11,7 @@ from copilot.evaluation.realsuggest import TurnCase, retrieval_rank, score, sugg
 from copilot.knowledge.retrieval import Retriever, assess, build_index
 from copilot.knowledge.scripts import fix_wording, speakable
 from copilot.knowledge.situations import Situation
-from copilot.suggest.engine import Suggester, SuggestOptions, run_to_end
+from copilot.suggest.engine import Suggester, SuggestOptions, asks, run_to_end
 from copilot.suggest.guard import check_rewrite, cuts_into_script, opens_with_empathy
 from copilot.suggest.slots import fill_company, unfilled_placeholders
 from copilot.types import Passage, Script, Segment
@@ -432,3 +432,22 @@ def test_the_suite_counts_empathy_on_labelled_caller_lines_read_in_context(
         realdata.dialogues.cache_clear()
     assert counts["test"] == {"upset": 2, "empathy_when_upset": 2, "calm": 1, "empathy_when_calm": 0}
     assert counts["tune"] == {}
+
+
+@pytest.mark.parametrize(
+    ("line", "question"),
+    [
+        ("那退款呢", True),
+        ("这个咋处理啊", True),
+        ("你们有没有去检查", True),
+        ("放心吃理赔啥意思啊", True),
+        ("退款什么时候到", True),
+        ("饿我现在还饿着呢", False),  # 着呢: still
+        ("还没就医呢", False),  # 没…呢: not yet
+        ("然后呢点提交就可以了", False),  # a discourse marker inside the line
+        ("哦没有没有嗯拜拜", False),  # 没有没有 is no 有没有
+        ("态度恶劣就说你爱咋咋地", False),
+    ],
+)
+def test_what_counts_as_a_question(line: str, question: bool) -> None:
+    assert asks(line) is question

@@ -90,9 +90,16 @@ DEFAULT_EMPATHY = "非常抱歉给您带来了不便"
 QUESTION_MOVE = "cannot_answer_now"  # a question the handbooks cannot answer: confirm, then call back
 STATEMENT_MOVE = "confirm_problem"  # a statement: record, recap and confirm
 THANKS_MOVE = "thanks"
-QUESTION = re.compile(
-    r"吗|呢|什么时候|多久|多长时间|怎么|怎样|能不能|可不可以|为什么|是不是|几天|多少|哪|[?？]"
+# A question: a question word, or 呢 closing the line (那退款呢). A 呢 inside the line is a topic or discourse
+# marker (然后呢, 他的意思呢), and 呢 after 没/着/在 says "not yet" or "still" (还没就医呢, 还饿着呢, 在医院呢):
+# on the tune part's calls 63 such statements were read as questions and answered "I need to confirm".
+# 啥/咋 ask only in these forms (不咋地, 那啥, 啥也不说 do not); 没有没有 holds 有没有 and asks nothing.
+QUESTION_WORDS = re.compile(
+    r"吗|什么时候|什么意思|什么情况|凭什么|多久|多长时间|怎么|怎样|能不能|可不可以|为什么|是不是|(?<!没)有没有"
+    r"|几天|几点|多少|哪|为啥|干啥|啥(?:意思|时候|情况|原因)|是啥|咋(?![地的咋])|[?？]"
 )
+FINAL_NE = re.compile(r"呢[啊呀吧哈,，。 ]*$")
+NOT_YET_NE = re.compile(r"(?:没|在|着)[^,，。]{0,10}呢[啊呀吧哈,，。 ]*$")
 FILLERS = re.compile(r"[嗯呃啊哦喂哎唉诶那个就是然后对好的行吧呀了的嘛\s,，。.!！?？、]")
 COMPLAINT_KEYS = UPSET_SITUATION_KEYS | {"confirm_problem", "complaint_cannot_answer", "complaint_procedure"}
 COMPLAINT_TOP = 3  # a complaint among the best 3 situations makes empathy owed, whatever the mood model read
@@ -195,6 +202,11 @@ class ScriptChoice:
     move_key: str = ""  # the situation whose script or general move this is
     quotes: tuple[str, ...] = ()  # the move's clause quotes: what to quote of a cited passage
     no_apology: bool = False  # the caller refused another apology: none in the script, none in a rewrite
+
+
+def asks(text: str) -> bool:
+    """Whether the caller's line asks something (the general move then confirms and calls back)."""
+    return bool(QUESTION_WORDS.search(text)) or bool(FINAL_NE.search(text) and not NOT_YET_NE.search(text))
 
 
 def content_chars(text: str) -> int:
@@ -335,7 +347,7 @@ class Suggester:
                 found.none_fits, why=why,
             )  # fmt: skip
 
-        if mood in CALM_MOODS and HOLD_REQUEST.search(latest) and not QUESTION.search(latest):
+        if mood in CALM_MOODS and HOLD_REQUEST.search(latest) and not asks(latest):
             return nothing("nothing to suggest: the customer asked for a moment; wait for them")
         slots = extract_slots(segments)
 
@@ -380,10 +392,10 @@ class Suggester:
                 return nothing(
                     "nothing to suggest: the turn adds nothing to answer (a backchannel or a filler)"
                 )
-            elif mood in THANKFUL_MOODS and not QUESTION.search(latest) and not complaint:
+            elif mood in THANKFUL_MOODS and not asks(latest) and not complaint:
                 move_key = THANKS_MOVE
             else:
-                move_key = QUESTION_MOVE if QUESTION.search(latest) else STATEMENT_MOVE
+                move_key = QUESTION_MOVE if asks(latest) else STATEMENT_MOVE
             chosen = says(move_key, prefer="" if upset else CALM_RECAP)
             situation = _match(found, move_key)
         if chosen is None:
