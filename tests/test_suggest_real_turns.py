@@ -451,3 +451,17 @@ def test_the_suite_counts_empathy_on_labelled_caller_lines_read_in_context(
 )
 def test_what_counts_as_a_question(line: str, question: bool) -> None:
     assert asks(line) is question
+
+
+def test_a_short_thank_you_is_answered_not_the_question_before_it(tmp_path: Path) -> None:
+    thanks = _situation("thanks", "致谢", "不客气", ("谢谢你啊",), special=True, cues="^.{0,4}谢谢.{0,2}$")
+    engine = _engine_with(
+        tmp_path, [Passage("p-thanks", "h.txt", "应答 > 致谢", "遇到用户致谢时必须响应。")],
+        [Script("s-thanks", "不客气,这是我们应该做的", "致谢", "thanks", "any")], [thanks],
+    )  # fmt: skip
+    asked = ("customer", "那我的退款什么时候能到账")
+    said = _say(engine, ("agent", "退款一到三个工作日到账"), asked, ("customer", "好谢谢"))
+    assert said.text == "不客气,这是我们应该做的"  # type: ignore[attr-defined]
+    # a short line that settles nothing still reads with the line before it (ASR cut one sentence in two)
+    cut = _say(engine, ("agent", "您好"), ("customer", "那我的退款什么时候"), ("customer", "能到"))
+    assert cut.situation_key == "cannot_answer_now"  # type: ignore[attr-defined]
