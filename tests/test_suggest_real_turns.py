@@ -465,3 +465,15 @@ def test_a_short_thank_you_is_answered_not_the_question_before_it(tmp_path: Path
     # a short line that settles nothing still reads with the line before it (ASR cut one sentence in two)
     cut = _say(engine, ("agent", "您好"), ("customer", "那我的退款什么时候"), ("customer", "能到"))
     assert cut.situation_key == "cannot_answer_now"  # type: ignore[attr-defined]
+
+
+def test_a_calm_caller_who_stopped_mid_sentence_is_listened_to(engine: Suggester) -> None:
+    opened = ("agent", "您好,请问有什么可以帮您")
+    cut = _say(engine, opened, ("customer", "我昨天买的洗衣机送过来以后然后"))
+    assert cut.text == "" and "mid-sentence" in cut.reason  # type: ignore[attr-defined]
+    whole = _say(engine, opened, ("customer", "我昨天买的洗衣机送过来以后就坏了"))
+    assert whole.text  # type: ignore[attr-defined]
+    chosen = _say(engine, opened, ("customer", "上门维修太慢了我不想走那个"))  # 那个 as the object
+    assert chosen.text  # type: ignore[attr-defined]
+    upset = _say(engine, opened, ("customer", "你们简直气死我了洗衣机坏了三次然后"))
+    assert upset.text and opens_with_empathy(upset.text)  # type: ignore[attr-defined]

@@ -136,6 +136,15 @@ NOTHING_MORE = re.compile(
 CALLBACK_ASKED = re.compile(r"多久|多长时间|什么时候|啥时候|几点|尽快|抓紧|快点|赶紧")
 NOT_THE_CALLBACK = re.compile(r"到账|退款|退钱|退回|送|到货|到得|能到|骑手|配送|外卖")
 CALLBACK_MOVE = "progress_update"
+# The caller stopped mid-sentence (…然后, …但是, 就是那个): the handbooks' move is to listen without interrupting
+# (耐心多一点, 专业倾听与记录), so a calm caller gets no recap yet; an upset one still gets the acknowledgement.
+# 那个/这个 after a verb is its object (我不想走那个), not a trailing filler.
+# 134 of the 2,137 labelled tune-part caller lines end so (17 of them upset).
+STILL_TALKING = re.compile(
+    r"(?:然后呢?|但是|所以|因为|就是说?|(?<![走要用选是买点吃退])[那这]个|的话|的时候|而且|还有|之后|完了|就说|他说|我说|并且"
+    r"|可是|不过|或者|比如)"
+    r"[嗯啊呃哦,， ]*$"
+)
 NOTHING_TEXT = ""  # what "no suggestion" shows: nothing to say, with the reason beside it
 
 
@@ -354,6 +363,10 @@ class Suggester:
 
         if mood in CALM_MOODS and HOLD_REQUEST.search(latest) and not asks(latest):
             return nothing("nothing to suggest: the customer asked for a moment; wait for them")
+        if situation is None and mood in CALM_MOODS and STILL_TALKING.search(latest) and not asks(latest):
+            return nothing(
+                "nothing to suggest yet: the customer stopped mid-sentence; listen, do not interrupt"
+            )
         slots = extract_slots(segments)
 
         def fill(script: Script) -> str:
