@@ -47,11 +47,12 @@ from copilot.types import Segment
 TURNS_FILE = "suggest_turns.tsv"
 RUBRIC_FILE = "suggest_rubric.tsv"
 RUBRIC_POINTS = ("relevant", "polite", "sayable", "no_invented_promise", "cites_fitting_passage")
-CONTEXT_TURNS = 6  # earlier turns of the dialogue given with the labelled turn
 LINES_FILE = "customer_lines.tsv"
-LINE_CONTEXT_TURNS = 8  # earlier turns given with each labelled caller line
 UPSET_LABELS = frozenset({"angry", "distressed", "anxious"})
 RECALL_AT = 3
+DUMP_CONTEXT = (
+    6  # earlier turns written with each suggestion in a dump, for reading (the suggester read them all)
+)
 # Script situations (knowledge/scripts.yaml keys, also the older releases') that are special situations:
 # used to read outputs that do not say themselves whether a special-situation script was used.
 SPECIAL_SCRIPT_KEYS = frozenset(
@@ -80,10 +81,11 @@ def suggestion_hash(text: str) -> str:
     return hashlib.sha1(text.encode("utf-8")).hexdigest()[:10]
 
 
-def with_context(dialogue: Dialogue, index: int, depth: int) -> tuple[Segment, ...]:
-    """Turn ``index`` of a dialogue after its earlier turns within ``depth`` (system turns left out), one
-    second each on a made-up clock, as the suggester reads a call."""
-    earlier = [t for t in dialogue.turns[max(0, index - depth) : index] if t.role != "system"]
+def with_context(dialogue: Dialogue, index: int) -> tuple[Segment, ...]:
+    """Turn ``index`` of a dialogue after every earlier turn (system turns left out), one second each on a
+    made-up clock: the whole call so far, as the live panel's suggester reads it (the callback the agent
+    promised ten turns ago is part of the moment)."""
+    earlier = [t for t in dialogue.turns[:index] if t.role != "system"]
     return tuple(
         Segment("agent" if t.role == "agent" else "customer", float(i), float(i) + 1.0, t.text)
         for i, t in enumerate([*earlier, dialogue.turns[index]])
@@ -97,7 +99,7 @@ def load_cases(labels_dir: Path = LABELS_DIR) -> list[TurnCase]:
         file = PHONE_CALLS if row["dialogue_id"].startswith("musied") else HELPDESK
         dialogue = dialogues(file)[row["dialogue_id"]]
         index = int(row["turn"])
-        segments = with_context(dialogue, index, CONTEXT_TURNS)
+        segments = with_context(dialogue, index)
         expect = () if row["expect"].strip() == "none" else tuple(s.strip() for s in row["expect"].split("|"))
         cases.append(
             TurnCase(
@@ -118,7 +120,7 @@ def caller_line_empathy(suggester: Any, labels_dir: Path = LABELS_DIR) -> dict[s
         dialogue = calls.get(row["dialogue_id"])
         if dialogue is None:
             continue
-        segments = with_context(dialogue, int(row["turn"]), LINE_CONTEXT_TURNS)
+        segments = with_context(dialogue, int(row["turn"]))
         kind = "upset" if row["mood"] in UPSET_LABELS else "calm"
         tally = counts[split_of(row["dialogue_id"])]
         tally[kind] += 1
@@ -319,7 +321,9 @@ def run_realsuggest(
                             "split": case.split,
                             "situation": case.situation,
                             "upset": case.upset,
-                            "context": [f"{s.speaker}: {s.text}" for s in case.context[:-1]],
+                            "context": [
+                                f"{s.speaker}: {s.text}" for s in case.context[-DUMP_CONTEXT - 1 : -1]
+                            ],
                             "customer": case.text,
                             "suggestion": row.get("text", ""),
                             "hash": suggestion_hash(str(row.get("text", ""))),
