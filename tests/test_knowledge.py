@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from copilot.errors import KnowledgeError
 from copilot.knowledge.charlm import default_model, noise_spans
 from copilot.knowledge.clean import clean_document
 from copilot.knowledge.passages import passage_id
@@ -133,6 +134,19 @@ def test_scripts_extracted_with_situation_and_forbidden_phrases(tmp_path):
     assert "您别激动" not in {s.text for s in merged}
     added = next(s for s in merged if s.origin == "custom")
     assert added.stage == "hold"
+    # a written script names the clause it rests on; ingest links the passage holding those words
+    custom.write_text(
+        "- text: 请您稍等。\n  situation: 需要查询时\n  rests_on: 否定性语言\n", encoding="utf-8"
+    )
+    resting = next(s for s in merge_custom(scripts, custom, records) if s.origin == "custom")
+    assert (resting.passage_id, resting.section) == ("p2", "共情")
+    for quote in ("否定性语言和", "非常抱歉,"):  # in no passage, in two passages
+        custom.write_text(
+            f"- text: 请您稍等。\n  situation: 需要查询时\n  rests_on: {quote}\n", encoding="utf-8"
+        )
+        records_twice = [*records, PassageRecord("p3", "d.txt", "t", "x", "非常抱歉,请稍等")]
+        with pytest.raises(KnowledgeError, match="rests_on"):
+            merge_custom(scripts, custom, records_twice)
 
 
 def test_ingest_round_trip_on_a_small_knowledge_folder(tmp_path):

@@ -2,7 +2,9 @@
 
 Generated scripts go to knowledge/scripts.yaml (rewritten by every ``copilot ingest``). People edit
 knowledge/scripts_custom.yaml instead: entries there are added (``origin: custom``), and an entry
-``{disable: ID}`` hides a generated script, so human edits survive re-ingestion.
+``{disable: ID}`` hides a generated script, so human edits survive re-ingestion. A written script names the
+handbook clause it rests on with ``rests_on: <words of the clause>``; ingest links it to the passage holding
+those words, which the suggestion then cites first.
 """
 
 from __future__ import annotations
@@ -148,8 +150,22 @@ def _custom_entries(path: Path) -> list[dict[str, Any]]:
     return data
 
 
-def merge_custom(generated: Sequence[Script], custom_path: Path) -> list[Script]:
-    """Generated scripts minus the disabled ones, plus the person-written ones."""
+def _resting_passage(quote: str, passages: Sequence[PassageRecord], where: str) -> PassageRecord:
+    """The one passage holding ``quote`` (a written script's ``rests_on``)."""
+    holding = [p for p in passages if quote in p.text]
+    if len(holding) != 1:
+        found = (
+            "no passage" if not holding else f"{len(holding)} passages ({', '.join(p.id for p in holding)})"
+        )
+        raise KnowledgeError(f"{where}: rests_on {quote!r} is in {found}; quote words of exactly one passage")
+    return holding[0]
+
+
+def merge_custom(
+    generated: Sequence[Script], custom_path: Path, passages: Sequence[PassageRecord] = ()
+) -> list[Script]:
+    """Generated scripts minus the disabled ones, plus the person-written ones (linked to the passage they
+    rest on, when they say which)."""
     entries = _custom_entries(custom_path)
     disabled = {str(item["disable"]) for item in entries if "disable" in item}
     merged = [script for script in generated if script.id not in disabled]
@@ -164,6 +180,8 @@ def merge_custom(generated: Sequence[Script], custom_path: Path) -> list[Script]
         kind = str(item.get("kind", "script"))
         if kind not in ("script", "forbidden"):
             raise KnowledgeError(f"{custom_path.name} entry {number}: kind must be script or forbidden")
+        quote = str(item.get("rests_on", "")).strip()
+        rests_on = _resting_passage(quote, passages, f"{custom_path.name} entry {number}") if quote else None
         merged.append(
             Script(
                 id=script_id(text, situation),
@@ -173,6 +191,8 @@ def merge_custom(generated: Sequence[Script], custom_path: Path) -> list[Script]
                 stage=str(item.get("stage") or STAGE_OF.get(key, ANY_STAGE)),
                 kind=kind,  # type: ignore[arg-type]
                 source=custom_path.name,
+                section=rests_on.section if rests_on else "",
+                passage_id=rests_on.id if rests_on else "",
                 origin="custom",
             )
         )
