@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from copilot.errors import KnowledgeError
 from copilot.knowledge.charlm import default_model, noise_spans
 from copilot.knowledge.clean import clean_document
 from copilot.knowledge.passages import passage_id
@@ -140,13 +139,15 @@ def test_scripts_extracted_with_situation_and_forbidden_phrases(tmp_path):
     )
     resting = next(s for s in merge_custom(scripts, custom, records) if s.origin == "custom")
     assert (resting.passage_id, resting.section) == ("p2", "共情")
-    for quote in ("否定性语言和", "非常抱歉,"):  # in no passage, in two passages
+    records_twice = [*records, PassageRecord("p3", "d.txt", "t", "x", "非常抱歉,请稍等")]
+    for quote, found in (("否定性语言和", "no passage"), ("非常抱歉,", "2 passages")):  # none, two
         custom.write_text(
             f"- text: 请您稍等。\n  situation: 需要查询时\n  rests_on: {quote}\n", encoding="utf-8"
         )
-        records_twice = [*records, PassageRecord("p3", "d.txt", "t", "x", "非常抱歉,请稍等")]
-        with pytest.raises(KnowledgeError, match="rests_on"):
-            merge_custom(scripts, custom, records_twice)
+        warnings: list[str] = []
+        kept = merge_custom(scripts, custom, records_twice, warn=warnings.append)
+        assert next(s for s in kept if s.origin == "custom").passage_id == ""  # kept, uncited
+        assert len(warnings) == 1 and "entry 1" in warnings[0] and found in warnings[0]
 
 
 def test_ingest_round_trip_on_a_small_knowledge_folder(tmp_path):

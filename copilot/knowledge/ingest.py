@@ -187,7 +187,7 @@ def ingest(knowledge_dir: Path, *, write: bool = True, log: Callable[[str], None
         )
         log(f"{source}: {len(records)} passages, {len(cleaned.drops)} items dropped")
     spoken, wording = fix_wording(extract_scripts(passages), load_typo_fixes(knowledge_dir))
-    scripts = merge_custom(spoken, knowledge_dir / SCRIPTS_CUSTOM_FILE, passages)
+    scripts = merge_custom(spoken, knowledge_dir / SCRIPTS_CUSTOM_FILE, passages, warn=log)
     vocabulary = merge_words(
         read_word_list(knowledge_dir / VOCABULARY_CUSTOM_FILE),
         extract_vocabulary([r.text for r in passages] + [s.text for s in scripts]),

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -150,22 +150,23 @@ def _custom_entries(path: Path) -> list[dict[str, Any]]:
     return data
 
 
-def _resting_passage(quote: str, passages: Sequence[PassageRecord], where: str) -> PassageRecord:
-    """The one passage holding ``quote`` (a written script's ``rests_on``)."""
+def _resting_passage(quote: str, passages: Sequence[PassageRecord]) -> tuple[PassageRecord | None, str]:
+    """The one passage holding ``quote`` (a written script's ``rests_on``), or why there is none."""
     holding = [p for p in passages if quote in p.text]
-    if len(holding) != 1:
-        found = (
-            "no passage" if not holding else f"{len(holding)} passages ({', '.join(p.id for p in holding)})"
-        )
-        raise KnowledgeError(f"{where}: rests_on {quote!r} is in {found}; quote words of exactly one passage")
-    return holding[0]
+    if len(holding) == 1:
+        return holding[0], ""
+    found = "no passage" if not holding else f"{len(holding)} passages ({', '.join(p.id for p in holding)})"
+    return None, f"rests_on {quote!r} is in {found}: the script is kept without a citation"
 
 
 def merge_custom(
-    generated: Sequence[Script], custom_path: Path, passages: Sequence[PassageRecord] = ()
+    generated: Sequence[Script],
+    custom_path: Path,
+    passages: Sequence[PassageRecord] = (),
+    warn: Callable[[str], None] = lambda _message: None,
 ) -> list[Script]:
     """Generated scripts minus the disabled ones, plus the person-written ones (linked to the passage they
-    rest on, when they say which)."""
+    rest on, when they say which; a clause no longer in the handbooks is warned about, not fatal)."""
     entries = _custom_entries(custom_path)
     disabled = {str(item["disable"]) for item in entries if "disable" in item}
     merged = [script for script in generated if script.id not in disabled]
@@ -181,7 +182,9 @@ def merge_custom(
         if kind not in ("script", "forbidden"):
             raise KnowledgeError(f"{custom_path.name} entry {number}: kind must be script or forbidden")
         quote = str(item.get("rests_on", "")).strip()
-        rests_on = _resting_passage(quote, passages, f"{custom_path.name} entry {number}") if quote else None
+        rests_on, problem = _resting_passage(quote, passages) if quote else (None, "")
+        if problem:
+            warn(f"{custom_path.name} entry {number}: {problem}")
         merged.append(
             Script(
                 id=script_id(text, situation),
