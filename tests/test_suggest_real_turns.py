@@ -477,3 +477,38 @@ def test_a_calm_caller_who_stopped_mid_sentence_is_listened_to(engine: Suggester
     assert chosen.text  # type: ignore[attr-defined]
     upset = _say(engine, opened, ("customer", "你们简直气死我了洗衣机坏了三次然后"))
     assert upset.text and opens_with_empathy(upset.text)  # type: ignore[attr-defined]
+
+
+def test_a_stated_money_demand_is_passed_up_and_a_question_about_money_is_a_question(tmp_path: Path) -> None:
+    compensation = _situation(
+        "compensation", "补偿多一点", "请问您希望我们怎样为您处理呢", ("给我点补偿",), cues="赔偿|补偿"
+    )
+    passed_up = _situation(
+        "complaint_cannot_answer", "无法当场答复的用户投诉", "向上级部门反映", ("我要投诉",)
+    )
+    engine = _engine_with(
+        tmp_path,
+        [
+            Passage("p-more", "h.txt", "七一点 > 补偿多一点", "补偿多一点:了解完问题之后征求客户的意见。"),
+            Passage("p-up", "h.txt", "应答 > 无法当场答复的用户投诉", "无法当场答复的用户投诉,向上级反映。"),
+        ],
+        [
+            Script("s-ask", "您的心情我明白,请问您希望我们怎样为您处理呢?", "补偿", "compensation", "any"),
+            Script(
+                "s-up",
+                "很抱歉,我们会尽快向上级部门反映,并给您答复的,好吗?",
+                "投诉",
+                "complaint_cannot_answer",
+                "any",
+            ),
+        ],
+        [compensation, passed_up],
+    )
+    opened = ("agent", "您好,请问有什么可以帮您")
+    for demand in ("按法律规定要十倍赔偿", "至少赔我一千块钱的补偿", "退一赔三的赔偿行不行"):
+        said = _say(engine, opened, ("customer", demand))
+        assert said.situation_key == "complaint_cannot_answer" and "向上级部门反映" in said.text, demand  # type: ignore[attr-defined]
+    asked = _say(engine, opened, ("customer", "这个补偿多久能到账呢"))
+    assert asked.situation_key == "cannot_answer_now"  # type: ignore[attr-defined]
+    vague = _say(engine, opened, ("customer", "你们总得给我点补偿吧"))
+    assert "怎样为您处理" in vague.text  # type: ignore[attr-defined]

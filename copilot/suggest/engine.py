@@ -145,6 +145,12 @@ STILL_TALKING = re.compile(
     r"|可是|不过|或者|比如)"
     r"[嗯啊呃哦,， ]*$"
 )
+# A demand for money: asked about, or stated with its amount or multiple (see choose_script).
+DEMAND_KEYS = frozenset({"compensation", "negotiate_demands"})
+DEMAND_MOVE = "complaint_cannot_answer"
+DEMAND_STATED = re.compile(
+    r"[0-9一二两三四五六七八九十百千万]+(?:块|元|倍)|退一赔|赔[一二两三四五六七八九十]|(?:要求|要的是|就要).{0,10}(?:赔偿|补偿|赔)"
+)
 NOTHING_TEXT = ""  # what "no suggestion" shows: nothing to say, with the reason beside it
 
 
@@ -401,6 +407,14 @@ class Suggester:
             restated = says(CALLBACK_MOVE)
             if restated is not None and "{callback}" in restated[0].text:  # not the move's look-it-up line
                 chosen, move_key, situation = restated, CALLBACK_MOVE, _match(found, CALLBACK_MOVE)
+        if chosen is None and situation is not None and move_key in DEMAND_KEYS:
+            # "What would you like us to do?" answers neither a demand already stated (十倍赔偿, 赔我一千, even
+            # asked as 退一赔三行不行): that one is recorded and passed up, with an answer to come and no promise
+            # (无法当场答复的用户投诉); nor a question about the money (the general question move).
+            if DEMAND_STATED.search(latest) and (passed_up := says(DEMAND_MOVE)) is not None:
+                chosen, move_key, situation = passed_up, DEMAND_MOVE, _match(found, DEMAND_MOVE)
+            elif asks(latest):
+                situation = None
         if chosen is None and situation is not None:
             chosen = says(move_key)
         if chosen is None:
