@@ -512,3 +512,26 @@ def test_a_stated_money_demand_is_passed_up_and_a_question_about_money_is_a_ques
     assert asked.situation_key == "cannot_answer_now"  # type: ignore[attr-defined]
     vague = _say(engine, opened, ("customer", "你们总得给我点补偿吧"))
     assert "怎样为您处理" in vague.text  # type: ignore[attr-defined]
+
+
+def test_an_outburst_after_the_problem_was_told_is_soothed_not_asked_to_tell_it_again(tmp_path: Path) -> None:
+    angry = Situation(
+        "angry_caller", "情绪激烈", ("遇到用户情绪激烈",), ("什么垃圾服务",), cues="垃圾",
+        says=("我非常希望能为您解决问题", "我会尽快帮您解决"),
+    )  # fmt: skip
+    engine = _engine_with(
+        tmp_path,
+        [Passage("p-angry", "h.txt", "应答 > 遇到用户情绪激烈", "遇到用户情绪激烈,破口大骂时安抚。")],
+        [
+            Script(
+                "s-tell", "我非常希望能为您解决问题,请您将情况告诉我,好吗?", "激烈", "angry_caller", "any"
+            ),
+            Script("s-soothe", "非常抱歉给您造成麻烦,我会尽快帮您解决", "激烈", "angry_caller", "any"),
+        ],
+        [angry],
+    )
+    opening = _say(engine, ("agent", "您好,请问有什么可以帮您"), ("customer", "你们这什么垃圾服务"))
+    assert "请您将情况告诉我" in opening.text  # type: ignore[attr-defined]
+    told = [("customer", "我买的洗衣机坏了三次了"), ("agent", "好的"), ("customer", "修了两次都没修好")]
+    later = _say(engine, *told, ("agent", "我帮您查一下"), ("customer", "你们这什么垃圾服务"))
+    assert "我会尽快帮您解决" in later.text  # type: ignore[attr-defined]

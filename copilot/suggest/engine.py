@@ -151,6 +151,12 @@ DEMAND_MOVE = "complaint_cannot_answer"
 DEMAND_STATED = re.compile(
     r"[0-9一二两三四五六七八九十百千万]+(?:块|元|倍)|退一赔|赔[一二两三四五六七八九十]|(?:要求|要的是|就要).{0,10}(?:赔偿|补偿|赔)"
 )
+# An outburst after the caller has already told the problem (two lines with content before it): the handbook's
+# soothing line (耐心倾听与共情能力: 非常抱歉给您造成麻烦,我会尽快帮您解决), not 「请您将情况告诉我」, which asks for
+# the story again. The opening outburst keeps the latter.
+OUTBURST_KEYS = frozenset({"angry_caller", "vent"})
+SOOTHE_TOLD = "我会尽快帮您解决"
+TOLD_LINES = 2
 NOTHING_TEXT = ""  # what "no suggestion" shows: nothing to say, with the reason beside it
 
 
@@ -416,7 +422,8 @@ class Suggester:
             elif asks(latest):
                 situation = None
         if chosen is None and situation is not None:
-            chosen = says(move_key)
+            told = sum(content_chars(line) >= MIN_CONTENT_CHARS for line in earlier_lines) >= TOLD_LINES
+            chosen = says(move_key, prefer=SOOTHE_TOLD if told and move_key in OUTBURST_KEYS else "")
         if chosen is None:
             situation = None
             move = "general"
