@@ -112,6 +112,7 @@ def test_fill_script_uses_slots() -> None:
         (["会在天的十三点之前通过座机给您回复"], "十三点之前"),  # ASR lost 明; the 的 goes with it
         (["会在四个小时之内给您回电", "那我一个小时内再联系您好吗"], "一个小时内"),  # the latest promise
         (["但是不保证一定会有人半个小时给您回电"], ""),  # hedged: no promise
+        (["我这边帮您如实记录叫骑手半个小时内回电这个诉求"], ""),  # the caller's wish, noted
         (["退款一到三个工作日内退回您的原支付账户"], ""),  # a time, but no callback
         (["稍后专员会给您回电"], ""),  # a callback, but no time
     ],

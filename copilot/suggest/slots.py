@@ -52,7 +52,8 @@ PRODUCTS = (
 
 # The callback the agent promised, as the agent said it: 四个小时之内, 明天中午十三点之前, 半个小时内 (ASR writes
 # the numbers as characters). Only from an agent line that says a callback (回电, 给您回复, 联系您) and does not
-# hedge it (不保证, 无法承诺): the suggestion restates it, so it must be what was promised.
+# hedge it (不保证, 无法承诺) or only note it as the caller's wish (记录…半个小时内回电这个诉求): the suggestion
+# restates it, so it must be what was promised.
 _NUMBER = "[0-9一二三四五六七八九十两幺零半]"
 CALLBACK_TIME = re.compile(
     rf"{_NUMBER}+个?(?:小时|钟头|分钟|工作日|天)(?:之内|以内|内)"
@@ -60,7 +61,7 @@ CALLBACK_TIME = re.compile(
     r"|(?:今天|明天|后天|次日)的?(?:上午|中午|下午|晚上)?(?:之前|以前|之内)"
 )
 CALLBACK_WORDS = re.compile(r"回电|回拨|回个电话|致电|给您回复|联系您|给您打")
-HEDGED = re.compile(r"不保证|不能保证|无法保证|无法承诺|不能承诺|没法保证")
+HEDGED = re.compile(r"不保证|不能保证|无法保证|无法承诺|不能承诺|没法保证|(?:回电|回复|联系您?)的?这?个?诉求")
 
 
 @dataclass(frozen=True)
