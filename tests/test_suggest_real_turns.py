@@ -284,6 +284,10 @@ def test_a_caller_asking_when_hears_the_callback_time_the_agent_promised(tmp_pat
     assert "四个小时之内" in urged.text  # type: ignore[attr-defined]
     refund = _say(engine, complaint, promised, ("customer", "那退款多久到账"))
     assert "回电" not in refund.text  # type: ignore[attr-defined]
+    echoed = _say(engine, complaint, promised, ("customer", "四个小时是吧"))  # repeated back: confirm it
+    assert "我们会在四个小时之内给您回电" in echoed.text  # type: ignore[attr-defined]
+    argued = _say(engine, complaint, promised, ("customer", "你们还让我再耐心等四个小时你们自己觉得合适吗"))
+    assert "给您回电" not in argued.text  # type: ignore[attr-defined]
     hedged = ("agent", "我帮您催一下,但是不保证四个小时之内给您回电")
     for context in (
         (complaint, ("customer", "那大概要多久啊")),
@@ -535,3 +539,24 @@ def test_an_outburst_after_the_problem_was_told_is_soothed_not_asked_to_tell_it_
     told = [("customer", "我买的洗衣机坏了三次了"), ("agent", "好的"), ("customer", "修了两次都没修好")]
     later = _say(engine, *told, ("agent", "我帮您查一下"), ("customer", "你们这什么垃圾服务"))
     assert "我会尽快帮您解决" in later.text  # type: ignore[attr-defined]
+
+
+def test_a_recording_on_the_line_mid_call_gets_the_silent_line_procedure(tmp_path: Path) -> None:
+    silent = _situation(
+        "silent_line", "无声电话", "听不到您的声音", ("喂喂有人吗",), special=True, cues="请不要挂机"
+    )
+    engine = _engine_with(
+        tmp_path,
+        [Passage("p-silent", "h.txt", "", "无声电话问候语:听不到声音时请对方换部电话。")],
+        [
+            Script(
+                "s-silent", "抱歉,我这里听不到您的声音,请您换部电话,好吗?", "无声", "silent_line", "opening"
+            )
+        ],
+        [silent],
+    )
+    mid_call = [("customer", "我的洗衣机坏了"), ("agent", "好的我帮您查一下")]
+    recorded = _say(engine, *mid_call, ("customer", "您好请不要挂机您拨打的电话正在通话中"))
+    assert recorded.situation_key == "silent_line"  # type: ignore[attr-defined]
+    asked = _say(engine, *mid_call, ("customer", "喂喂有人吗"))  # the situation's phrasing, not its cue
+    assert asked.situation_key != "silent_line"  # type: ignore[attr-defined]

@@ -68,7 +68,10 @@ SITUATION_CONFIDENCE = 0.4  # ... and any other situation's script (below: the g
 CALM_MOODS = frozenset({"calm", "thankful", "neutral", "satisfied"})  # any other mood label is upset
 THANKFUL_MOODS = frozenset({"thankful", "satisfied"})
 GREETINGS = frozenset({"greeting", "holiday_greeting", "answer_late"})
-MID_CALL_SITUATIONS = GREETINGS | {"silent_line"}  # the opening's situations: never offered mid-call
+MID_CALL_SITUATIONS = GREETINGS | {"silent_line"}  # the opening's situations: never offered mid-call ...
+# ... except a silent line its cue words find: a recording playing where the caller was (呼叫保持, 请不要挂机;
+# 7 lines of the 300 real calls, mid-call; the labels ask for the silent-line procedure there).
+RECORDING_SITUATION = "silent_line"
 GREETING_ONLY = re.compile(r"[嗯啊哦喂哎诶,，。 ]*(?:你好|您好)[啊呀吧哈那个,，。!！ ]*$")
 # Situations whose scripts already put empathy first, and upset situations (they make empathy owed).
 UPSET_SITUATION_KEYS = frozenset(
@@ -130,12 +133,13 @@ ANYTHING_ELSE = re.compile(r"还有(?:没有)?(?:其他|别的|什么).{0,6}(?:�
 NOTHING_MORE = re.compile(
     r"[嗯啊哦哎好行的呃那,，。 ]*(?:(?:没有|没了|没事|不用)[了啦啊呀的]*[,，。 ]*)+(?:谢谢[你您]?[了啊嗯呀]*)?[嗯,，。!！ ]*"
 )
-# The caller asks when, or urges, after the agent promised a callback time in this call (多久, 尽快吧, 什么时候给我
-# 回电): the promised time, restated (progress_update's first line, its {callback} slot filled from the call). Not
-# when the line asks about something else that takes time (退款多久到账, 骑手什么时候送到).
+# The caller asks when, urges or repeats the time back after the agent promised a callback time in this call
+# (多久, 尽快吧, 半个小时是吧): the promised time, restated (progress_update's first line, its {callback} slot
+# filled from the call). Not when the line asks about something else that takes time (退款多久到账, 骑手什么时候送到).
 CALLBACK_ASKED = re.compile(r"多久|多长时间|什么时候|啥时候|几点|尽快|抓紧|快点|赶紧")
 NOT_THE_CALLBACK = re.compile(r"到账|退款|退钱|退回|送|到货|到得|能到|骑手|配送|外卖")
 CALLBACK_MOVE = "progress_update"
+ECHO_CHARS = 10
 # The caller stopped mid-sentence (…然后, …但是, 就是那个): the handbooks' move is to listen without interrupting
 # (耐心多一点, 专业倾听与记录), so a calm caller gets no recap yet; an upset one still gets the acknowledgement.
 # 那个/这个 after a verb is its object (我不想走那个), not a trailing filler.
@@ -228,6 +232,13 @@ class ScriptChoice:
 def asks(text: str) -> bool:
     """Whether the caller's line asks something (the general move then confirms and calls back)."""
     return bool(QUESTION_WORDS.search(text)) or bool(FINAL_NE.search(text) and not NOT_YET_NE.search(text))
+
+
+def _echoes(promised: str, line: str) -> bool:
+    """The caller repeats the promised time back (明天一点是吧 after 明天的一点之前): confirm it. Only a short
+    line: a long one quoting the time is arguing with it (你还让我耐心等待二十四小时), not checking it."""
+    core = re.sub(r"(?:之内|以内|内|之前|以前|前)$", "", promised).replace("的", "")
+    return len(core) >= 2 and len(line) <= ECHO_CHARS and core in line.replace("的", "")
 
 
 def content_chars(text: str) -> int:
@@ -348,7 +359,18 @@ class Suggester:
         mood = mood_in_call(latest, earlier_lines).label
         top = found.situations[0] if found.situations else None
         situation = top if top is not None and top.confidence >= _needed(top.situation) else None
-        if situation is not None and mid_call and situation.situation.key in MID_CALL_SITUATIONS:
+        recording = (
+            situation is not None
+            and situation.situation.key == RECORDING_SITUATION
+            and bool(situation.situation.cues)
+            and re.search(situation.situation.cues, latest) is not None
+        )
+        if (
+            situation is not None
+            and mid_call
+            and situation.situation.key in MID_CALL_SITUATIONS
+            and not recording
+        ):
             situation = None  # never the opening mid-call
         if situation is not None and GREETING_ONLY.match(latest) and situation.situation.key not in GREETINGS:
             situation = None  # 你好啊那个那个 is a hello (or the caller back at the phone), not a thank-you
@@ -406,7 +428,7 @@ class Suggester:
         move_key = situation.situation.key if situation is not None else ""
         if (
             slots.callback
-            and CALLBACK_ASKED.search(latest)
+            and (CALLBACK_ASKED.search(latest) or _echoes(slots.callback, latest))
             and not NOT_THE_CALLBACK.search(latest)
             and (situation is None or not situation.situation.special)
         ):
