@@ -560,3 +560,12 @@ def test_a_recording_on_the_line_mid_call_gets_the_silent_line_procedure(tmp_pat
     assert recorded.situation_key == "silent_line"  # type: ignore[attr-defined]
     asked = _say(engine, *mid_call, ("customer", "喂喂有人吗"))  # the situation's phrasing, not its cue
     assert asked.situation_key != "silent_line"  # type: ignore[attr-defined]
+
+
+def test_no_second_farewell_after_the_agent_said_it(tmp_path: Path) -> None:
+    engine = _closing_engine(tmp_path)
+    goodbye = ("agent", "嗯不客气,感谢您的来电,再见")
+    said = _say(engine, ("customer", "我的洗衣机坏了"), goodbye, ("customer", "没有了"))
+    assert said.text == "" and "said goodbye" in said.reason  # type: ignore[attr-defined]
+    other = _say(engine, ("customer", "我的洗衣机坏了"), ("agent", "好的您先忙"), ("customer", "没有了"))
+    assert other.text == "感谢您的来电,再见!"  # type: ignore[attr-defined]

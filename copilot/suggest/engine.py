@@ -161,6 +161,7 @@ DEMAND_STATED = re.compile(
 OUTBURST_KEYS = frozenset({"angry_caller", "vent"})
 SOOTHE_TOLD = "我会尽快帮您解决"
 TOLD_LINES = 2
+CLOSING_KEY = "closing"
 NOTHING_TEXT = ""  # what "no suggestion" shows: nothing to say, with the reason beside it
 
 
@@ -377,8 +378,8 @@ class Suggester:
         asked_anything_else = (
             bool(earlier) and earlier[-1].speaker == "agent" and ANYTHING_ELSE.search(earlier[-1].text)
         )
-        if asked_anything_else and NOTHING_MORE.fullmatch(latest) and "closing" in self._situations:
-            situation = _match(found, "closing") or SituationMatch(self._situations["closing"], 0.0, 1.0)
+        if asked_anything_else and NOTHING_MORE.fullmatch(latest) and CLOSING_KEY in self._situations:
+            situation = _match(found, CLOSING_KEY) or SituationMatch(self._situations[CLOSING_KEY], 0.0, 1.0)
             top = situation  # settled: no complaint empathy for "nothing else"
         # A complaint among the best matches owes empathy, unless the turn is confidently a special or
         # settled situation (a wrong number or a thank-you is not a complaint).
@@ -426,6 +427,13 @@ class Suggester:
         chosen: tuple[Script, str] | None = None
         move = "script"
         move_key = situation.situation.key if situation is not None else ""
+        if move_key == CLOSING_KEY and self._situations[CLOSING_KEY].says:
+            farewell = self._situations[CLOSING_KEY].says[0]
+            plain = next((fill(script) for script in self.scripts if farewell in script.text), "")
+            if plain and _repeats(plain, said):
+                # The agent has just said this goodbye: the call is over. A longer farewell script would only
+                # add words (one promises 我们会尽快反映,并给您答复 to a caller who is hanging up).
+                return nothing("nothing to suggest: the agent has said goodbye; the caller is leaving")
         if (
             slots.callback
             and (CALLBACK_ASKED.search(latest) or _echoes(slots.callback, latest))
