@@ -26,7 +26,7 @@ from copilot.config import CompanyConfig
 from copilot.judgement.engine import RuleEngine
 from copilot.judgement.tone import latest_mood, mood_in_call
 from copilot.knowledge.embedding import Embedder
-from copilot.knowledge.query import build_query, turns
+from copilot.knowledge.query import Turn, build_query, turns
 from copilot.knowledge.retrieval import Assessment, Retriever, SituationMatch, assess
 from copilot.knowledge.situations import Situation
 from copilot.suggest.gate import GenerationGate
@@ -242,6 +242,11 @@ def _echoes(promised: str, line: str) -> bool:
     return len(core) >= 2 and len(line) <= ECHO_CHARS and core in line.replace("的", "")
 
 
+def _mid_call(earlier: Sequence[Turn]) -> bool:
+    """The agent has spoken, or the caller has said more than one thing: past the opening."""
+    return any(t.speaker == "agent" for t in earlier) or len(earlier) >= 2
+
+
 def content_chars(text: str) -> int:
     """Characters that carry content (fillers, backchannels and punctuation removed)."""
     return len(FILLERS.sub("", text))
@@ -355,32 +360,9 @@ class Suggester:
         else:
             earlier_lines = [t.text for t in earlier if t.speaker != "agent"]
         said = " ".join(t.text for t in earlier[-CONTEXT_TURNS:] if t.speaker == "agent")
-        mid_call = any(t.speaker == "agent" for t in earlier) or len(earlier) >= 2
         found = assess(self.retriever, latest, k=SEARCH_DEPTH)
         mood = mood_in_call(latest, earlier_lines).label
-        top = found.situations[0] if found.situations else None
-        situation = top if top is not None and top.confidence >= _needed(top.situation) else None
-        recording = (
-            situation is not None
-            and situation.situation.key == RECORDING_SITUATION
-            and bool(situation.situation.cues)
-            and re.search(situation.situation.cues, latest) is not None
-        )
-        if (
-            situation is not None
-            and mid_call
-            and situation.situation.key in MID_CALL_SITUATIONS
-            and not recording
-        ):
-            situation = None  # never the opening mid-call
-        if situation is not None and GREETING_ONLY.match(latest) and situation.situation.key not in GREETINGS:
-            situation = None  # 你好啊那个那个 is a hello (or the caller back at the phone), not a thank-you
-        asked_anything_else = (
-            bool(earlier) and earlier[-1].speaker == "agent" and ANYTHING_ELSE.search(earlier[-1].text)
-        )
-        if asked_anything_else and NOTHING_MORE.fullmatch(latest) and CLOSING_KEY in self._situations:
-            situation = _match(found, CLOSING_KEY) or SituationMatch(self._situations[CLOSING_KEY], 0.0, 1.0)
-            top = situation  # settled: no complaint empathy for "nothing else"
+        situation, top = self._situation_of(found, latest, earlier)
         # A complaint among the best matches owes empathy, unless the turn is confidently a special or
         # settled situation (a wrong number or a thank-you is not a complaint).
         complaint = any(m.situation.key in COMPLAINT_KEYS for m in found.situations[:COMPLAINT_TOP]) and not (
@@ -501,6 +483,28 @@ class Suggester:
             quotes=quotes,
             no_apology=refused,
         )
+
+    def _situation_of(
+        self, found: Assessment, latest: str, earlier: Sequence[Turn]
+    ) -> tuple[SituationMatch | None, SituationMatch | None]:
+        """The situation confident enough for its script (None: the general move), and the best match."""
+        top = found.situations[0] if found.situations else None
+        situation = top if top is not None and top.confidence >= _needed(top.situation) else None
+        if situation is not None and situation.situation.key in MID_CALL_SITUATIONS and _mid_call(earlier):
+            cues = situation.situation.cues
+            recording = situation.situation.key == RECORDING_SITUATION and bool(
+                cues and re.search(cues, latest)
+            )
+            situation = situation if recording else None  # never the opening mid-call
+        if situation is not None and GREETING_ONLY.match(latest) and situation.situation.key not in GREETINGS:
+            situation = None  # 你好啊那个那个 is a hello (or the caller back at the phone), not a thank-you
+        asked_anything_else = (
+            bool(earlier) and earlier[-1].speaker == "agent" and ANYTHING_ELSE.search(earlier[-1].text)
+        )
+        if asked_anything_else and NOTHING_MORE.fullmatch(latest) and CLOSING_KEY in self._situations:
+            situation = _match(found, CLOSING_KEY) or SituationMatch(self._situations[CLOSING_KEY], 0.0, 1.0)
+            top = situation  # settled: no complaint empathy for "nothing else"
+        return situation, top
 
     def _settles(self, line: str) -> bool:
         """The line says thanks, goodbye or "it works now" (a cue of a settled situation)."""
