@@ -50,9 +50,8 @@ RUBRIC_POINTS = ("relevant", "polite", "sayable", "no_invented_promise", "cites_
 LINES_FILE = "customer_lines.tsv"
 UPSET_LABELS = frozenset({"angry", "distressed", "anxious"})
 RECALL_AT = 3
-DUMP_CONTEXT = (
-    6  # earlier turns written with each suggestion in a dump, for reading (the suggester read them all)
-)
+# Earlier turns written with each suggestion in a dump, for reading (the suggester read them all).
+DUMP_CONTEXT = 6
 # Script situations (knowledge/scripts.yaml keys, also the older releases') that are special situations:
 # used to read outputs that do not say themselves whether a special-situation script was used.
 SPECIAL_SCRIPT_KEYS = frozenset(

@@ -317,9 +317,6 @@ class Suggester:
             for situation, rows in zip(retriever.situations, retriever.clause_rows, strict=True)
         }
         self._situations = {situation.key: situation for situation in retriever.situations}
-        self._settling_cues = [
-            re.compile(s.cues) for s in retriever.situations if s.key in SETTLED_KEYS and s.cues
-        ]
         self.gate = gate  # shared by every session: how many rewrites run at once
         self.max_new_tokens = max_new_tokens
         self.scripts = [s for s in scripts if s.kind == "script"] or [GENERIC_SCRIPT]
@@ -491,9 +488,8 @@ class Suggester:
         top = found.situations[0] if found.situations else None
         situation = top if top is not None and top.confidence >= _needed(top.situation) else None
         if situation is not None and situation.situation.key in MID_CALL_SITUATIONS and _mid_call(earlier):
-            cues = situation.situation.cues
-            recording = situation.situation.key == RECORDING_SITUATION and bool(
-                cues and re.search(cues, latest)
+            recording = situation.situation.key == RECORDING_SITUATION and RECORDING_SITUATION in self._cued(
+                latest
             )
             situation = situation if recording else None  # never the opening mid-call
         if situation is not None and GREETING_ONLY.match(latest) and situation.situation.key not in GREETINGS:
@@ -506,9 +502,13 @@ class Suggester:
             top = situation  # settled: no complaint empathy for "nothing else"
         return situation, top
 
+    def _cued(self, text: str) -> set[str]:
+        """Keys of the situations whose cue words are in the text."""
+        return {self.retriever.situations[i].key for i in self.retriever.cued_situations(text)}
+
     def _settles(self, line: str) -> bool:
         """The line says thanks, goodbye or "it works now" (a cue of a settled situation)."""
-        return any(cue.search(line) for cue in self._settling_cues)
+        return bool(self._cued(line) & SETTLED_KEYS)
 
     def _empathy(self, mood: str, *, sorry: bool = True) -> str:
         """The handbook's empathy line for this mood (as a script quotes it); ``sorry=False``: no apology."""
