@@ -65,6 +65,10 @@ _ANGRY += [
     "不想听你", "不想跟你", "换一个人", "换个人", "换个客服", "有用的话",
     # what was done or said is useless (tune part: 7 lines, all labelled upset)
     "有什么用", "什么用都没有", "什么都不懂", "什么都不会",
+    # rhetorical pressure and plain refusals of what was offered (tune part: read from the upset lines the
+    # cues missed, each checked against the calm lines holding it)
+    "为什么", "知道吗", "明白吗", "你明白", "激动", "吃干饭", "处理不了", "解决问题", "无法告知",
+    "不能接受", "接受不了", "无法接受", "转来转去", "转过来转过去", "都不回", "不回复", "接不到", "太麻烦",
 ]  # fmt: skip
 # Harm and suffering the customer reports (food safety, illness, spoiled or foreign objects, feeling wronged).
 _DISTRESSED = [
@@ -73,10 +77,14 @@ _DISTRESSED = [
     "变质", "坏了", "坏掉", "馊", "臭", "发霉", "长毛", "酸了", "生的", "没熟", "不新鲜", "吃出",
     "饿", "委屈", "伤心", "难过", "不愉快", "体验非常差", "体验很差", "心里", "害怕", "吓",
     "疼", "痛", "药", "腐烂", "烂了", "脏",
+    # (tune part, as the angry additions)
+    "敢吃", "没法吃", "没办法吃", "不能吃", "吃剩", "剩饭", "剩菜", "剩的", "不太新鲜", "出事", "受伤",
+    "心情", "无法沟通", "没法沟通", "不给退", "退不了", "被拒绝", "拒绝退",
 ]  # fmt: skip
 _ANXIOUS += [
     "马上", "立刻", "多久", "多长时间", "几点", "快一点", "快些", "催", "等了",
     "等你们", "还没有", "一直没", "怎么解决", "怎么处理", "怎么弄", "怎么赔", "到底",
+    "多长", "多少时间", "很忙",  # (tune part, as the angry additions)
 ]  # fmt: skip
 # Thanks that is thanks (not 好的 / 可以, which are agreement: calm).
 _THANKFUL = [
