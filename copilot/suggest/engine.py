@@ -228,6 +228,9 @@ class ScriptChoice:
     move_key: str = ""  # the situation whose script or general move this is
     quotes: tuple[str, ...] = ()  # the move's clause quotes: what to quote of a cited passage
     no_apology: bool = False  # the caller refused another apology: none in the script, none in a rewrite
+    address: str = (
+        "您"  # how the rewrite addresses the customer (CallSlots.address, read with the script's slots)
+    )
 
 
 def asks(text: str) -> bool:
@@ -479,6 +482,7 @@ class Suggester:
             move_key=move_key,
             quotes=quotes,
             no_apology=refused,
+            address=slots.address,
         )
 
     def _situation_of(
@@ -539,9 +543,9 @@ class Suggester:
             if upset and script.situation_key in UPSET_SITUATIONS:
                 score += MOOD_WEIGHT
             if best is None or score > best.score:
-                best = ScriptChoice(script, text, hits, score)
+                best = ScriptChoice(script, text, hits, score, address=slots.address)
         if best is None:  # every script blocked: the neutral one still cites the passages
-            best = ScriptChoice(GENERIC_SCRIPT, GENERIC_SCRIPT.text, hits, 0.0)
+            best = ScriptChoice(GENERIC_SCRIPT, GENERIC_SCRIPT.text, hits, 0.0, address=slots.address)
         return best
 
     def cites(self, choice: ScriptChoice, k: int) -> tuple[Cite, ...]:
@@ -625,9 +629,7 @@ class Suggester:
 
         history = turns(segments)
         customer = next((t.text for t in reversed(history) if t.speaker != "agent"), "")
-        messages = suggestion_messages(
-            customer, choice.text, [c.text for c in cites], extract_slots(segments).address
-        )
+        messages = suggestion_messages(customer, choice.text, [c.text for c in cites], choice.address)
         context = [s.text for s in segments]
         sources = [choice.text, *(c.text for c in cites)]
         text = ""
