@@ -84,7 +84,7 @@ _DISTRESSED = [
 _ANXIOUS += [
     "马上", "立刻", "多久", "多长时间", "几点", "快一点", "快些", "催", "等了",
     "等你们", "还没有", "一直没", "怎么解决", "怎么处理", "怎么弄", "怎么赔", "到底",
-    "多长", "多少时间", "很忙",  # (tune part, as the angry additions)
+    "多长", "多少时间", "很忙", "没时间", "没有时间", "快吗", "现在就要",  # (tune part, as the angry additions)
 ]  # fmt: skip
 # Thanks that is thanks (not 好的 / 可以, which are agreement: calm).
 _THANKFUL = [
