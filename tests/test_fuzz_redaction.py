@@ -83,7 +83,8 @@ def test_generated_numbers_in_any_writing_are_masked(
     data: st.DataObject, number: str, before: str, after: str
 ) -> None:
     text = before + data.draw(written(number), label="written") + after
-    out = redact(text)
+    # The context may spell a name with an honorific (谢下先生 was drawn); names have their own tests.
+    out = redact(text, ALL_KINDS - {"name"})
     assert number.rstrip("X") not in _as_digits(out)
     assert any(mask in out for mask in MASKS.values())
     assert out.startswith(before) and out.endswith(after)
