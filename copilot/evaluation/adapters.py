@@ -5,6 +5,8 @@
 * Quick sizes for them: :func:`quick_options` (``--quick``: the retrieval dev set in the configured mode only,
   suggestions without the LLM).
 * ``retrieval_holdout``: the retrieval suite on ``eval/retrieval_holdout.yaml`` (not in ``--quick``).
+* ``retrieval_offtopic``: the retrieval suite on ``eval/retrieval_offtopic.yaml``, lines nothing in the handbooks
+  fits: how many get the "none" answer.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from copilot.evaluation import (
 )
 
 HOLDOUT_SET = REPO_DIR / "eval" / "retrieval_holdout.yaml"
+OFFTOPIC_SET = REPO_DIR / "eval" / "retrieval_offtopic.yaml"
 OTHER_MODE_KEYS = ("recall@3", "mrr")  # shown for the modes the configuration does not use
 
 
@@ -35,6 +38,7 @@ def retrieval_metrics(data: dict[str, Any], config: Config) -> list[Metric]:
         rows += [Metric(f"recall@{k}", f"recall@{k}", m[f"recall@{k}"], n=n) for k in (1, 3, 5)]
         rows += [
             Metric("mrr", "MRR", m["mrr"], n=n),
+            Metric("false_none", "fitting queries answered none", m.get("false_none"), "lower", "n", n),
             Metric("p50_ms", "query p50", m["p50_ms"], "lower", "ms", n),
         ]
     for mode, m in modes.items():
@@ -44,6 +48,14 @@ def retrieval_metrics(data: dict[str, Any], config: Config) -> list[Metric]:
                 for key in OTHER_MODE_KEYS
             ]
     return rows
+
+
+def offtopic_metrics(data: dict[str, Any], config: Config) -> list[Metric]:
+    n = data.get("labelled_none")
+    main = data.get("modes", {}).get(config.retrieval.mode, {})
+    return [
+        Metric("none_right", "off-topic lines answered none", rate(main.get("none_right", 0), n or 0), n=n)
+    ]
 
 
 def flags_metrics(data: dict[str, Any], config: Config) -> list[Metric]:
@@ -101,5 +113,20 @@ register_suite(
     run_holdout,
     help="the retrieval suite on the held-out set eval/retrieval_holdout.yaml (never used for tuning)",
     metrics=retrieval_metrics,
+    quick=False,
+)
+
+
+def run_offtopic(options: SuiteOptions, config: Config) -> EvalOutcome:
+    own = dataclasses.replace(options, set_path=str(OFFTOPIC_SET), modes=(config.retrieval.mode,))
+    outcome = retrieval_eval.run(own, config)
+    return EvalOutcome(outcome.text, {**outcome.data, "suite": "retrieval_offtopic"})
+
+
+register_suite(
+    "retrieval_offtopic",
+    run_offtopic,
+    help='lines nothing in the handbooks fits (eval/retrieval_offtopic.yaml): how many get the "none" answer',
+    metrics=offtopic_metrics,
     quick=False,
 )

@@ -1,4 +1,9 @@
-"""``copilot eval retrieval``: recall@1/3/5, MRR and latency of dense, BM25 and hybrid retrieval."""
+"""``copilot eval retrieval``: recall@1/3/5, MRR and latency of dense, BM25 and hybrid retrieval.
+
+"None fits" counts as an answer, as ``copilot search`` gives it: a query labelled ``expect: none`` is right at
+rank 1 when the answer is none, and a query with a fitting clause is a miss when it is. The none answer is the
+knowledge base's fit model (:func:`copilot.knowledge.retrieval.assess`), the same for every mode.
+"""
 
 from __future__ import annotations
 
@@ -17,7 +22,7 @@ from copilot.config import REPO_DIR, Config
 from copilot.errors import KnowledgeError
 from copilot.evaluation import EvalOutcome, SuiteOptions, register_suite
 from copilot.evaluation.metrics import percentile
-from copilot.knowledge.retrieval import MODES, Mode, Retriever, index_text, open_retriever
+from copilot.knowledge.retrieval import MODES, Mode, Retriever, assess, index_text, open_retriever
 from copilot.types import Passage
 
 DEFAULT_SET = REPO_DIR / "eval" / "retrieval.yaml"
@@ -25,12 +30,13 @@ RECALL_AT = (1, 3, 5)
 MRR_DEPTH = 10  # a clause found below rank 10 counts as not found
 WARMUP_QUERIES = 2  # first calls pay for lazy initialisation (jieba dictionary, torch kernels)
 MS_PER_SECOND = 1000.0
+NONE_LABEL = "none"  # ``expect: none``: nothing in the handbooks fits the query
 
 
 @dataclass(frozen=True)
 class LabelledQuery:
     query: str
-    expect: tuple[str, ...]  # distinctive substrings; a passage holding any of them is right
+    expect: tuple[str, ...]  # distinctive substrings; a passage holding any of them is right; () = none fits
 
 
 @dataclass(frozen=True)
@@ -41,7 +47,9 @@ class ModeResult:
     p50_ms: float
     p95_ms: float
     cpu_p50_ms: float  # CPU time of the process per query: what a quiet machine's wall time would be
-    misses: tuple[str, ...]  # queries whose clause was not in the top 3
+    misses: tuple[str, ...]  # queries whose clause was not in the top 3 (or whose right "none" was not given)
+    none_right: int = 0  # queries labelled none that were answered none
+    false_none: int = 0  # queries with a fitting clause that were answered none
 
 
 def load_set(path: Path) -> list[LabelledQuery]:
@@ -56,6 +64,8 @@ def load_set(path: Path) -> list[LabelledQuery]:
         if not isinstance(item, dict) or "query" not in item or "expect" not in item:
             raise KnowledgeError(f"{path} item {number} needs query and expect")
         expect = item["expect"] if isinstance(item["expect"], list) else [item["expect"]]
+        if expect == [NONE_LABEL]:
+            expect = []
         items.append(LabelledQuery(str(item["query"]), tuple(str(e) for e in expect)))
     return items
 
@@ -67,7 +77,7 @@ def is_relevant(passage: Passage, item: LabelledQuery) -> bool:
 
 def unlabelled(items: Sequence[LabelledQuery], passages: Sequence[Passage]) -> list[str]:
     """Labels that match no passage at all (a typo, or the knowledge base changed)."""
-    return [i.query for i in items if not any(is_relevant(p, i) for p in passages)]
+    return [i.query for i in items if i.expect and not any(is_relevant(p, i) for p in passages)]
 
 
 def evaluate_mode(retriever: Retriever, items: Sequence[LabelledQuery], mode: Mode) -> ModeResult:
@@ -78,12 +88,21 @@ def evaluate_mode(retriever: Retriever, items: Sequence[LabelledQuery], mode: Mo
     latencies: list[float] = []
     cpu: list[float] = []
     misses = []
+    none_right = false_none = 0
     for item in items:
         started, started_cpu = time.perf_counter(), time.process_time()
         hits = retriever.search(item.query, k=MRR_DEPTH, mode=mode)
         latencies.append((time.perf_counter() - started) * MS_PER_SECOND)
         cpu.append((time.process_time() - started_cpu) * MS_PER_SECOND)
-        rank = next((r for r, h in enumerate(hits, 1) if is_relevant(h.passage, item)), None)
+        none = assess(retriever, item.query).none_fits
+        if not item.expect:
+            rank: int | None = 1 if none else None
+            none_right += none
+        elif none:
+            rank = None
+            false_none += 1
+        else:
+            rank = next((r for r, h in enumerate(hits, 1) if is_relevant(h.passage, item)), None)
         if rank is not None:
             reciprocal += 1.0 / rank
         for k in RECALL_AT:
@@ -99,6 +118,8 @@ def evaluate_mode(retriever: Retriever, items: Sequence[LabelledQuery], mode: Mo
         p95_ms=percentile(latencies, 0.95),
         cpu_p50_ms=statistics.median(cpu),
         misses=tuple(misses),
+        none_right=none_right,
+        false_none=false_none,
     )
 
 
@@ -110,8 +131,8 @@ def load_average() -> str:
         return "unknown"
 
 
-def render(results: Sequence[ModeResult], n: int, path: Path) -> str:
-    lines = [f"retrieval on {n} labelled queries ({path.name}); load average {load_average()}", ""]
+def render(results: Sequence[ModeResult], items: Sequence[LabelledQuery], path: Path) -> str:
+    lines = [f"retrieval on {len(items)} labelled queries ({path.name}); load average {load_average()}", ""]
     lines.append(
         f"{'mode':8} {'R@1':>6} {'R@3':>6} {'R@5':>6} {'MRR':>6} {'p50 ms':>8} {'p95 ms':>8} {'cpu p50':>8}"
     )
@@ -120,6 +141,10 @@ def render(results: Sequence[ModeResult], n: int, path: Path) -> str:
             f"{r.mode:8} {r.recall[1]:6.3f} {r.recall[3]:6.3f} {r.recall[5]:6.3f} {r.mrr:6.3f} "
             f"{r.p50_ms:8.1f} {r.p95_ms:8.1f} {r.cpu_p50_ms:8.1f}"
         )
+    if results:  # the none answer is the same in every mode
+        nones = sum(not item.expect for item in items)
+        right, wrong = results[-1].none_right, results[-1].false_none
+        lines += ["", f"labelled none: {nones}; answered none: right {right}, wrong (a clause fits) {wrong}"]
     for r in results:
         if r.misses:
             lines += ["", f"{r.mode}: not in the top 3:"] + [f"  - {q}" for q in r.misses]
@@ -144,6 +169,7 @@ def run(options: SuiteOptions, config: Config) -> EvalOutcome:
     data = {
         "set": str(path),
         "queries": len(items),
+        "labelled_none": sum(not item.expect for item in items),
         "load_average": load_average(),
         "modes": {
             r.mode: {
@@ -153,11 +179,13 @@ def run(options: SuiteOptions, config: Config) -> EvalOutcome:
                 "p95_ms": round(r.p95_ms, 2),
                 "cpu_p50_ms": round(r.cpu_p50_ms, 2),
                 "misses_at_3": list(r.misses),
+                "none_right": r.none_right,
+                "false_none": r.false_none,
             }
             for r in results
         },
     }
-    return EvalOutcome(render(results, len(items), path), data)
+    return EvalOutcome(render(results, items, path), data)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
