@@ -275,3 +275,30 @@ def test_scripted_reviewer_on_the_shared_calls_is_stored(store: Store, shared_di
     by_name = {c.name: c for c in store.search()}
     assert by_name["good_call"].score > by_name["bad_call"].score
     assert "greeting" in by_name["bad_call"].failed_checks
+
+
+def test_a_database_locked_while_opening_is_retried_and_a_lasting_lock_is_a_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from copilot.qa.store import db
+
+    real_migrate = db.migrate
+    attempts = {"n": 0, "locked_until": 3}
+
+    def migrate(engine: sa.Engine) -> list[str]:
+        attempts["n"] += 1
+        if attempts["n"] < attempts["locked_until"]:
+            raise sa.exc.OperationalError(
+                "PRAGMA journal_mode=WAL", {}, sqlite3.OperationalError("database is locked")
+            )
+        return real_migrate(engine)
+
+    monkeypatch.setattr(db, "migrate", migrate)
+    monkeypatch.setattr(db, "OPEN_RETRY_SECONDS", 0.0)
+    with Store.open(f"sqlite:///{tmp_path / 'a.db'}") as store:
+        assert store.search(ReviewFilter()) == []
+    assert attempts["n"] == 3
+    attempts.update(n=0, locked_until=db.OPEN_ATTEMPTS + 1)
+    with pytest.raises(StoreError, match="database is locked"):
+        Store.open(f"sqlite:///{tmp_path / 'b.db'}")
+    assert attempts["n"] == db.OPEN_ATTEMPTS
