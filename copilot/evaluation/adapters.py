@@ -12,6 +12,8 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from copilot.config import REPO_DIR, Config
@@ -99,33 +101,32 @@ def quick_options(name: str, options: SuiteOptions, config: Config) -> SuiteOpti
     return options
 
 
-# --- retrieval on the held-out set -------------------------------------------------------------------
+# --- retrieval on the held-out and off-topic sets ----------------------------------------------------
 
 
-def run_holdout(options: SuiteOptions, config: Config) -> EvalOutcome:
-    own = dataclasses.replace(options, set_path=str(HOLDOUT_SET))
-    outcome = retrieval_eval.run(own, config)
-    return EvalOutcome(outcome.text, {**outcome.data, "suite": "retrieval_holdout"})
+def _on_set(suite: str, path: Path, *, main_mode_only: bool) -> Callable[[SuiteOptions, Config], EvalOutcome]:
+    """The retrieval suite on another labelled set, reported under its own name."""
+
+    def run(options: SuiteOptions, config: Config) -> EvalOutcome:
+        own = dataclasses.replace(options, set_path=str(path))
+        if main_mode_only:
+            own = dataclasses.replace(own, modes=(config.retrieval.mode,))
+        outcome = retrieval_eval.run(own, config)
+        return EvalOutcome(outcome.text, {**outcome.data, "suite": suite})
+
+    return run
 
 
 register_suite(
     "retrieval_holdout",
-    run_holdout,
+    _on_set("retrieval_holdout", HOLDOUT_SET, main_mode_only=False),
     help="the retrieval suite on the held-out set eval/retrieval_holdout.yaml (never used for tuning)",
     metrics=retrieval_metrics,
     quick=False,
 )
-
-
-def run_offtopic(options: SuiteOptions, config: Config) -> EvalOutcome:
-    own = dataclasses.replace(options, set_path=str(OFFTOPIC_SET), modes=(config.retrieval.mode,))
-    outcome = retrieval_eval.run(own, config)
-    return EvalOutcome(outcome.text, {**outcome.data, "suite": "retrieval_offtopic"})
-
-
 register_suite(
     "retrieval_offtopic",
-    run_offtopic,
+    _on_set("retrieval_offtopic", OFFTOPIC_SET, main_mode_only=True),
     help='lines nothing in the handbooks fits (eval/retrieval_offtopic.yaml): how many get the "none" answer',
     metrics=offtopic_metrics,
     quick=False,

@@ -80,7 +80,20 @@ def unlabelled(items: Sequence[LabelledQuery], passages: Sequence[Passage]) -> l
     return [i.query for i in items if i.expect and not any(is_relevant(p, i) for p in passages)]
 
 
-def evaluate_mode(retriever: Retriever, items: Sequence[LabelledQuery], mode: Mode) -> ModeResult:
+def none_answers(retriever: Retriever, items: Sequence[LabelledQuery]) -> list[bool]:
+    """Whether each query gets the "none fits" answer: the fit model's, the same in every mode."""
+    return [assess(retriever, item.query).none_fits for item in items]
+
+
+def evaluate_mode(
+    retriever: Retriever,
+    items: Sequence[LabelledQuery],
+    mode: Mode,
+    answered_none: Sequence[bool] | None = None,
+) -> ModeResult:
+    """``answered_none``: :func:`none_answers` of ``items``, when already known (computed here otherwise)."""
+    if answered_none is None:
+        answered_none = none_answers(retriever, items)
     for item in items[:WARMUP_QUERIES]:
         retriever.search(item.query, k=MRR_DEPTH, mode=mode)
     hits_at = {k: 0 for k in RECALL_AT}
@@ -89,12 +102,11 @@ def evaluate_mode(retriever: Retriever, items: Sequence[LabelledQuery], mode: Mo
     cpu: list[float] = []
     misses = []
     none_right = false_none = 0
-    for item in items:
+    for item, none in zip(items, answered_none, strict=True):
         started, started_cpu = time.perf_counter(), time.process_time()
         hits = retriever.search(item.query, k=MRR_DEPTH, mode=mode)
         latencies.append((time.perf_counter() - started) * MS_PER_SECOND)
         cpu.append((time.process_time() - started_cpu) * MS_PER_SECOND)
-        none = assess(retriever, item.query).none_fits
         if not item.expect:
             rank: int | None = 1 if none else None
             none_right += none
@@ -162,8 +174,9 @@ def run(options: SuiteOptions, config: Config) -> EvalOutcome:
     broken = unlabelled(items, retriever.passages)
     if broken:
         raise KnowledgeError(f"{len(broken)} labels match no passage, e.g. {broken[0]!r}: fix {path}")
+    answered_none = none_answers(retriever, items)
     results = [
-        evaluate_mode(retriever, items, mode)
+        evaluate_mode(retriever, items, mode, answered_none)
         for mode in sorted(modes, key=lambda m: ("dense", "bm25", "hybrid").index(m))
     ]
     data = {
