@@ -109,7 +109,28 @@ def test_shipped_phrasings_are_not_copies_of_eval_queries():
             ["嗯没有了然后就是我要求赔付因为", "那连保险都没有了你们这个"],
         ),
         # the caller asks the agent to repeat; a caller repeating herself is not asking
-        ("speech_pace", ["嗯什么你再说一遍", "你说啥", "你说的太快了"], ["我再说一遍我要退款", "他也没说啥"]),
+        # ... or a bare 什么 / 你说什么 (a pardon); 什么 inside a question or an outburst is not one
+        (
+            "speech_pace",
+            ["嗯什么你再说一遍", "你说啥", "你说的太快了", "什么", "嗯什么?", "你说什么"],
+            ["我再说一遍我要退款", "他也没说啥", "什么时候退款", "你说什么呢你", "这是什么态度"],
+        ),
+        (
+            "wrong_number",
+            ["不好意思我打错了", "打错电话了", "是不是打错了", "我好像打错号码了"],
+            ["我地址打错了", "他们把地址打错了字", "我打了好几个电话"],
+        ),
+        (
+            "agent_nickname",
+            ["你是哪位", "你叫什么名字", "你工号多少", "怎么称呼你"],
+            ["你是那个商家吗", "我叫李明"],
+        ),
+        # the caller cannot hear the agent; a product that sounds too quiet is a repair
+        (
+            "complain_cannot_hear",
+            ["你大声点", "你声音太小了", "您声音有点小"],
+            ["电视声音小", "音箱的声音很小"],
+        ),
     ],
 )
 def test_shipped_cues_catch_the_moment_and_not_lookalikes(key, says_it, does_not):

@@ -35,6 +35,9 @@ def test_one_guarded_cited_suggestion_per_line(tmp_path: Path, capsys: pytest.Ca
 # Real callers' moments (phrasings of ../shared/realdata's tune part) and what the shipped knowledge answers.
 MOMENTS = {
     "你说啥你再说一遍": "我再慢一点为您重复一遍",  # asked to repeat: slower, again
+    "你说什么": "我再慢一点为您重复一遍",  # a pardon is the same moment
+    "不好意思我打错了": "请您查证后再拨",  # the caller dialled the wrong number (said, not only guessed)
+    "你大声点": "请问现在您能听到吗",  # the caller cannot hear the agent
     "嗯没有了": "感谢您的来电,再见",  # the answer to 还有其他可以帮您的吗
     "嗯您稍等我看一下啊": "",  # the caller asks for a moment: the agent waits
     "你好啊那个那个": "",  # a hello, not a thank-you
