@@ -10,7 +10,7 @@ import contextlib
 import math
 import statistics
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from functools import cache
 from typing import Any
 
@@ -63,3 +63,14 @@ def percentile(values: Sequence[float], q: float) -> float:
         raise ValueError(f"percentile q must be in (0, 1], got {q}")
     ordered = sorted(values)
     return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
+
+
+def rank_none_counted(labelled_none: bool, answered_none: bool, fitting: Iterable[bool]) -> int | None:
+    """Rank (1-based) of the first fitting hit, with "none fits" counted as an answer, as ``copilot search``
+    gives it: a query labelled none is right at rank 1 when the answer is none; a query with a fitting passage
+    is a miss when the answer is none. ``fitting``: per hit, in rank order, whether it fits (read lazily)."""
+    if labelled_none:
+        return 1 if answered_none else None
+    if answered_none:
+        return None
+    return next((rank for rank, fits in enumerate(fitting, 1) if fits), None)

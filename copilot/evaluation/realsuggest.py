@@ -32,7 +32,7 @@ from typing import Any
 from copilot.config import Config
 from copilot.errors import ConfigError
 from copilot.evaluation import EvalOutcome, Metric, SuiteOptions, rate, register_suite
-from copilot.evaluation.metrics import p50
+from copilot.evaluation.metrics import p50, rank_none_counted
 from copilot.evaluation.realdata import (
     HELPDESK,
     LABELS_DIR,
@@ -140,14 +140,9 @@ def fits(expect: Sequence[str], section: str, text: str) -> bool:
 
 
 def retrieval_rank(case: TurnCase, hits: Sequence[tuple[str, str]], none_fits: bool) -> int | None:
-    """Rank of the first fitting passage (1-based), "none" counted: a none turn is right at rank 1 when the
-    answer is none; a turn with a fitting passage is a miss when the answer is none."""
-    if not case.expect:
-        return 1 if none_fits else None
-    if none_fits:
-        return None
-    return next(
-        (rank for rank, (section, text) in enumerate(hits, 1) if fits(case.expect, section, text)), None
+    """Rank of the first fitting passage (1-based), "none" counted (:func:`rank_none_counted`)."""
+    return rank_none_counted(
+        not case.expect, none_fits, (fits(case.expect, section, text) for section, text in hits)
     )
 
 

@@ -21,7 +21,7 @@ import yaml
 from copilot.config import REPO_DIR, Config
 from copilot.errors import KnowledgeError
 from copilot.evaluation import EvalOutcome, SuiteOptions, register_suite
-from copilot.evaluation.metrics import percentile
+from copilot.evaluation.metrics import percentile, rank_none_counted
 from copilot.knowledge.retrieval import MODES, Mode, Retriever, assess, index_text, open_retriever
 from copilot.types import Passage
 
@@ -107,14 +107,9 @@ def evaluate_mode(
         hits = retriever.search(item.query, k=MRR_DEPTH, mode=mode)
         latencies.append((time.perf_counter() - started) * MS_PER_SECOND)
         cpu.append((time.process_time() - started_cpu) * MS_PER_SECOND)
-        if not item.expect:
-            rank: int | None = 1 if none else None
-            none_right += none
-        elif none:
-            rank = None
-            false_none += 1
-        else:
-            rank = next((r for r, h in enumerate(hits, 1) if is_relevant(h.passage, item)), None)
+        rank = rank_none_counted(not item.expect, none, (is_relevant(h.passage, item) for h in hits))
+        none_right += none and not item.expect
+        false_none += none and bool(item.expect)
         if rank is not None:
             reciprocal += 1.0 / rank
         for k in RECALL_AT:
