@@ -261,6 +261,17 @@ def test_traditional_and_full_width_queries_find_the_same_clause(tmp_path):
     assert tokenize("ＱＱ") == ["qq"]
 
 
+def test_a_query_without_a_word_is_answered_none_without_a_closest_passage(tmp_path):
+    from copilot.knowledge.retrieval import assess
+
+    retriever = _retriever(tmp_path, situations=SITUATIONS)
+    for line in ("，。！", "?", "***********", "😡😡"):
+        found = assess(retriever, line)
+        assert found.none_fits and not found.closest and not found.situations, line
+    worded = assess(retriever, "请问是银行吗?")  # the same punctuation beside words is searched
+    assert worded.situations and (worded.hits or worded.closest)
+
+
 def test_build_query_uses_latest_customer_turn_first_with_context():
     segments = [
         Segment("agent", 0.0, 2.0, "您好,请问有什么可以帮您?"),

@@ -525,7 +525,11 @@ def assess(retriever: Retriever, query: str, *, k: int | None = None) -> Assessm
     """Passages, situations and the "none fits" answer for one query, from one embedding of it."""
     k = k or retriever.config.top_k
     query = normalize_query(query)
-    if not query or retriever.embedder is None or retriever._dense is None or not retriever.situations:
+    if not LEXICAL_RUN.search(query.lower()):
+        # Punctuation, emoji or a masked ***** line: no word to search with, so nothing fits (the embedder
+        # would still find a "closest" passage for ",。!", with a fit of 0.72).
+        return Assessment(query, (), (), 0.0)
+    if retriever.embedder is None or retriever._dense is None or not retriever.situations:
         hits = tuple(retriever.search(query, k=k)) if query else ()
         return Assessment(query, hits, (), 1.0 if hits else 0.0)
     views = retriever.view_scores(retriever.embed_query(query))
