@@ -255,6 +255,20 @@ def test_no_to_anything_else_gets_the_farewell_but_no_to_another_question_does_n
     assert more.situation_key != "closing"  # type: ignore[attr-defined]
 
 
+def test_an_upset_caller_saying_goodbye_hears_the_apology_not_worry_acknowledged(tmp_path: Path) -> None:
+    passages = [Passage("p-close", "h.txt", "礼仪 > 挂电话前的礼貌", "挂电话前的礼貌绝不可忽视。")]
+    farewell = Script("s-bye", "感谢您的来电,再见!", "礼仪", "closing", "closing", passage_id="p-close")
+    closing = _situation(
+        "closing", "挂电话前的礼貌", "感谢您的来电", ("好的再见",), special=True, cues="再见"
+    )
+    understanding = Script("s-calm", "遇到这种情况确实很着急,我非常理解您的心情", "共情", "", "middle")
+    engine = _engine_with(tmp_path, passages, [farewell, understanding], [closing])
+    worried = ("customer", "孩子吃了吐了一晚上,现在还在医院")  # distressed, and the mood carries on
+    said = _say(engine, worried, ("agent", "好的,我马上帮您加急处理"), ("customer", "嗯好好的好的再见"))
+    assert said.situation_key == "closing" and said.text.endswith("感谢您的来电,再见!")  # type: ignore[attr-defined]
+    assert opens_with_empathy(said.text) and "着急" not in said.text  # type: ignore[attr-defined]
+
+
 def test_a_caller_asking_when_hears_the_callback_time_the_agent_promised(tmp_path: Path) -> None:
     progress = Situation(
         "progress_update", "进度", ("进度同步与方案确认",), ("处理到哪一步了",),
