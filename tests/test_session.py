@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import threading
 from pathlib import Path
 
 import pytest
@@ -48,6 +50,36 @@ def test_bad_call_flags_appear_with_their_clauses(engines: FakeEngines, shared_d
     assert all(f.clause.quote for f in state.flags)
     assert "closing" in state.missing_steps and "apology" in state.missing_steps
     assert state.mood is not None and state.mood.label == "angry"
+
+
+def test_a_superseded_suggestion_that_ends_last_is_still_waited_for_and_kept_in_turn_order(
+    engines: FakeEngines,
+) -> None:
+    # The first turn's suggestion is cancelled by the second and finishes after it (a slow token on a busy
+    # machine): finish() waits for both, and the records stay in the order of the customer's turns.
+    second_done = threading.Event()
+    real = engines.suggester
+
+    class SlowFirst:
+        def __getattr__(self, name: str) -> object:
+            return getattr(real, name)
+
+        def suggest(self, segments, **kwargs):  # type: ignore[no-untyped-def]
+            first = len([s for s in segments if s.speaker == "customer"]) == 1
+            if first:
+                second_done.wait(5)
+            yield from real.suggest(segments, **kwargs)
+            if not first:
+                second_done.set()
+
+    slow = dataclasses.replace(engines, suggester=SlowFirst())  # type: ignore[arg-type]
+    session = CallSession(slow, SessionOptions(background=True, use_llm=False))
+    session.add_segment(Segment("customer", 0.0, 2.0, "我等了半天了，你们怎么这么慢"))
+    session.add_segment(Segment("customer", 2.5, 4.0, "我家洗衣机不脱水了"))
+    session.finish()
+    texts = [record.customer.text for record in session.records]
+    assert texts == ["我等了半天了，你们怎么这么慢", "我家洗衣机不脱水了"]
+    assert session.state().suggestion is not None  # the panel shows the newest turn's suggestion
 
 
 def test_panel_mood_reads_the_latest_line_with_the_customers_earlier_ones(engines: FakeEngines) -> None:

@@ -8,6 +8,7 @@ app, the CLI and the evaluation harness render. Offline use is the same code wit
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import logging
 import threading
@@ -108,7 +109,7 @@ class CallSession:
         self._suggestion: Suggestion | None = None
         self._records: list[SuggestionRecord] = []
         self._stop: threading.Event | None = None
-        self._worker: threading.Thread | None = None
+        self._workers: list[threading.Thread] = []  # every suggestion thread: cancelled ones still finish
         self._errors: list[str] = []
         self._time = 0.0
         self._finished = False
@@ -146,8 +147,7 @@ class CallSession:
 
     def finish(self) -> None:
         """End of the call: wait for the suggestion in flight, then mark the session finished."""
-        worker = self._worker
-        if worker is not None:
+        for worker in list(self._workers):
             worker.join()
         with self._lock:
             self._finished = True
@@ -209,12 +209,18 @@ class CallSession:
                     self._errors.append(f"suggestion failed: {type(e).__name__}: {e}")
             if last is not None:
                 with self._lock:
-                    self._records.append(SuggestionRecord(customer, last))
+                    # In turn order: a cancelled worker may finish after the one that superseded it.
+                    bisect.insort(
+                        self._records,
+                        SuggestionRecord(customer, last),
+                        key=lambda record: (record.customer.start, record.customer.end),
+                    )
 
         if self.options.background:
             # The cancelled worker finishes on its own within a token; its output is ignored.
-            self._worker = threading.Thread(target=work, name="suggest", daemon=True)
-            self._worker.start()
+            worker = threading.Thread(target=work, name="suggest", daemon=True)
+            self._workers = [w for w in self._workers if w.is_alive()] + [worker]
+            worker.start()
         else:
             work()
 
