@@ -268,6 +268,7 @@ def test_a_query_without_a_word_is_answered_none_without_a_closest_passage(tmp_p
     for line in ("，。！", "?", "***********", "😡😡"):
         found = assess(retriever, line)
         assert found.none_fits and not found.closest and not found.situations, line
+        assert retriever.search(line) == [], line  # the plain search (bm25 mode, no situation layer) too
     worded = assess(retriever, "请问是银行吗?")  # the same punctuation beside words is searched
     assert worded.situations and (worded.hits or worded.closest)
 

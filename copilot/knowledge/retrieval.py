@@ -105,6 +105,12 @@ def corpus_hash(passages: Sequence[Passage]) -> str:
     return digest.hexdigest()
 
 
+def has_words(query: str) -> bool:
+    """The query holds a word to search with: punctuation, emoji or a masked ***** line do not (the embedder
+    would still find a "closest" passage for ",。!", with a fit of 0.72)."""
+    return bool(LEXICAL_RUN.search(query.lower()))
+
+
 def tokenize(text: str) -> list[str]:
     """Lexical tokens: each Chinese character and character bigram; Latin letters / digits as words.
 
@@ -446,7 +452,7 @@ class Retriever:
         if mode not in MODES:
             raise KnowledgeError(f"retrieval mode must be one of {', '.join(MODES)}, not {mode!r}")
         query = normalize_query(query)
-        if not query:
+        if not has_words(query):
             return []
         depth = min(len(self.passages), max(k, FUSION_DEPTH))
         if mode == "bm25":
@@ -525,12 +531,10 @@ def assess(retriever: Retriever, query: str, *, k: int | None = None) -> Assessm
     """Passages, situations and the "none fits" answer for one query, from one embedding of it."""
     k = k or retriever.config.top_k
     query = normalize_query(query)
-    if not LEXICAL_RUN.search(query.lower()):
-        # Punctuation, emoji or a masked ***** line: no word to search with, so nothing fits (the embedder
-        # would still find a "closest" passage for ",。!", with a fit of 0.72).
-        return Assessment(query, (), (), 0.0)
+    if not has_words(query):
+        return Assessment(query, (), (), 0.0)  # nothing fits, and nothing is closest
     if retriever.embedder is None or retriever._dense is None or not retriever.situations:
-        hits = tuple(retriever.search(query, k=k)) if query else ()
+        hits = tuple(retriever.search(query, k=k))
         return Assessment(query, hits, (), 1.0 if hits else 0.0)
     views = retriever.view_scores(retriever.embed_query(query))
     scores = retriever.situation_scores(views)

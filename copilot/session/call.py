@@ -146,7 +146,7 @@ class CallSession:
             self._time = max(self._time, audio_time)
 
     def finish(self) -> None:
-        """End of the call: wait for the suggestion in flight, then mark the session finished."""
+        """End of the call: wait for every suggestion in flight, then mark the session finished."""
         for worker in list(self._workers):
             worker.join()
         with self._lock:
@@ -217,7 +217,7 @@ class CallSession:
                     )
 
         if self.options.background:
-            # The cancelled worker finishes on its own within a token; its output is ignored.
+            # A cancelled worker finishes on its own within a token: recorded, never shown on the panel.
             worker = threading.Thread(target=work, name="suggest", daemon=True)
             self._workers = [w for w in self._workers if w.is_alive()] + [worker]
             worker.start()

@@ -462,10 +462,10 @@ class Suggester:
             passages.append(script.passage_id)
         if refused:
             text = without_apology(text)
-        if upset and not opens_with_empathy(text) and not (refused and move_key in SETTLED_KEYS):
-            # A goodbye or a thank-you to an upset caller closes with the apology for the trouble; 「遇到这种情况
-            # 确实很着急」 before 「感谢您的来电,再见」 answers a worry nobody is voicing any more.
-            settled = move_key in SETTLED_KEYS
+        # A goodbye or a thank-you to an upset caller closes with the apology for the trouble; 「遇到这种情况
+        # 确实很着急」 before 「感谢您的来电,再见」 answers a worry nobody is voicing any more.
+        settled = move_key in SETTLED_KEYS
+        if upset and not opens_with_empathy(text) and not (refused and settled):
             text = f"{DEFAULT_EMPATHY if settled else self._empathy(mood, sorry=not refused)},{text}"
             passages += [
                 self.retriever.passages[row].id for row in self._situation_rows.get("emotion_acceptance", ())
