@@ -497,7 +497,7 @@ def test_a_calm_caller_who_stopped_mid_sentence_is_listened_to(engine: Suggester
     assert upset.text and opens_with_empathy(upset.text)  # type: ignore[attr-defined]
 
 
-def test_a_stated_money_demand_is_passed_up_and_a_question_about_money_is_a_question(tmp_path: Path) -> None:
+def test_a_stated_demand_is_passed_up_and_a_question_about_money_is_a_question(tmp_path: Path) -> None:
     compensation = _situation(
         "compensation", "补偿多一点", "请问您希望我们怎样为您处理呢", ("给我点补偿",), cues="赔偿|补偿"
     )
@@ -523,7 +523,13 @@ def test_a_stated_money_demand_is_passed_up_and_a_question_about_money_is_a_ques
         [compensation, passed_up],
     )
     opened = ("agent", "您好,请问有什么可以帮您")
-    for demand in ("按法律规定要十倍赔偿", "至少赔我一千块钱的补偿", "退一赔三的赔偿行不行"):
+    # ... and an ultimatum states its demand too
+    for demand in (
+        "按法律规定要十倍赔偿",
+        "至少赔我一千块钱的补偿",
+        "退一赔三的赔偿行不行",
+        "今天给我补偿不然我就去消协",
+    ):
         said = _say(engine, opened, ("customer", demand))
         assert said.situation_key == "complaint_cannot_answer" and "向上级部门反映" in said.text, demand  # type: ignore[attr-defined]
     asked = _say(engine, opened, ("customer", "这个补偿多久能到账呢"))

@@ -152,8 +152,10 @@ STILL_TALKING = re.compile(
 # A demand for money: asked about, or stated with its amount or multiple (see choose_script).
 DEMAND_KEYS = frozenset({"compensation", "negotiate_demands"})
 DEMAND_MOVE = "complaint_cannot_answer"
+# An ultimatum states its demand too (四点半之前必须回电话要不然我就投诉, 一个小时不然我就打消协了).
 DEMAND_STATED = re.compile(
     r"[0-9一二两三四五六七八九十百千万]+(?:块|元|倍)|退一赔|赔[一二两三四五六七八九十]|(?:要求|要的是|就要).{0,10}(?:赔偿|补偿|赔)"
+    r"|(?:不然|否则)(?:的话)?[,， ]*我?就?(?:要|去|会)?(?:打|找|去)?(?:投诉|消协|12315|幺二三|曝光|报警|起诉|工商)"
 )
 # An outburst after the caller has already told the problem (two lines with content before it): the handbook's
 # soothing line (耐心倾听与共情能力: 非常抱歉给您造成麻烦,我会尽快帮您解决), not 「请您将情况告诉我」, which asks for
