@@ -105,8 +105,21 @@ def test_shipped_phrasings_are_not_copies_of_eval_queries():
         # a whole turn of 没有了 answers 还有其他可以帮您的吗; 没有了 inside a sentence is something else
         (
             "closing",
-            ["嗯没有了", "没有了谢谢嗯嗯", "嗯没有了没有了谢谢"],
-            ["嗯没有了然后就是我要求赔付因为", "那连保险都没有了你们这个"],
+            [
+                "嗯没有了",
+                "没有了谢谢嗯嗯",
+                "嗯没有了没有了谢谢",
+                "好好那就这样吧",
+                "嗯行就这样啊",
+                "行了不说了我在忙",
+            ],
+            [
+                "嗯没有了然后就是我要求赔付因为",
+                "那连保险都没有了你们这个",
+                "就这样",
+                "他就这样对我",
+                "不说了不说了我听着",
+            ],
         ),
         # the caller asks the agent to repeat; a caller repeating herself is not asking
         # ... or a bare 什么 / 你说什么 (a pardon); 什么 inside a question or an outburst is not one
