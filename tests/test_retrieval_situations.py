@@ -150,6 +150,12 @@ def test_shipped_phrasings_are_not_copies_of_eval_queries():
                 "那个快递员是不是送错了",
             ],
         ),
+        # a manager, or another agent; being passed from one to the next is a complaint, not a request
+        (
+            "transfer_manager",
+            ["叫你们经理来", "你给我换个客服", "你能不能换一个人跟我说"],
+            ["我刚才反馈的问题怎么一直换人啊", "我换了个手机号"],
+        ),
         (
             "agent_nickname",
             ["你是哪位", "你叫什么名字", "你工号多少", "怎么称呼你"],
