@@ -9,6 +9,7 @@ import re
 from copilot.commands._common import config_from_args, print_json, read_lines
 from copilot.errors import ConfigError
 from copilot.knowledge.retrieval import Assessment
+from copilot.transcription.redact import text_redactor
 from copilot.types import SearchHit
 
 
@@ -86,13 +87,15 @@ def _run(args: argparse.Namespace) -> int:
         config = dataclasses.replace(config, retrieval=dataclasses.replace(config.retrieval, mode=args.mode))
     queries = read_lines(args.file) if args.file else [args.query]
     retriever = open_retriever(config, on_stale="refuse" if args.no_rebuild else "rebuild")
+    # The query is searched as given and echoed redacted: a caller's line may hold a phone number or an address.
+    clean = text_redactor(config.privacy.redact, config.privacy.redact_kinds)
     for query in queries:
         found = assess(retriever, query, k=args.k)
         hits = found.hits
         if args.json:
-            print_json(answer_dict(found))
+            print_json({**answer_dict(found), "query": clean(found.query)})
             continue
-        print(f"# {query}")
+        print(f"# {clean(query)}")
         if found.none_fits:
             print(f"   none: no handbook passage fits (fit {found.fit:.2f})")
         for rank, hit in enumerate(hits, 1):

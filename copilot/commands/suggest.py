@@ -9,7 +9,7 @@ from copilot.commands._common import config_from_args, print_json, read_lines
 from copilot.errors import ConfigError, TranscriptError
 from copilot.session.engines import Services
 from copilot.suggest.engine import SuggestOptions, run_to_end, suggestion_dict
-from copilot.transcription.redact import redact
+from copilot.transcription.redact import text_redactor
 from copilot.transcription.transcript_files import read_transcript
 from copilot.types import Segment
 
@@ -57,11 +57,12 @@ def _run(args: argparse.Namespace) -> int:
     # each line's latency_ms is what the live panel would show; they took ~6 s off the first upset line.
     suggester.warm()
     options = SuggestOptions(use_llm=not args.no_llm and config.llm.enabled)
+    clean = text_redactor(config.privacy.redact, config.privacy.redact_kinds)
     for context in contexts:
         suggestion = run_to_end(suggester.suggest(context, options=options, turn_ended=time.monotonic()))
         out = suggestion_dict(suggestion)
         if config.privacy.redact:
-            out["text"], out["script"] = redact(str(out["text"])), redact(str(out["script"]))
+            out["text"], out["script"] = clean(str(out["text"])), clean(str(out["script"]))
             if out["suggestion"] != "none":
                 out["suggestion"] = out["text"]
         if args.json:
