@@ -20,6 +20,8 @@ from tests.fakes_embedding import HashEmbedder
         ("对，就是这样。", "calm"),
         ("我对这次维修很不满意。", "angry"),
         ("你们回电话有什么用啊", "angry"),  # what was done is useless
+        ("嗯那行吧那就这样吧", "calm"),  # the caller closing the call, not resigned anger
+        ("你们平台就这样对待顾客的吗", "angry"),
     ],
 )
 def test_customer_emotion_from_words(text: str, label: str) -> None:
