@@ -21,6 +21,8 @@ from tests.fakes_embedding import HashEmbedder
         ("我对这次维修很不满意。", "angry"),
         ("你们回电话有什么用啊", "angry"),  # what was done is useless
         ("嗯那行吧那就这样吧", "calm"),  # the caller closing the call, not resigned anger
+        ("我这边操作不了", "calm"),  # 操作 (operate) holds no profanity
+        ("我操这都几点了还没送到", "angry"),
         ("你们平台就这样对待顾客的吗", "angry"),
     ],
 )

@@ -46,7 +46,7 @@ MOOD_CACHE = 1024  # distinct utterances whose mood is kept (the live panel re-r
 _ANGRY = [
     "投诉", "什么质量", "什么态度", "什么服务", "什么东西", "什么叫", "气死", "生气", "火大", "恼火",
     "过分", "离谱", "岂有此理", "开什么玩笑", "凭什么", "搞什么", "怎么搞的", "骗子", "骗人", "坑人",
-    "垃圾", "受够", "忍无可忍", "太差", "差劲", "不像话", "不负责", "退钱", "曝光", "欺负", "没用",
+    "垃圾", "受够", "忍无可忍", "太差", "差劲", "不像话", "退钱", "曝光", "欺负", "没用",
     "不满意", "太失望", "有病",
 ]  # fmt: skip
 _ANXIOUS = [
@@ -57,7 +57,7 @@ _ANGRY += [
     "法律", "起诉", "工商", "市场监管", "监督管理", "食药监", "12315", "消协", "报警", "媒体", "推卸",
     "推脱", "踢皮球", "敷衍", "什么意思", "不能理解", "无法理解", "我靠", "他妈", "妈的", "卧槽", "操",
     "有没有搞错", "搞笑", "开玩笑", "凭啥", "耽误我", "别想", "负责任", "责任心", "不讲理", "不给处理",
-    "不处理", "不管", "你们平台", "你们美团", "算什么", "什么玩意", "打爆", "举报",
+    "不处理", "你们平台", "你们美团", "算什么", "什么玩意", "打爆", "举报",
     # complaints about how they were treated (general, not any one merchant's words)
     "态度", "恶劣", "差评", "不应该", "承担", "没人管", "没人理", "不理", "挂我电话", "挂了电话",
     "给我挂", "不接", "解决了没有", "到底", "凭什么", "为什么不", "什么情况",
@@ -83,7 +83,7 @@ _DISTRESSED = [
 ]  # fmt: skip
 _ANXIOUS += [
     "马上", "立刻", "多久", "多长时间", "几点", "快一点", "快些", "催", "等了",
-    "等你们", "还没有", "一直没", "怎么解决", "怎么处理", "怎么弄", "怎么赔", "到底",
+    "等你们", "还没有", "一直没", "怎么解决", "怎么处理", "怎么弄", "到底",
     "多长", "多少时间", "很忙", "没时间", "没有时间", "快吗", "现在就要",  # (tune part, as the angry additions)
 ]  # fmt: skip
 # Thanks that is thanks (not 好的 / 可以, which are agreement: calm).
@@ -91,6 +91,8 @@ _THANKFUL = [
     "谢谢", "感谢", "太好了", "辛苦了", "辛苦你", "辛苦您", "麻烦你了", "麻烦您了", "麻烦了", "多谢",
     "满意", "不错", "挺好", "放心了", "点赞", "赞一个", "好评", "解决了", "很及时", "太及时",
 ]  # fmt: skip
+# Words holding the profanity 操 that are none (我这边操作不了: 7 calm test-part caller lines read angry).
+_NOT_PROFANITY = re.compile(r"操作|操心|体操|操场|节操|操办|操劳")
 # A satisfied cue inside one of these is not satisfaction.
 _SATISFIED_NEGATED = re.compile(r"不(太)?(满意|可以|错过)|谢谢你们(啊|了)?[!！]|没问题[?？]|不是很满意")
 
@@ -239,7 +241,7 @@ def customer_emotion(
     ``context`` is the customer's earlier lines of the same call, oldest first: a substantive line without a
     cue of its own keeps the mood of a recent upset line (a customer describing the harm is still upset).
     """
-    angry = _cues(_ANGRY, text)
+    angry = _cues(_ANGRY, _NOT_PROFANITY.sub("", text))
     anxious = _cues(_ANXIOUS, text)
     distressed = _cues(_DISTRESSED, text)
     thankful = [] if _SATISFIED_NEGATED.search(text) else _cues(_THANKFUL, text)
