@@ -161,11 +161,23 @@ def test_shipped_phrasings_are_not_copies_of_eval_queries():
             ["你是哪位", "你叫什么名字", "你工号多少", "怎么称呼你"],
             ["你是那个商家吗", "我叫李明"],
         ),
-        # the caller cannot hear the agent; a product that sounds too quiet is a repair
+        # the caller cannot hear the agent; a product that sounds too quiet, or a long complaint about the
+        # phone's signal, is a repair
         (
             "complain_cannot_hear",
-            ["你大声点", "你声音太小了", "您声音有点小"],
-            ["电视声音小", "音箱的声音很小"],
+            ["你大声点", "你声音太小了", "您声音有点小", "喂喂你那边信号不好我听不清"],
+            [
+                "电视声音小",
+                "音箱的声音很小",
+                "手机听筒听不到声音了",
+                "家里的宽带这几天信号不好你们赶紧派人过来看一下",
+            ],
+        ),
+        # the caller's own suggestion, not advice quoted
+        (
+            "suggestion",
+            ["我建议你们增加夜间配送", "希望你们以后注意一下包装"],
+            ["上次客服建议您重启一下", "我们给他建议他也不听"],
         ),
     ],
 )
