@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+from collections.abc import Callable
 
 from copilot.commands._common import config_from_args, print_json, read_lines
 from copilot.errors import ConfigError
@@ -52,11 +53,12 @@ def first_sentence(text: str, limit: int = 80) -> str:
     return re.split(r"(?<=[。!?！？;；\n])", text.strip(), maxsplit=1)[0].strip()[:limit]
 
 
-def answer_dict(found: Assessment) -> dict[str, object]:
-    """The JSON answer for one query: passages, or "none" as a first-class answer."""
+def answer_dict(found: Assessment, clean: Callable[[str], str]) -> dict[str, object]:
+    """The JSON answer for one query: passages, or "none" as a first-class answer; the query as ``clean``
+    shows it (redacted unless [privacy] redact is off)."""
     top = found.situations[0] if found.situations else None
     return {
-        "query": found.query,
+        "query": clean(found.query),
         "answer": "none" if found.none_fits else "passages",
         "fit": round(found.fit, 3),
         "situation": None
@@ -93,7 +95,7 @@ def _run(args: argparse.Namespace) -> int:
         found = assess(retriever, query, k=args.k)
         hits = found.hits
         if args.json:
-            print_json({**answer_dict(found), "query": clean(found.query)})
+            print_json(answer_dict(found, clean))
             continue
         print(f"# {clean(query)}")
         if found.none_fits:

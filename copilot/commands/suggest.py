@@ -61,10 +61,12 @@ def _run(args: argparse.Namespace) -> int:
     for context in contexts:
         suggestion = run_to_end(suggester.suggest(context, options=options, turn_ended=time.monotonic()))
         out = suggestion_dict(suggestion)
-        if config.privacy.redact:
-            out["text"], out["script"] = clean(str(out["text"])), clean(str(out["script"]))
-            if out["suggestion"] != "none":
-                out["suggestion"] = out["text"]
+        out["text"], out["script"] = (
+            clean(str(out["text"])),
+            clean(str(out["script"])),
+        )  # as-is when redaction is off
+        if out["suggestion"] != "none":
+            out["suggestion"] = out["text"]
         if args.json:
             print_json(out)
         else:
