@@ -179,6 +179,12 @@ def test_shipped_phrasings_are_not_copies_of_eval_queries():
             ["我建议你们增加夜间配送", "希望你们以后注意一下包装"],
             ["上次客服建议您重启一下", "我们给他建议他也不听"],
         ),
+        # thanks that is the point of the line; not one taken back by a "but", nor the close of a request
+        (
+            "thanks",
+            ["好的谢谢你", "明白了,谢谢", "那麻烦你了谢谢"],
+            ["感谢 还是不行", "好的,谢谢了,不过这个号码能停用吗", "请尽快处理!谢谢!", "尽快谢谢"],
+        ),
     ],
 )
 def test_shipped_cues_catch_the_moment_and_not_lookalikes(key, says_it, does_not):

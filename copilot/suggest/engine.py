@@ -93,6 +93,9 @@ DEFAULT_EMPATHY = "非常抱歉给您带来了不便"
 QUESTION_MOVE = "cannot_answer_now"  # a question the handbooks cannot answer: confirm, then call back
 STATEMENT_MOVE = "confirm_problem"  # a statement: record, recap and confirm
 THANKS_MOVE = "thanks"
+# Thanks taken back by a "but": the line's point is what follows (谢谢回复,不过我觉得…, 感谢 还是不行), and the
+# thank-you answers nothing. The call's score still counts the thanks (it tracks satisfaction on the helpdesk set).
+THANKS_THEN_BUT = re.compile(r"(谢|辛苦|麻烦[你您]?了)[^。!！?？]{0,12}?(不过|但是|可是|只是|然而|还是不)")
 # A question: a question word, or 呢 closing the line (那退款呢). A 呢 inside the line is a topic or discourse
 # marker (然后呢, 他的意思呢), and 呢 after 没/着/在 says "not yet" or "still" (还没就医呢, 还饿着呢, 在医院呢):
 # on the tune part's calls 63 such statements were read as questions and answered "I need to confirm".
@@ -445,7 +448,12 @@ class Suggester:
                 return nothing(
                     "nothing to suggest: the turn adds nothing to answer (a backchannel or a filler)"
                 )
-            elif mood in THANKFUL_MOODS and not asks(latest) and not complaint:
+            elif (
+                mood in THANKFUL_MOODS
+                and not asks(latest)
+                and not complaint
+                and not THANKS_THEN_BUT.search(latest)
+            ):
                 move_key = THANKS_MOVE
             else:
                 move_key = QUESTION_MOVE if asks(latest) else STATEMENT_MOVE
