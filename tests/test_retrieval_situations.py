@@ -185,6 +185,18 @@ def test_shipped_phrasings_are_not_copies_of_eval_queries():
             ["好的谢谢你", "明白了,谢谢", "那麻烦你了谢谢"],
             ["感谢 还是不行", "好的,谢谢了,不过这个号码能停用吗", "请尽快处理!谢谢!", "尽快谢谢"],
         ),
+        # fine again; not asking whether it was solved, asking to solve it, or a demand
+        (
+            "resolved",
+            ["已经恢复了", "清理了一下手机就好了", "现在同步好了", "问题已经解决了"],
+            ["你们先解决了没有解决啊", "嗯行那你给我解决了吧", "你催促一下就好了", "现在心情都不好了"],
+        ),
+        # asking to be put through to the order's own agent, not any mention of them
+        (
+            "named_colleague",
+            ["我说帮我联系一下这个专属客服可以吗", "你把专员的电话给我"],
+            ["联系不到你们的专属客服", "好的我看一下这个订单的专属客服"],
+        ),
     ],
 )
 def test_shipped_cues_catch_the_moment_and_not_lookalikes(key, says_it, does_not):

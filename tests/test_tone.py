@@ -24,6 +24,7 @@ from tests.fakes_embedding import HashEmbedder
         ("我这边操作不了", "calm"),  # 操作 (operate) holds no profanity
         ("我操这都几点了还没送到", "angry"),
         ("你们平台就这样对待顾客的吗", "angry"),
+        ("嗯行那你给我解决了吧", "calm"),  # asking for it to be solved is no satisfaction
     ],
 )
 def test_customer_emotion_from_words(text: str, label: str) -> None:

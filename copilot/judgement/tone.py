@@ -94,7 +94,10 @@ _THANKFUL = [
 # Words holding the profanity 操 that are none (我这边操作不了: 7 calm test-part caller lines read angry).
 _NOT_PROFANITY = re.compile(r"操作|操心|体操|操场|节操|操办|操劳")
 # A satisfied cue inside one of these is not satisfaction.
-_SATISFIED_NEGATED = re.compile(r"不(太)?(满意|可以|错过)|谢谢你们(啊|了)?[!！]|没问题[?？]|不是很满意")
+# 解决了 asked about or asked for (你们解决了没有, 那你给我解决了吧, 请解决) is no satisfaction either.
+_SATISFIED_NEGATED = re.compile(
+    r"不(太)?(满意|可以|错过)|谢谢你们(啊|了)?[!！]|没问题[?？]|不是很满意|解决了?(没|吗|吧)|请解决"
+)
 
 _IMPATIENT = [
     r"(说|讲|告诉您|告诉你)了[几多少好一二两三四五六七八九十0-9]+(遍|次)", r"快(点|些)说", r"(听|看)不懂(吗|啊|么)?",
