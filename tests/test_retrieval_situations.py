@@ -165,12 +165,13 @@ def test_shipped_phrasings_are_not_copies_of_eval_queries():
         # phone's signal, is a repair
         (
             "complain_cannot_hear",
-            ["你大声点", "你声音太小了", "您声音有点小", "喂喂你那边信号不好我听不清"],
+            ["你大声点", "你声音太小了", "您声音有点小", "喂喂你那边信号不好我听不清", "喂你好听得到吗"],
             [
                 "电视声音小",
                 "音箱的声音很小",
                 "手机听筒听不到声音了",
                 "家里的宽带这几天信号不好你们赶紧派人过来看一下",
+                "能听到能听到",
             ],
         ),
         # the caller's own suggestion, not advice quoted

@@ -241,6 +241,19 @@ def test_a_borrowed_script_cites_the_moment_first_then_where_its_words_come_from
     assert [c.id for c in said.cites[:2]] == ["p-close", "p-silent"]  # type: ignore[attr-defined]
 
 
+def test_a_special_moment_with_cue_words_is_not_offered_by_likeness_alone(tmp_path: Path) -> None:
+    passages = [Passage("p-close", "h.txt", "礼仪 > 挂电话前的礼貌", "挂电话前的礼貌绝不可忽视。")]
+    farewell = Script("s-bye", "感谢您的来电,再见!", "礼仪", "closing", "closing", passage_id="p-close")
+    phrasings = ("那就这样", "那就这样")  # a turn that is the phrasing itself: as confident as likeness gets
+    closing = _situation("closing", "挂电话前的礼貌", "感谢您的来电", phrasings, special=True, cues="再见")
+    engine = _engine_with(tmp_path, passages, [farewell], [closing])
+    # e5 finds goodbyes in ASR fragments (就这样的, 那我没挂上啊): without its cue word, no farewell
+    alike = _say(engine, ("customer", "那就这样"))
+    assert alike.situation_key != "closing" and not alike.special  # type: ignore[attr-defined]
+    cued = _say(engine, ("customer", "那就这样再见"))
+    assert cued.situation_key == "closing" and cued.special  # type: ignore[attr-defined]
+
+
 def test_no_to_anything_else_gets_the_farewell_but_no_to_another_question_does_not(tmp_path: Path) -> None:
     engine = _closing_engine(tmp_path)
     asked = ("agent", "好的,那您看还有其他可以帮您的吗")

@@ -511,6 +511,15 @@ class Suggester:
             situation = situation if recording else None  # never the opening mid-call
         if situation is not None and GREETING_ONLY.match(latest) and situation.situation.key not in GREETINGS:
             situation = None  # 你好啊那个那个 is a hello (or the caller back at the phone), not a thank-you
+        if (
+            situation is not None
+            and situation.situation.special
+            and situation.situation.cues
+            and situation.situation.key not in self._cued(latest)
+        ):
+            # A special moment with cue words is offered only on them: on a short ASR fragment e5 finds a
+            # thank-you or a goodbye by likeness alone (啊你, 您好同事 -> thanks; 就这样的, 那我没挂上啊 -> closing).
+            situation = None
         asked_anything_else = (
             bool(earlier) and earlier[-1].speaker == "agent" and ANYTHING_ELSE.search(earlier[-1].text)
         )
