@@ -555,6 +555,23 @@ def test_a_stated_demand_is_passed_up_and_a_question_about_money_is_a_question(t
     assert "怎样为您处理" in vague.text  # type: ignore[attr-defined]
 
 
+def test_a_refused_offer_gets_the_question_what_the_caller_wants(tmp_path: Path) -> None:
+    passages = [Passage("p-nego", "h.txt", "投诉处理 > 互相协商", "互相协商:征求客户的意见。")]
+    ask = Script("s-nego", "您的心情我明白,请问您希望我们怎样为您处理呢?", "协商", "negotiate_demands", "any")
+    negotiate = _situation("negotiate_demands", "互相协商", "怎样为您处理", ("赔偿要求太高了",))
+    engine = _engine_with(tmp_path, passages, [ask], [negotiate])
+    told = ("customer", "我点的外卖里有头发")
+    offer = ("agent", "这边帮您申请了五十元的补偿您看可以吗")
+    refused = _say(engine, told, offer, ("customer", "嗯不可以"))
+    assert refused.situation_key == "negotiate_demands" and refused.text == ask.text  # type: ignore[attr-defined]
+    assert "p-nego" in [c.id for c in refused.cites]  # type: ignore[attr-defined]
+    # a no that answers no proposal, or a polite "no need", is no refused offer
+    unasked = _say(engine, told, ("agent", "我帮您记录一下"), ("customer", "嗯不可以"))
+    declined = _say(engine, told, ("agent", "需要我帮您转接商家吗"), ("customer", "不用了"))
+    assert unasked.situation_key != "negotiate_demands"  # type: ignore[attr-defined]
+    assert declined.situation_key != "negotiate_demands"  # type: ignore[attr-defined]
+
+
 def test_an_outburst_after_the_problem_was_told_is_soothed_not_asked_to_tell_it_again(tmp_path: Path) -> None:
     angry = Situation(
         "angry_caller", "情绪激烈", ("遇到用户情绪激烈",), ("什么垃圾服务",), cues="垃圾",

@@ -160,6 +160,15 @@ DEMAND_STATED = re.compile(
     r"[0-9一二两三四五六七八九十百千万]+(?:块|元|倍)|退一赔|赔[一二两三四五六七八九十]|(?:要求|要的是|就要).{0,10}(?:赔偿|补偿|赔)"
     r"|(?:不然|否则)(?:的话)?[,， ]*我?就?(?:要|去|会)?(?:打|找|去)?(?:投诉|消协|12315|幺二三|曝光|报警|起诉|工商)"
 )
+# A bare no to what the agent just proposed (…补偿您看可以吗 -> 不可以): the handbook's negotiation move, asking
+# what the caller wants (互相协商), not silence for a short turn. 不用 / 不要 decline help politely and stay out.
+OFFER_REFUSED = re.compile(
+    r"[嗯啊哦那哎我,，。 ]*(?:不可以|不行|不同意|不接受|不认可|不满意)[啊吧呀我的了,，。 ]*"
+)
+PROPOSED = re.compile(
+    r"(?:可以吗|行吗|好吗|好不好|可不可以|行不行|认可吗|同意吗|接受吗|满意吗|您看呢|你看呢)[先生女士呢啊嘛,，。?？ ]*$"
+)
+REFUSAL_MOVE = "negotiate_demands"
 # An outburst after the caller has already told the problem (two lines with content before it): the handbook's
 # soothing line (耐心倾听与共情能力: 非常抱歉给您造成麻烦,我会尽快帮您解决), not 「请您将情况告诉我」, which asks for
 # the story again. The opening outburst keeps the latter.
@@ -430,6 +439,9 @@ class Suggester:
             restated = says(CALLBACK_MOVE)
             if restated is not None and "{callback}" in restated[0].text:  # not the move's look-it-up line
                 chosen, move_key, situation = restated, CALLBACK_MOVE, _match(found, CALLBACK_MOVE)
+        offered = bool(earlier) and earlier[-1].speaker == "agent" and bool(PROPOSED.search(earlier[-1].text))
+        if offered and OFFER_REFUSED.fullmatch(latest) and (asked := says(REFUSAL_MOVE)) is not None:
+            chosen, move_key, situation = asked, REFUSAL_MOVE, _match(found, REFUSAL_MOVE)
         if chosen is None and situation is not None and move_key in DEMAND_KEYS:
             # "What would you like us to do?" answers neither a demand already stated (十倍赔偿, 赔我一千, even
             # asked as 退一赔三行不行): that one is recorded and passed up, with an answer to come and no promise
