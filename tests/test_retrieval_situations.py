@@ -154,7 +154,7 @@ def test_shipped_phrasings_are_not_copies_of_eval_queries():
         (
             "transfer_manager",
             ["叫你们经理来", "你给我换个客服", "你能不能换一个人跟我说"],
-            ["我刚才反馈的问题怎么一直换人啊", "我换了个手机号"],
+            ["我刚才反馈的问题怎么一直换人啊", "我换了个手机号", "今天客户经理上门来帮忙办理了,真是太感谢了"],
         ),
         (
             "agent_nickname",
