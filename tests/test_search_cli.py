@@ -34,3 +34,22 @@ def test_redaction_off_echoes_the_query_as_given(tmp_path: Path, capsys: pytest.
     config.write_text("[privacy]\nredact = false\n", encoding="utf-8")
     assert main(["--config", str(config), "search", LINE, "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["query"] == LINE
+
+
+@pytest.mark.real
+def test_answer_n_is_about_line_n_blank_lines_included(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    queries = tmp_path / "queries.txt"
+    queries.write_text("洗衣机不脱水了\n\n   \n退款什么时候到账\n\n", encoding="utf-8")
+    assert main(["search", "--file", str(queries), "--json"]) == 0
+    answers = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [a["query"] for a in answers] == [
+        "洗衣机不脱水了",
+        "",
+        "",
+        "退款什么时候到账",
+    ]  # no trailing blank
+    assert (
+        [a["answer"] for a in answers][1:3] == ["none", "none"] and answers[0]["hits"] and answers[3]["hits"]
+    )

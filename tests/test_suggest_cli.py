@@ -58,3 +58,15 @@ def test_real_moments_get_the_handbook_answer_or_nothing(
         else:
             assert row["text"] == "" and row["move"] == "none" and row["reason"], (turn, row)
             assert not row["special_situation_script"]
+
+
+@pytest.mark.real
+def test_each_answer_names_its_line_and_a_blank_line_gets_none(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    utterances = tmp_path / "with-blank.txt"
+    utterances.write_text("我的洗衣机不能脱水了\n\n我的手机号是13812345678\n\n", encoding="utf-8")
+    assert main(["suggest", "--file", str(utterances), "--json", "--no-llm"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["utterance"] for r in rows] == ["我的洗衣机不能脱水了", "", "我的手机号是[手机号]"]
+    assert rows[1]["suggestion"] == "none" and rows[0]["text"] and rows[2]["text"]

@@ -27,8 +27,9 @@ def print_json(value: Any) -> None:
 MAX_LIST_BYTES = 16 * 1024 * 1024
 
 
-def read_lines(path: str) -> list[str]:
-    """Non-empty lines of a UTF-8 text file (``-`` reads standard input)."""
+def read_lines(path: str, *, keep_blank: bool = False) -> list[str]:
+    """Non-empty lines of a UTF-8 text file (``-`` reads standard input). ``keep_blank``: every line up to the
+    last non-empty one, blank ones as "", so that answer N (JSONL) is always about line N of the file."""
     try:
         if path == "-":
             text = sys.stdin.read(MAX_LIST_BYTES + 1)
@@ -46,4 +47,9 @@ def read_lines(path: str) -> list[str]:
         raise CopilotError(f"{path} is too large for a list of lines (at most {MAX_LIST_BYTES // 2**20} MB)")
     if "\0" in text:
         raise CopilotError(f"{path} is binary, not a text file of lines")
-    return [line.strip() for line in text.splitlines() if line.strip()]
+    lines = [line.strip() for line in text.splitlines()]
+    if not keep_blank:
+        return [line for line in lines if line]
+    while lines and not lines[-1]:
+        lines.pop()
+    return lines

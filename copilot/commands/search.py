@@ -26,7 +26,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "on stderr (or refused with --no-rebuild).",
     )
     parser.add_argument("query", nargs="?", help="the query text")
-    parser.add_argument("--file", help="UTF-8 file with one query per line ('-' for stdin)")
+    parser.add_argument(
+        "--file",
+        help="UTF-8 file with one query per line ('-' for stdin); answer N is line N (a blank line: none)",
+    )
     parser.add_argument("-k", "--top-k", type=int, dest="k", help="passages per query (default: config)")
     parser.add_argument("--mode", choices=("hybrid", "dense", "bm25"), help="ranking (default: config)")
     parser.add_argument(
@@ -87,7 +90,9 @@ def _run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     if args.mode:
         config = dataclasses.replace(config, retrieval=dataclasses.replace(config.retrieval, mode=args.mode))
-    queries = read_lines(args.file) if args.file else [args.query]
+    queries = (
+        read_lines(args.file, keep_blank=True) if args.file else [args.query]
+    )  # a blank line: answer none
     retriever = open_retriever(config, on_stale="refuse" if args.no_rebuild else "rebuild")
     # The query is searched as given and echoed redacted: a caller's line may hold a phone number or an address.
     clean = text_redactor(config.privacy.redact, config.privacy.redact_kinds)

@@ -23,7 +23,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "promise or strays from the cited passages is replaced by the script).",
     )
     parser.add_argument("utterance", nargs="?", help="what the customer just said")
-    parser.add_argument("--file", dest="list_file", help="one customer utterance per line (JSONL out)")
+    parser.add_argument(
+        "--file",
+        dest="list_file",
+        help="one customer utterance per line (JSONL out: answer N is line N; a blank line gets none)",
+    )
     parser.add_argument("--transcript", help="a call transcript (.json, shaped like ../shared/calls/*.json)")
     parser.add_argument("--at", type=float, help="with --transcript: the moment (seconds) to suggest at")
     parser.add_argument("--no-llm", action="store_true", help="the handbook script only")
@@ -42,7 +46,7 @@ def _contexts(args: argparse.Namespace) -> list[tuple[Segment, ...]]:
         return [before]
     lines = [args.utterance] if args.utterance else []
     if args.list_file:
-        lines += read_lines(args.list_file)
+        lines += read_lines(args.list_file, keep_blank=True)  # a blank line gets "none": answer N is line N
     if not lines:
         raise ConfigError("give an utterance, --file UTTERANCES.txt, or --transcript CALL.json --at SECONDS")
     return [(Segment("customer", 0.0, 0.0, line),) for line in lines]
@@ -67,6 +71,8 @@ def _run(args: argparse.Namespace) -> int:
         )  # as-is when redaction is off
         if out["suggestion"] != "none":
             out["suggestion"] = out["text"]
+        # What was answered, redacted like the answer: a list's lines are matched to answers without counting.
+        out["utterance"] = clean(next((s.text for s in reversed(context) if s.speaker != "agent"), ""))
         if args.json:
             print_json(out)
         else:
