@@ -555,6 +555,16 @@ def test_a_stated_demand_is_passed_up_and_a_question_about_money_is_a_question(t
     assert "怎样为您处理" in vague.text  # type: ignore[attr-defined]
 
 
+def test_understanding_alone_is_followed_by_taking_the_matter_on(tmp_path: Path) -> None:
+    understanding = Script("s-feel", "遇到这种情况确实很着急,我非常理解您的心情", "共情", "feelings", "any")
+    feelings = _situation("feelings", "情绪识别", "我非常理解您的心情", ("太敷衍了",), cues="敷衍")
+    engine = _engine_with(tmp_path, [], [understanding], [feelings])
+    said = _say(engine, ("customer", "你们这处理的也太敷衍了吧"))
+    assert said.situation_key == "feelings"  # type: ignore[attr-defined]
+    assert said.text == "遇到这种情况确实很着急,我非常理解您的心情,您反映的问题我会记录下来并尽快核实处理。"  # type: ignore[attr-defined]
+    assert "p-recap" in [c.id for c in said.cites]  # type: ignore[attr-defined]
+
+
 def test_a_refused_offer_gets_the_question_what_the_caller_wants(tmp_path: Path) -> None:
     passages = [Passage("p-nego", "h.txt", "投诉处理 > 互相协商", "互相协商:征求客户的意见。")]
     ask = Script("s-nego", "您的心情我明白,请问您希望我们怎样为您处理呢?", "协商", "negotiate_demands", "any")
