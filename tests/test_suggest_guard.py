@@ -103,6 +103,32 @@ def test_fill_script_uses_slots() -> None:
     assert "您的洗衣机" in fill_script("请问您的产品购买多久了？", slots)
 
 
+ASKS = "您的这个问题我需要进一步确认后才能回复您,请您留下您的联系电话,我们会有专人和您联系,好吗?"
+
+
+@pytest.mark.parametrize(
+    ("lines", "known"),
+    [
+        ([("customer", "15312679799,已经耽误我三天了")], True),  # said in the call
+        ([("customer", "幺三八幺二三四五六七八")], True),  # spoken digits, as ASR writes them
+        ([("customer", "我的电话是***********")], True),  # the ASR's mask of a number
+        ([("agent", "那您保持尾号七幺的电话畅通")], True),  # the agent names the number on file
+        ([("customer", "我买了一台洗衣机,三天了还没送到")], False),
+        ([("customer", "订单号我没记下来")], False),
+    ],
+)
+def test_a_number_already_in_the_call_is_not_asked_for_again(
+    lines: list[tuple[str, str]], known: bool
+) -> None:
+    slots = extract_slots([seg(speaker, text) for speaker, text in lines])
+    assert slots.number_known is known
+    filled = fill_script(ASKS, slots)
+    if known:
+        assert filled == "您的这个问题我需要进一步确认后才能回复您,我们会有专人和您联系,好吗?"
+    else:
+        assert filled == ASKS
+
+
 @pytest.mark.parametrize(
     ("agent_lines", "promised"),
     [

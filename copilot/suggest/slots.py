@@ -70,6 +70,7 @@ class CallSlots:
     honorific: str = ""  # 先生 / 女士 / 小姐 when the customer said it, else ""
     product: str = ""
     callback: str = ""  # when the agent promised to call back (四个小时之内), as the agent said it
+    number_known: bool = False  # the caller's number is already in the call: no script asks for it again
 
     @property
     def address(self) -> str:
@@ -105,7 +106,13 @@ def extract_slots(segments: Sequence[Segment], products: Iterable[str] = PRODUCT
                     if match.group(1) == surname:
                         honorific = match.group(2)
     return CallSlots(
-        surname=surname, honorific=honorific, product=product, callback=promised_callback(segments)
+        surname=surname,
+        honorific=honorific,
+        product=product,
+        callback=promised_callback(segments),
+        number_known=any(
+            (NUMBER_GIVEN if s.speaker != "agent" else NUMBER_ON_FILE).search(s.text) for s in segments
+        ),
     )
 
 
@@ -124,6 +131,15 @@ def promised_callback(segments: Sequence[Segment]) -> str:
     return ""
 
 
+# The caller said a number (digits, spoken digits, or the ASR's mask of one), or the agent named the number on
+# file (尾号…, 保持电话畅通): 「请您留下您的联系电话」 would ask for it again.
+NUMBER_GIVEN = re.compile(r"\d{7,}|[幺一二三四五六七八九零〇]{7,}|\*{7,}")
+NUMBER_ON_FILE = re.compile(
+    r"尾号|电话(?:保持)?畅通|(?:这个|您的|这边的)(?:号码|手机号|电话)(?:能|可以)?(?:联系|打通|接)"
+)
+ASK_FOR_NUMBER = re.compile(r"(?:请问您是否方便|请您)留下您的联系电话[,，]")
+
+
 def fill_script(script: str, slots: CallSlots) -> str:
     """Personalise a handbook script: address the customer by name, name the product.
 
@@ -138,6 +154,8 @@ def fill_script(script: str, slots: CallSlots) -> str:
             if generic in text:
                 text = text.replace(generic, f"您的{slots.product}", 1)
                 break
+    if slots.number_known:
+        text = ASK_FOR_NUMBER.sub("", text)
     if slots.surname and slots.honorific and text.startswith("您好"):
         text = f"{slots.address}，" + text
     return text
