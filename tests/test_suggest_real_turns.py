@@ -546,6 +546,7 @@ def test_a_stated_demand_is_passed_up_and_a_question_about_money_is_a_question(t
         "至少赔我一千块钱的补偿",
         "退一赔三的赔偿行不行",
         "今天给我补偿不然我就去消协",
+        "孩子在医院呢你们能不能赔点医药费补偿",  # ... and so does naming what is to be paid
     ):
         said = _say(engine, opened, ("customer", demand))
         assert said.situation_key == "complaint_cannot_answer" and "向上级部门反映" in said.text, demand  # type: ignore[attr-defined]

@@ -155,10 +155,12 @@ STILL_TALKING = re.compile(
 # A demand for money: asked about, or stated with its amount or multiple (see choose_script).
 DEMAND_KEYS = frozenset({"compensation", "negotiate_demands"})
 DEMAND_MOVE = "complaint_cannot_answer"
-# An ultimatum states its demand too (四点半之前必须回电话要不然我就投诉, 一个小时不然我就打消协了).
+# An ultimatum states its demand too (四点半之前必须回电话要不然我就投诉, 一个小时不然我就打消协了), and so does
+# naming what is to be paid (赔点医药费给我, 这个药费看看能不能申请, 我要全部退).
 DEMAND_STATED = re.compile(
     r"[0-9一二两三四五六七八九十百千万]+(?:块|元|倍)|退一赔|赔[一二两三四五六七八九十]|(?:要求|要的是|就要).{0,10}(?:赔偿|补偿|赔)"
     r"|(?:不然|否则)(?:的话)?[,， ]*我?就?(?:要|去|会)?(?:打|找|去)?(?:投诉|消协|12315|幺二三|曝光|报警|起诉|工商)"
+    r"|医药费|药费|全部退|全额退|退全款"  # the terms named: the medical costs, all of the money
 )
 # A bare no to what the agent just proposed (…补偿您看可以吗 -> 不可以): the handbook's negotiation move, asking
 # what the caller wants (互相协商), not silence for a short turn. 不用 / 不要 decline help politely and stay out.
