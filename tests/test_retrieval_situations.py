@@ -192,6 +192,17 @@ def test_shipped_phrasings_are_not_copies_of_eval_queries():
             ["已经恢复了", "清理了一下手机就好了", "现在同步好了", "问题已经解决了"],
             ["你们先解决了没有解决啊", "嗯行那你给我解决了吧", "你催促一下就好了", "现在心情都不好了"],
         ),
+        # an apology asked for; not one declined, one already made, or one beside a sum (the sum is the demand)
+        (
+            "apology",
+            ["不但退款还得给我道歉呢", "难道不赔我一个道歉吗", "连句对不起都没有"],
+            [
+                "我不要求你给我道歉",
+                "他给我道过一次歉了",
+                "要求他给我道歉而且十倍赔偿",
+                "我给你道个歉就完事儿了",
+            ],
+        ),
         # asking to be put through to the order's own agent, not any mention of them
         (
             "named_colleague",
