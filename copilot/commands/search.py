@@ -90,9 +90,8 @@ def _run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     if args.mode:
         config = dataclasses.replace(config, retrieval=dataclasses.replace(config.retrieval, mode=args.mode))
-    queries = (
-        read_lines(args.file, keep_blank=True) if args.file else [args.query]
-    )  # a blank line: answer none
+    # With --file, a blank line is kept and answered none, so that answer N is about line N.
+    queries = read_lines(args.file, keep_blank=True) if args.file else [args.query]
     retriever = open_retriever(config, on_stale="refuse" if args.no_rebuild else "rebuild")
     # The query is searched as given and echoed redacted: a caller's line may hold a phone number or an address.
     clean = text_redactor(config.privacy.redact, config.privacy.redact_kinds)

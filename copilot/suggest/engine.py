@@ -480,15 +480,15 @@ class Suggester:
         passages = [self.retriever.passages[row].id for row in self._clause_rows.get(move_key, ())]
         if script.passage_id and script.situation_key == move_key:
             passages.insert(0, script.passage_id)
+        elif script.passage_id:
+            # Words borrowed from another moment (the farewell is the silent-line script's last line): the
+            # move's main clause is cited first, then the script's passage, where the words are from.
+            passages.append(script.passage_id)
         if text.strip("。.!！ ") == UNDERSTANDING and (action := says(STATEMENT_MOVE)) is not None:
             # Understanding alone answers nothing (你一直说抱歉有什么用, 这处理的也太敷衍了吧: 4 tune-part turns judged
             # not relevant): the handbook's move is to acknowledge, then take the matter on (record and check).
             text = f"{text.rstrip('。.!！')},{without_apology(action[1])}"
             passages += [self.retriever.passages[row].id for row in self._clause_rows.get(STATEMENT_MOVE, ())]
-        elif script.passage_id:
-            # Words borrowed from another moment (the farewell is the silent-line script's last line): the
-            # move's main clause is cited first, then the script's passage, where the words are from.
-            passages.append(script.passage_id)
         if refused:
             text = without_apology(text)
         # A goodbye or a thank-you to an upset caller closes with the apology for the trouble; 「遇到这种情况
