@@ -261,6 +261,11 @@ def _echoes(promised: str, line: str) -> bool:
     return len(core) >= 2 and len(line) <= ECHO_CHARS and core in line.replace("的", "")
 
 
+def _agent_just_said(earlier: Sequence[Turn]) -> str:
+    """The agent's line right before the caller's ("" when the caller spoke last or nobody has)."""
+    return earlier[-1].text if earlier and earlier[-1].speaker == "agent" else ""
+
+
 def _mid_call(earlier: Sequence[Turn]) -> bool:
     """The agent has spoken, or the caller has said more than one thing: past the opening."""
     return any(t.speaker == "agent" for t in earlier) or len(earlier) >= 2
@@ -441,7 +446,7 @@ class Suggester:
             restated = says(CALLBACK_MOVE)
             if restated is not None and "{callback}" in restated[0].text:  # not the move's look-it-up line
                 chosen, move_key, situation = restated, CALLBACK_MOVE, _match(found, CALLBACK_MOVE)
-        offered = bool(earlier) and earlier[-1].speaker == "agent" and bool(PROPOSED.search(earlier[-1].text))
+        offered = PROPOSED.search(_agent_just_said(earlier))
         if offered and OFFER_REFUSED.fullmatch(latest) and (asked := says(REFUSAL_MOVE)) is not None:
             chosen, move_key, situation = asked, REFUSAL_MOVE, _match(found, REFUSAL_MOVE)
         if chosen is None and situation is not None and move_key in DEMAND_KEYS:
@@ -539,9 +544,7 @@ class Suggester:
             # A special moment with cue words is offered only on them: on a short ASR fragment e5 finds a
             # thank-you or a goodbye by likeness alone (啊你, 您好同事 -> thanks; 就这样的, 那我没挂上啊 -> closing).
             situation = None
-        asked_anything_else = (
-            bool(earlier) and earlier[-1].speaker == "agent" and ANYTHING_ELSE.search(earlier[-1].text)
-        )
+        asked_anything_else = ANYTHING_ELSE.search(_agent_just_said(earlier))
         if asked_anything_else and NOTHING_MORE.fullmatch(latest) and CLOSING_KEY in self._situations:
             situation = _match(found, CLOSING_KEY) or SituationMatch(self._situations[CLOSING_KEY], 0.0, 1.0)
             top = situation  # settled: no complaint empathy for "nothing else"
