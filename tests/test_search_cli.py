@@ -9,6 +9,7 @@ import pytest
 
 from copilot.commands.cli import main
 from copilot.transcription.redact import MASKS
+from tests.cli_lists import list_answers
 
 LINE = "我的手机号是13812345678,洗衣机不脱水了"
 
@@ -17,10 +18,7 @@ LINE = "我的手机号是13812345678,洗衣机不脱水了"
 def test_the_echoed_query_is_redacted_and_the_search_runs_on_the_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    queries = tmp_path / "queries.txt"
-    queries.write_text(LINE + "\n", encoding="utf-8")
-    assert main(["search", "--file", str(queries), "--json"]) == 0
-    (answer,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    (answer,) = list_answers(tmp_path, capsys, "search", LINE + "\n")
     assert "13812345678" not in answer["query"] and MASKS["mobile"] in answer["query"]
     assert answer["answer"] == "passages" and answer["hits"]
     assert main(["search", LINE]) == 0
@@ -40,10 +38,7 @@ def test_redaction_off_echoes_the_query_as_given(tmp_path: Path, capsys: pytest.
 def test_answer_n_is_about_line_n_blank_lines_included(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    queries = tmp_path / "queries.txt"
-    queries.write_text("洗衣机不脱水了\n\n   \n退款什么时候到账\n\n", encoding="utf-8")
-    assert main(["search", "--file", str(queries), "--json"]) == 0
-    answers = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    answers = list_answers(tmp_path, capsys, "search", "洗衣机不脱水了\n\n   \n退款什么时候到账\n\n")
     assert [a["query"] for a in answers] == [
         "洗衣机不脱水了",
         "",

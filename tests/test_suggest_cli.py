@@ -2,25 +2,21 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 
-from copilot.commands.cli import main
 from copilot.judgement import default_engine
 from copilot.suggest.engine import NON_SUGGESTION_KINDS
 from copilot.types import Segment
+from tests.cli_lists import list_answers
 
 LINES = ("我的洗衣机不能脱水了", "你们必须给我退款，不然我投诉", "把你的手机号告诉我")
 
 
 @pytest.mark.real
 def test_one_guarded_cited_suggestion_per_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    utterances = tmp_path / "utterances.txt"
-    utterances.write_text("\n".join(LINES) + "\n", encoding="utf-8")
-    assert main(["suggest", "--file", str(utterances), "--json"]) == 0
-    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    rows = list_answers(tmp_path, capsys, "suggest", "\n".join(LINES) + "\n")
     assert len(rows) == len(LINES)
     rules = default_engine()
     for row in rows:
@@ -48,10 +44,7 @@ MOMENTS = {
 def test_real_moments_get_the_handbook_answer_or_nothing(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    utterances = tmp_path / "moments.txt"
-    utterances.write_text("\n".join(MOMENTS) + "\n", encoding="utf-8")
-    assert main(["suggest", "--file", str(utterances), "--json", "--no-llm"]) == 0
-    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    rows = list_answers(tmp_path, capsys, "suggest", "\n".join(MOMENTS) + "\n", "--no-llm")
     for (turn, expected), row in zip(MOMENTS.items(), rows, strict=True):
         if expected:
             assert expected in row["text"], (turn, row["text"])
@@ -64,9 +57,8 @@ def test_real_moments_get_the_handbook_answer_or_nothing(
 def test_each_answer_names_its_line_and_a_blank_line_gets_none(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    utterances = tmp_path / "with-blank.txt"
-    utterances.write_text("我的洗衣机不能脱水了\n\n我的手机号是13812345678\n\n", encoding="utf-8")
-    assert main(["suggest", "--file", str(utterances), "--json", "--no-llm"]) == 0
-    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    rows = list_answers(
+        tmp_path, capsys, "suggest", "我的洗衣机不能脱水了\n\n我的手机号是13812345678\n\n", "--no-llm"
+    )
     assert [r["utterance"] for r in rows] == ["我的洗衣机不能脱水了", "", "我的手机号是[手机号]"]
     assert rows[1]["suggestion"] == "none" and rows[0]["text"] and rows[2]["text"]
