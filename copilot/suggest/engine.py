@@ -26,7 +26,7 @@ from copilot.config import CompanyConfig
 from copilot.judgement.engine import RuleEngine
 from copilot.judgement.tone import latest_mood, mood_in_call
 from copilot.knowledge.embedding import Embedder
-from copilot.knowledge.query import Turn, build_query, turns
+from copilot.knowledge.query import Turn, build_query, normalize_query, turns
 from copilot.knowledge.retrieval import Assessment, Retriever, SituationMatch, assess
 from copilot.knowledge.situations import Situation
 from copilot.suggest.gate import GenerationGate
@@ -95,6 +95,7 @@ STATEMENT_MOVE = "confirm_problem"  # a statement: record, recap and confirm
 THANKS_MOVE = "thanks"
 # Thanks taken back by a "but": the line's point is what follows (谢谢回复,不过我觉得…, 感谢 还是不行), and the
 # thank-you answers nothing. The call's score still counts the thanks (it tracks satisfaction on the helpdesk set).
+# The thanks cue of situations.yaml passes over the same words (its lookahead), so both paths agree.
 THANKS_THEN_BUT = re.compile(r"(谢|辛苦|麻烦[你您]?了)[^。!！?？]{0,12}?(不过|但是|可是|只是|然而|还是不)")
 # A question: a question word, or 呢 closing the line (那退款呢). A 呢 inside the line is a topic or discourse
 # marker (然后呢, 他的意思呢), and 呢 after 没/着/在 says "not yet" or "still" (还没就医呢, 还饿着呢, 在医院呢):
@@ -551,8 +552,11 @@ class Suggester:
         return situation, top
 
     def _cued(self, text: str) -> set[str]:
-        """Keys of the situations whose cue words are in the text."""
-        return {self.retriever.situations[i].key for i in self.retriever.cued_situations(text)}
+        """Keys of the situations whose cue words are in the text, read as ``assess`` reads it (NFKC,
+        Simplified): the cues are written in Simplified, and 謝謝！ must settle a call as 谢谢! does."""
+        return {
+            self.retriever.situations[i].key for i in self.retriever.cued_situations(normalize_query(text))
+        }
 
     def _settles(self, line: str) -> bool:
         """The line says thanks, goodbye or "it works now" (a cue of a settled situation)."""
