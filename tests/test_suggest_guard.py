@@ -114,7 +114,11 @@ ASKS = "您的这个问题我需要进一步确认后才能回复您,请您留�
         ([("customer", "我的电话是***********")], True),  # the ASR's mask of a number
         ([("agent", "那您保持尾号七幺的电话畅通")], True),  # the agent names the number on file
         ([("customer", "我买了一台洗衣机,三天了还没送到")], False),
+        ([("customer", "已经私信,期待答复.186****0660")], True),  # partly masked
+        ([("customer", "***四五八七七九幺六")], True),  # a read-back the ASR partly masked
         ([("customer", "订单号我没记下来")], False),
+        ([("customer", "订单编号: 130311325245,请补我差价")], False),  # an order number is no phone
+        ([("customer", "编译时间 Apr 14 2015 词频 20141224")], False),  # nor a date
     ],
 )
 def test_a_number_already_in_the_call_is_not_asked_for_again(

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from copilot.config import CompanyConfig
+from copilot.transcription.redact import find_pii
 from copilot.types import Segment
 
 # Common single-character surnames; a closed list keeps "我姓名不方便说" from giving the surname 名.
@@ -111,7 +112,7 @@ def extract_slots(segments: Sequence[Segment], products: Iterable[str] = PRODUCT
         product=product,
         callback=promised_callback(segments),
         number_known=any(
-            (NUMBER_GIVEN if s.speaker != "agent" else NUMBER_ON_FILE).search(s.text) for s in segments
+            NUMBER_ON_FILE.search(s.text) if s.speaker == "agent" else gives_number(s.text) for s in segments
         ),
     )
 
@@ -131,13 +132,24 @@ def promised_callback(segments: Sequence[Segment]) -> str:
     return ""
 
 
-# The caller said a number (digits, spoken digits, or the ASR's mask of one), or the agent named the number on
-# file (尾号…, 保持电话畅通): 「请您留下您的联系电话」 would ask for it again.
-NUMBER_GIVEN = re.compile(r"\d{7,}|[幺一二三四五六七八九零〇]{7,}|\*{7,}")
+# The caller said a phone number, or the agent named the number on file (尾号…, 保持电话畅通):
+# 「请您留下您的联系电话」 would ask for it again.
+PHONE_KINDS = frozenset({"mobile", "landline"})
+# A number the transcript already masks: the ASR's digits-as-* (whole or partly: 186****0660, ***四五八七七九幺六),
+# or this product's own masks.
+MASKED_NUMBER = re.compile(
+    r"(?=[\d幺一二三四五六七八九零〇*]*\*)[\d幺一二三四五六七八九零〇*]{7,}|\[(?:手机号|电话)\]"
+)
 NUMBER_ON_FILE = re.compile(
     r"尾号|电话(?:保持)?畅通|(?:这个|您的|这边的)(?:号码|手机号|电话)(?:能|可以)?(?:联系|打通|接)"
 )
 ASK_FOR_NUMBER = re.compile(r"(?:请问您是否方便|请您)留下您的联系电话[,，]")
+
+
+def gives_number(text: str) -> bool:
+    """The caller's line holds a phone number, as the redactor finds them (not an order or QQ number, a
+    timestamp), or one already masked."""
+    return bool(MASKED_NUMBER.search(text)) or any(span.kind in PHONE_KINDS for span in find_pii(text))
 
 
 def fill_script(script: str, slots: CallSlots) -> str:
