@@ -188,6 +188,16 @@ def test_a_caller_asking_the_agent_to_hold_on_gets_nothing_to_say(engine: Sugges
     assert held.move == "none" and held.text == "" and "moment" in held.reason  # type: ignore[attr-defined]
 
 
+@pytest.mark.parametrize("turn", ["能听到能听到", "嗯听得见你说", "可以听清楚"])
+def test_a_caller_saying_they_can_hear_gets_nothing_to_say(engine: Suggester, turn: str) -> None:
+    # even in an angry call: an apology and a recap would answer nothing
+    earlier = (("customer", "你们这什么破东西,我要投诉,太过分了!"), ("agent", "喂,您好,能听到吗"))
+    heard = _say(engine, *earlier, ("customer", turn))
+    assert heard.move == "none" and heard.text == "" and "hear" in heard.reason  # type: ignore[attr-defined]
+    cannot = _say(engine, *earlier, ("customer", "听不到你说什么"))
+    assert cannot.text  # type: ignore[attr-defined]
+
+
 @pytest.mark.parametrize(
     "turn", ["等会儿你给我回电话吧我现在在开车", "我等会儿要上班那这个什么时候能修好呢", "你等会儿再打过来吧"]
 )

@@ -134,6 +134,10 @@ APOLOGY_REFUSED = re.compile(
 # 不用不用): the farewell. A bare 没有 answers many mid-call questions, so only after that question; 没有了 on its
 # own is a cue of the closing situation already (knowledge/situations.yaml).
 ANYTHING_ELSE = re.compile(r"还有(?:没有)?(?:其他|别的|什么).{0,6}(?:帮|协助|问题|需要|诉求|事)")
+# The caller says they can hear (能听到能听到, 听得见你说): an answer to the agent's 听得到吗, nothing to answer.
+HEARS_YOU = re.compile(
+    r"[嗯啊喂哎哦,，。 ]*(?:(?:能|可以)?听得?(?:到|见|清楚?)(?:了|的)?[啊呀嗯,，。 ]*)+(?:[你您](?:说|讲))?[啊呀嗯,，。!！ ]*"
+)
 NOTHING_MORE = re.compile(
     r"[嗯啊哦哎好行的呃那,，。 ]*(?:(?:没有|没了|没事|不用)[了啦啊呀的]*[,，。 ]*)+(?:谢谢[你您]?[了啊嗯呀]*)?[嗯,，。!！ ]*"
 )
@@ -400,6 +404,8 @@ class Suggester:
                 found.none_fits, why=why,
             )  # fmt: skip
 
+        if HEARS_YOU.fullmatch(latest):
+            return nothing("nothing to suggest: the customer says they can hear; go on")
         if mood in CALM_MOODS and HOLD_REQUEST.search(latest) and not asks(latest):
             return nothing("nothing to suggest: the customer asked for a moment; wait for them")
         if situation is None and mood in CALM_MOODS and STILL_TALKING.search(latest) and not asks(latest):
