@@ -189,6 +189,7 @@ def test_shipped_phrasings_are_not_copies_of_eval_queries():
                 "好的,谢谢了,不过这个号码能停用吗",
                 "谢谢,只是还是收不到短信",
                 "多谢,然而问题依旧",
+                "感谢,但没用啊",
                 "请尽快处理!谢谢!",
                 "尽快谢谢",
             ],

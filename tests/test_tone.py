@@ -26,6 +26,8 @@ from tests.fakes_embedding import HashEmbedder
         ("你们平台就这样对待顾客的吗", "angry"),
         ("嗯行那你给我解决了吧", "calm"),  # asking for it to be solved is no satisfaction
         ("感觉挺好笑的就是那个意思吧", "calm"),  # 挺好笑: laughable, not 挺好
+        ("你们要让我满意才行", "calm"),  # satisfaction demanded, not given
+        ("我对这次服务很满意", "thankful"),
     ],
 )
 def test_customer_emotion_from_words(text: str, label: str) -> None:

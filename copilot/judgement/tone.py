@@ -96,8 +96,10 @@ _NOT_PROFANITY = re.compile(r"操作|操心|体操|操场|节操|操办|操劳")
 # A satisfied cue inside one of these is not satisfaction.
 # 解决了 asked about or asked for (你们解决了没有, 那你给我解决了吧, 请解决) is no satisfaction either, nor is 挺好
 # in 挺好笑 ("laughable": 感觉挺好笑的, labelled angry, was read as thanks).
+# 让…满意 is satisfaction demanded (没有个合理的解释能让用户满意,以后不会再相信), not given.
 _SATISFIED_NEGATED = re.compile(
     r"不(太)?(满意|可以|错过)|谢谢你们(啊|了)?[!！]|没问题[?？]|不是很满意|解决了?(没|吗|吧)|请解决|好笑"
+    r"|让[^,，。!！?？]{0,4}满意"
 )
 
 _IMPATIENT = [

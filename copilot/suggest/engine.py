@@ -96,7 +96,9 @@ THANKS_MOVE = "thanks"
 # Thanks taken back by a "but": the line's point is what follows (谢谢回复,不过我觉得…, 感谢 还是不行), and the
 # thank-you answers nothing. The call's score still counts the thanks (it tracks satisfaction on the helpdesk set).
 # The thanks cue of situations.yaml passes over the same words (its lookahead), so both paths agree.
-THANKS_THEN_BUT = re.compile(r"(谢|辛苦|麻烦[你您]?了)[^。!！?？]{0,12}?(不过|但是|可是|只是|然而|还是不)")
+THANKS_THEN_BUT = re.compile(
+    r"(谢|辛苦|麻烦[你您]?了)[^。!！?？]{0,12}?(不过|(?<!不)但(?!愿)|可是|只是|然而|还是不)"
+)
 # A question: a question word, or 呢 closing the line (那退款呢). A 呢 inside the line is a topic or discourse
 # marker (然后呢, 他的意思呢), and 呢 after 没/着/在 says "not yet" or "still" (还没就医呢, 还饿着呢, 在医院呢):
 # on the tune part's calls 63 such statements were read as questions and answered "I need to confirm".
