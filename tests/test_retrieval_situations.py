@@ -125,8 +125,23 @@ def test_shipped_phrasings_are_not_copies_of_eval_queries():
         # ... or a bare 什么 / 你说什么 (a pardon); 什么 inside a question or an outburst is not one
         (
             "speech_pace",
-            ["嗯什么你再说一遍", "你说啥", "你说的太快了", "什么", "嗯什么?", "你说什么"],
-            ["我再说一遍我要退款", "他也没说啥", "什么时候退款", "你说什么呢你", "这是什么态度"],
+            [
+                "嗯什么你再说一遍",
+                "你说啥",
+                "你说的太快了",
+                "什么",
+                "嗯什么?",
+                "你说什么",
+                "我都听不懂你在讲啥",
+            ],
+            [
+                "我再说一遍我要退款",
+                "他也没说啥",
+                "什么时候退款",
+                "你说什么呢你",
+                "这是什么态度",
+                "我没听懂他的意思",
+            ],
         ),
         # ... or the caller's first words ask for another kind of business; a business named mid-sentence is not
         (
@@ -165,14 +180,38 @@ def test_shipped_phrasings_are_not_copies_of_eval_queries():
         # phone's signal, is a repair
         (
             "complain_cannot_hear",
-            ["你大声点", "你声音太小了", "您声音有点小", "喂喂你那边信号不好我听不清", "喂你好听得到吗"],
+            ["你大声点", "你声音太小了", "您声音有点小", "喂喂你那边信号不好我听不清"],
             [
                 "电视声音小",
                 "音箱的声音很小",
                 "手机听筒听不到声音了",
                 "家里的宽带这几天信号不好你们赶紧派人过来看一下",
                 "能听到能听到",
+                "喂您好能听得到吗",
             ],
+        ),
+        # the caller asks whether the agent hears them; saying they hear, or that they cannot, is not asking
+        (
+            "line_check",
+            ["喂您好能听得到吗", "你能听见我说话吗", "您那边听得清吧", "听不到吗"],
+            [
+                "能听到能听到",
+                "听不到啊",
+                "我这边听不清你说话",
+                "你们客服电话打了半天都没人接听到底能不能处理",
+            ],
+        ),
+        # the caller asks to be heard out; a question after it, or someone else not listening, is not
+        (
+            "patience",
+            ["你先听我把话说完", "能不能先听我讲", "您听我说啊"],
+            ["你听我说我要退款", "我听说你们有赔偿", "商家根本不听我说"],
+        ),
+        # the caller asks whether the agent understood them; the caller not understanding, or a long line, is not
+        (
+            "confirm_problem",
+            ["你到底有没有听懂我的意思", "你听不懂吗", "你们是不是听不懂人话", "你听懂了没有"],
+            ["我没听懂他说的", "听不懂", "你听懂了没有我要的是退款然后再赔偿我五十块钱不然我就投诉"],
         ),
         # the caller's own suggestion, not advice quoted
         (

@@ -37,6 +37,10 @@ MOMENTS = {
     "嗯没有了": "感谢您的来电,再见",  # the answer to 还有其他可以帮您的吗
     "嗯您稍等我看一下啊": "",  # the caller asks for a moment: the agent waits
     "你好啊那个那个": "",  # a hello, not a thank-you
+    "喂您能听见我说话吗": "能听到,您请讲",  # the caller checks the agent hears them
+    "你先听我把话说完行吗": "您请讲,我在听",  # the caller asks to be heard out: the agent yields and listens
+    "你到底有没有听懂我的意思": "我跟您复述一下您反映的问题",  # doubted: sorry, then recap what was understood
+    "我都听不懂你在讲啥": "我再慢一点为您重复一遍",  # the caller cannot follow the agent
 }
 
 

@@ -140,6 +140,9 @@ ANYTHING_ELSE = re.compile(r"还有(?:没有)?(?:其他|别的|什么).{0,6}(?:�
 HEARS_YOU = re.compile(
     r"[嗯啊喂哎哦,，。 ]*(?:(?:能|可以)?听得?(?:到|见|清楚?)(?:了|的)?[啊呀嗯,，。 ]*)+(?:[你您](?:说|讲))?[啊呀嗯,，。!！ ]*"
 )
+# The caller asks whether the agent understood them at all (你有没有听懂我在说什么: a cue of the statement move's
+# situation): the apology and the recap of what was understood, not another "recorded".
+RECAP_ASK = "我跟您复述一下您反映的问题"
 NOTHING_MORE = re.compile(
     r"[嗯啊哦哎好行的呃那,，。 ]*(?:(?:没有|没了|没事|不用)[了啦啊呀的]*[,，。 ]*)+(?:谢谢[你您]?[了啊嗯呀]*)?[嗯,，。!！ ]*"
 )
@@ -468,7 +471,11 @@ class Suggester:
                 situation = None
         if chosen is None and situation is not None:
             told = sum(content_chars(line) >= MIN_CONTENT_CHARS for line in earlier_lines) >= TOLD_LINES
-            chosen = says(move_key, prefer=SOOTHE_TOLD if told and move_key in OUTBURST_KEYS else "")
+            if move_key == STATEMENT_MOVE and STATEMENT_MOVE in self._cued(latest):
+                prefer = RECAP_ASK
+            else:
+                prefer = SOOTHE_TOLD if told and move_key in OUTBURST_KEYS else ""
+            chosen = says(move_key, prefer=prefer)
         if chosen is None:
             situation = None
             move = "general"
