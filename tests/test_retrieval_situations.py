@@ -210,8 +210,20 @@ def test_shipped_phrasings_are_not_copies_of_eval_queries():
         # the caller asks whether the agent understood them; the caller not understanding, or a long line, is not
         (
             "confirm_problem",
-            ["你到底有没有听懂我的意思", "你听不懂吗", "你们是不是听不懂人话", "你听懂了没有"],
-            ["我没听懂他说的", "听不懂", "你听懂了没有我要的是退款然后再赔偿我五十块钱不然我就投诉"],
+            [
+                "你到底有没有听懂我的意思",
+                "你听不懂吗",
+                "你们是不是听不懂人话",
+                "你听懂了没有",
+                "你还是没明白我的话吗",
+                "能明白我的意思吗",
+            ],
+            [
+                "我没听懂他说的",
+                "听不懂",
+                "我不明白你说的",
+                "你听懂了没有我要的是退款然后再赔偿我五十块钱不然我就投诉",
+            ],
         ),
         # the caller's own suggestion, not advice quoted
         (
