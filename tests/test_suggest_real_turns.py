@@ -188,7 +188,7 @@ def test_a_caller_asking_the_agent_to_hold_on_gets_nothing_to_say(engine: Sugges
     assert held.move == "none" and held.text == "" and "moment" in held.reason  # type: ignore[attr-defined]
 
 
-@pytest.mark.parametrize("turn", ["能听到能听到", "嗯听得见你说", "可以听清楚"])
+@pytest.mark.parametrize("turn", ["能听到能听到", "嗯听得见你说", "可以听清楚", "嗯听听得到"])
 def test_a_caller_saying_they_can_hear_gets_nothing_to_say(engine: Suggester, turn: str) -> None:
     # even in an angry call: an apology and a recap would answer nothing
     earlier = (("customer", "你们这什么破东西,我要投诉,太过分了!"), ("agent", "喂,您好,能听到吗"))
@@ -196,6 +196,16 @@ def test_a_caller_saying_they_can_hear_gets_nothing_to_say(engine: Suggester, tu
     assert heard.move == "none" and heard.text == "" and "hear" in heard.reason  # type: ignore[attr-defined]
     cannot = _say(engine, *earlier, ("customer", "听不到你说什么"))
     assert cannot.text  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("turn", ["你说吧", "嗯可以你说", "嗯你好你说你说", "您讲"])
+def test_a_caller_handing_the_floor_back_gets_nothing_to_say(engine: Suggester, turn: str) -> None:
+    # the short line is read alone: merged with the complaint before it, it was answered as the complaint
+    earlier = (("customer", "我家洗衣机又坏了,你们这什么破东西"), ("agent", "我跟您说一下怎么处理"))
+    handed = _say(engine, *earlier, ("customer", turn))
+    assert handed.move == "none" and handed.text == "" and "go on" in handed.reason  # type: ignore[attr-defined]
+    asked = _say(engine, *earlier, ("customer", "你说怎么办吧"))
+    assert asked.text  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize(

@@ -136,9 +136,15 @@ APOLOGY_REFUSED = re.compile(
 # 不用不用): the farewell. A bare 没有 answers many mid-call questions, so only after that question; 没有了 on its
 # own is a cue of the closing situation already (knowledge/situations.yaml).
 ANYTHING_ELSE = re.compile(r"还有(?:没有)?(?:其他|别的|什么).{0,6}(?:帮|协助|问题|需要|诉求|事)")
-# The caller says they can hear (能听到能听到, 听得见你说): an answer to the agent's 听得到吗, nothing to answer.
+# The caller says they can hear (能听到能听到, 听得见你说, 嗯听听得到): an answer to the agent's 听得到吗, nothing
+# to answer.
 HEARS_YOU = re.compile(
-    r"[嗯啊喂哎哦,，。 ]*(?:(?:能|可以)?听得?(?:到|见|清楚?)(?:了|的)?[啊呀嗯,，。 ]*)+(?:[你您](?:说|讲))?[啊呀嗯,，。!！ ]*"
+    r"[嗯啊喂哎哦,，。 ]*(?:(?:能|可以)?听?听得?(?:到|见|清楚?)(?:了|的)?[啊呀嗯,，。 ]*)+(?:[你您](?:说|讲))?[啊呀嗯,，。!！ ]*"
+)
+# The caller hands the floor back (你说, 嗯可以你说, 你说吧): the agent goes on. Read on the caller's last line
+# alone: merged with the line before, 你说吧 was answered as that line (8 lines of ../shared/realdata got a recap).
+FLOOR_GIVEN = re.compile(
+    r"[嗯啊哦哎喂好行对可以的你您,，。 ]*[你您](?:说|讲)(?:[吧啊呀嘛,，。 ]|[你您](?:说|讲))*"
 )
 # The caller asks whether the agent understood them at all (你有没有听懂我在说什么: a cue of the statement move's
 # situation): the apology and the recap of what was understood, not another "recorded".
@@ -409,8 +415,11 @@ class Suggester:
                 found.none_fits, why=why,
             )  # fmt: skip
 
-        if HEARS_YOU.fullmatch(latest):
+        last_line = lines[-1] if lines else latest
+        if HEARS_YOU.fullmatch(last_line):
             return nothing("nothing to suggest: the customer says they can hear; go on")
+        if FLOOR_GIVEN.fullmatch(last_line):
+            return nothing("nothing to suggest: the customer lets the agent speak; go on")
         if mood in CALM_MOODS and HOLD_REQUEST.search(latest) and not asks(latest):
             return nothing("nothing to suggest: the customer asked for a moment; wait for them")
         if situation is None and mood in CALM_MOODS and STILL_TALKING.search(latest) and not asks(latest):
