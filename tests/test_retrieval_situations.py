@@ -207,6 +207,12 @@ def test_shipped_phrasings_are_not_copies_of_eval_queries():
             ["你先听我把话说完", "能不能先听我讲", "您听我说啊"],
             ["你听我说我要退款", "我听说你们有赔偿", "商家根本不听我说"],
         ),
+        # the caller asks the agent to look it up; asking for a solution, or pointing at something, is not
+        (
+            "hold_short",
+            ["你帮我查一下那个订单", "照片发过去了您看一下", "你查查后台吧"],
+            ["你看看这事怎么办", "你看看你们这服务", "你看看那个时间都过了多久", "我自己查一下"],
+        ),
         # the caller asks whether the agent understood them; the caller not understanding, or a long line, is not
         (
             "confirm_problem",
