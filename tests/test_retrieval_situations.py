@@ -210,8 +210,21 @@ def test_shipped_phrasings_are_not_copies_of_eval_queries():
         # the caller asks the agent to look it up; asking for a solution, or pointing at something, is not
         (
             "hold_short",
-            ["你帮我查一下那个订单", "照片发过去了您看一下", "你查查后台吧"],
-            ["你看看这事怎么办", "你看看你们这服务", "你看看那个时间都过了多久", "我自己查一下"],
+            [
+                "你帮我查一下那个订单",
+                "照片发过去了您看一下",
+                "你查查后台吧",
+                "图我传好了",
+                "那张照片你收到没有",
+            ],
+            [
+                "你看看这事怎么办",
+                "你看看你们这服务",
+                "你看看那个时间都过了多久",
+                "我自己查一下",
+                "菜里有头发了",
+                "照片一直传不上去了",
+            ],
         ),
         # the caller asks whether the agent understood them; the caller not understanding, or a long line, is not
         (

@@ -42,6 +42,7 @@ MOMENTS = {
     "你到底有没有听懂我的意思": "我跟您复述一下您反映的问题",  # doubted: sorry, then recap what was understood
     "我都听不懂你在讲啥": "我再慢一点为您重复一遍",  # the caller cannot follow the agent
     "照片我传好了你帮我看一下": "我帮您查询一下,请您稍等",  # asked to look it up: the agent checks
+    "那个图片你能看到吗": "我帮您查询一下,请您稍等",  # the example (it once got the farewell)
 }
 
 
