@@ -28,6 +28,8 @@ from tests.fakes_embedding import HashEmbedder
         ("感觉挺好笑的就是那个意思吧", "calm"),  # 挺好笑: laughable, not 挺好
         ("你们要让我满意才行", "calm"),  # satisfaction demanded, not given
         ("我对这次服务很满意", "thankful"),
+        ("那个师傅态度挺好的", "thankful"),  # attitude praised, not complained about
+        ("你这是什么态度", "angry"),
     ],
 )
 def test_customer_emotion_from_words(text: str, label: str) -> None:

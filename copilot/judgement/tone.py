@@ -91,8 +91,11 @@ _THANKFUL = [
     "谢谢", "感谢", "太好了", "辛苦了", "辛苦你", "辛苦您", "麻烦你了", "麻烦您了", "麻烦了", "多谢",
     "满意", "不错", "挺好", "放心了", "点赞", "赞一个", "好评", "解决了", "很及时", "太及时",
 ]  # fmt: skip
-# Words holding the profanity 操 that are none (我这边操作不了: 7 calm test-part caller lines read angry).
-_NOT_PROFANITY = re.compile(r"操作|操心|体操|操场|节操|操办|操劳")
+# Words holding an angry cue that are no anger: the profanity 操 inside 操作 (我这边操作不了: 7 calm test-part
+# caller lines read angry), and 态度 praised (服务好,态度好 was read angry and answered with an apology).
+_NOT_ANGER = re.compile(
+    r"操作|操心|体操|操场|节操|操办|操劳|态度(?:很|挺|非常|特别|真|超|也|还|都)?(?:好|不错|棒|热情|认真)"
+)
 # A satisfied cue inside one of these is not satisfaction.
 # 解决了 asked about or asked for (你们解决了没有, 那你给我解决了吧, 请解决) is no satisfaction either, nor is 挺好
 # in 挺好笑 ("laughable": 感觉挺好笑的, labelled angry, was read as thanks).
@@ -247,7 +250,7 @@ def customer_emotion(
     ``context`` is the customer's earlier lines of the same call, oldest first: a substantive line without a
     cue of its own keeps the mood of a recent upset line (a customer describing the harm is still upset).
     """
-    angry = _cues(_ANGRY, _NOT_PROFANITY.sub("", text))
+    angry = _cues(_ANGRY, _NOT_ANGER.sub("", text))
     anxious = _cues(_ANXIOUS, text)
     distressed = _cues(_DISTRESSED, text)
     thankful = [] if _SATISFIED_NEGATED.search(text) else _cues(_THANKFUL, text)
