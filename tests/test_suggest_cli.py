@@ -60,6 +60,17 @@ def test_real_moments_get_the_handbook_answer_or_nothing(
 
 
 @pytest.mark.real
+def test_a_calm_moment_named_by_its_words_is_no_complaint(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # "can you hear me" and "I sent the photo" are ordinary moments: no apology first, no special script
+    lines = ("喂您能听见我说话吗", "照片我传好了你帮我看一下")
+    rows = list_answers(tmp_path, capsys, "suggest", "\n".join(lines) + "\n", "--no-llm")
+    assert [row["text"] for row in rows] == ["能听到,您请讲。", "我帮您查询一下,请您稍等"]
+    assert not any(row["special_situation_script"] or row["empathy_first"] for row in rows)
+
+
+@pytest.mark.real
 def test_each_answer_names_its_line_and_a_blank_line_gets_none(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -401,10 +401,18 @@ class Suggester:
         mood = mood_in_call(latest, earlier_lines).label
         situation, top = self._situation_of(found, latest, earlier)
         # A complaint among the best matches owes empathy, unless the turn is confidently a special or
-        # settled situation (a wrong number or a thank-you is not a complaint).
+        # settled situation, or a moment its own words name that is no complaint (a wrong number, a thank-you,
+        # 你能听到我说话吗 or 我已经上传了 is not a complaint; the mood still decides). The question move's cue
+        # words (为什么, 怎么回事) name no moment: 平白扣费300？这是怎么回事 is a complaint.
+        named = situation is not None and (
+            situation.situation.special
+            or (
+                situation.situation.key in self._cued(latest)
+                and situation.situation.key not in COMPLAINT_KEYS | {QUESTION_MOVE}
+            )
+        )
         complaint = any(m.situation.key in COMPLAINT_KEYS for m in found.situations[:COMPLAINT_TOP]) and not (
-            top is not None
-            and (top.situation.key in SETTLED_KEYS or (situation is not None and situation.situation.special))
+            top is not None and (top.situation.key in SETTLED_KEYS or named)
         )
         upset = mood not in CALM_MOODS or complaint
         refused = bool(APOLOGY_REFUSED.search(latest))  # no apology again: understanding, then the matter
