@@ -483,6 +483,7 @@ class Assessment:
     situations: tuple[SituationMatch, ...]  # best first (up to SITUATIONS_KEPT)
     fit: float  # calibrated probability that some passage fits the moment
     closest: tuple[SearchHit, ...] = ()  # when nothing fits: the nearest passages, for the curious
+    cued: frozenset[str] = frozenset()  # keys of the situations whose cue words are in the query
 
     @property
     def none_fits(self) -> bool:
@@ -531,11 +532,13 @@ def assess(retriever: Retriever, query: str, *, k: int | None = None) -> Assessm
     """Passages, situations and the "none fits" answer for one query, from one embedding of it."""
     k = k or retriever.config.top_k
     query = normalize_query(query)
+    cued_rows = retriever.cued_situations(query)
+    cued_keys = frozenset(retriever.situations[index].key for index in cued_rows)
     if not has_words(query):
-        return Assessment(query, (), (), 0.0)  # nothing fits, and nothing is closest
+        return Assessment(query, (), (), 0.0, cued=cued_keys)  # nothing fits, and nothing is closest
     if retriever.embedder is None or retriever._dense is None or not retriever.situations:
         hits = tuple(retriever.search(query, k=k))
-        return Assessment(query, hits, (), 1.0 if hits else 0.0)
+        return Assessment(query, hits, (), 1.0 if hits else 0.0, cued=cued_keys)
     views = retriever.view_scores(retriever.embed_query(query))
     scores = retriever.situation_scores(views)
     order = np.argsort(-scores, kind="stable")
@@ -550,7 +553,7 @@ def assess(retriever: Retriever, query: str, *, k: int | None = None) -> Assessm
     # The lexical half: a situation whose cue words are in the turn is as likely as its cues are precise.
     cued = [
         SituationMatch(retriever.situations[index], float(scores[index]), CUE_CONFIDENCE)
-        for index in retriever.cued_situations(query)
+        for index in cued_rows
     ]
     if cued:
         rest = [m for m in matches if all(m.situation.key != c.situation.key for c in cued)]
@@ -560,8 +563,8 @@ def assess(retriever: Retriever, query: str, *, k: int | None = None) -> Assessm
     fit = fit_probability(float(scores[order[0]]), best_passage)
     hits = tuple(retriever.search(query, k=k, views=views))
     if fit < FIT_THRESHOLD:
-        return Assessment(query, (), tuple(matches), fit, closest=hits)
-    return Assessment(query, hits, tuple(matches), fit)
+        return Assessment(query, (), tuple(matches), fit, closest=hits, cued=cued_keys)
+    return Assessment(query, hits, tuple(matches), fit, cued=cued_keys)
 
 
 def _stderr(message: str) -> None:

@@ -407,7 +407,7 @@ class Suggester:
         named = situation is not None and (
             situation.situation.special
             or (
-                situation.situation.key in self._cued(latest)
+                situation.situation.key in found.cued
                 and situation.situation.key not in COMPLAINT_KEYS | {QUESTION_MOVE}
             )
         )
@@ -488,7 +488,7 @@ class Suggester:
                 situation = None
         if chosen is None and situation is not None:
             told = sum(content_chars(line) >= MIN_CONTENT_CHARS for line in earlier_lines) >= TOLD_LINES
-            if move_key == STATEMENT_MOVE and STATEMENT_MOVE in self._cued(latest):
+            if move_key == STATEMENT_MOVE and STATEMENT_MOVE in found.cued:
                 prefer = RECAP_ASK
             else:
                 prefer = SOOTHE_TOLD if told and move_key in OUTBURST_KEYS else ""
@@ -562,9 +562,7 @@ class Suggester:
         top = found.situations[0] if found.situations else None
         situation = top if top is not None and top.confidence >= _needed(top.situation) else None
         if situation is not None and situation.situation.key in MID_CALL_SITUATIONS and _mid_call(earlier):
-            recording = situation.situation.key == RECORDING_SITUATION and RECORDING_SITUATION in self._cued(
-                latest
-            )
+            recording = situation.situation.key == RECORDING_SITUATION and RECORDING_SITUATION in found.cued
             situation = situation if recording else None  # never the opening mid-call
         if situation is not None and GREETING_ONLY.match(latest) and situation.situation.key not in GREETINGS:
             situation = None  # 你好啊那个那个 is a hello (or the caller back at the phone), not a thank-you
@@ -572,7 +570,7 @@ class Suggester:
             situation is not None
             and situation.situation.special
             and situation.situation.cues
-            and situation.situation.key not in self._cued(latest)
+            and situation.situation.key not in found.cued
         ):
             # A special moment with cue words is offered only on them: on a short ASR fragment e5 finds a
             # thank-you or a goodbye by likeness alone (啊你, 您好同事 -> thanks; 就这样的, 那我没挂上啊 -> closing).
@@ -584,8 +582,9 @@ class Suggester:
         return situation, top
 
     def _cued(self, text: str) -> set[str]:
-        """Keys of the situations whose cue words are in the text, read as ``assess`` reads it (NFKC,
-        Simplified): the cues are written in Simplified, and 謝謝！ must settle a call as 谢谢! does."""
+        """Keys of the situations whose cue words are in a line other than the one assessed (that one's are
+        ``Assessment.cued``), read as ``assess`` reads it (NFKC, Simplified): the cues are written in
+        Simplified, and 謝謝！ must settle a call as 谢谢! does."""
         return {
             self.retriever.situations[i].key for i in self.retriever.cued_situations(normalize_query(text))
         }
