@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from copilot.config import CompanyConfig
-from copilot.transcription.redact import find_pii
+from copilot.transcription.redact import MASKS, PiiKind, find_pii
 from copilot.types import Segment
 
 # Common single-character surnames; a closed list keeps "我姓名不方便说" from giving the surname 名.
@@ -134,11 +134,12 @@ def promised_callback(segments: Sequence[Segment]) -> str:
 
 # The caller said a phone number, or the agent named the number on file (尾号…, 保持电话畅通):
 # 「请您留下您的联系电话」 would ask for it again.
-PHONE_KINDS = frozenset({"mobile", "landline"})
+PHONE_KINDS: frozenset[PiiKind] = frozenset({"mobile", "landline"})
 # A number the transcript already masks: the ASR's digits-as-* (whole or partly: 186****0660, ***四五八七七九幺六),
-# or this product's own masks.
+# or the redactor's own masks of a phone number ([手机号], [电话]).
 MASKED_NUMBER = re.compile(
-    r"(?=[\d幺一二三四五六七八九零〇*]*\*)[\d幺一二三四五六七八九零〇*]{7,}|\[(?:手机号|电话)\]"
+    r"(?=[\d幺一二三四五六七八九零〇*]*\*)[\d幺一二三四五六七八九零〇*]{7,}|"
+    + "|".join(re.escape(MASKS[kind]) for kind in sorted(PHONE_KINDS))
 )
 NUMBER_ON_FILE = re.compile(
     r"尾号|电话(?:保持)?畅通|(?:这个|您的|这边的)(?:号码|手机号|电话)(?:能|可以)?(?:联系|打通|接)"
