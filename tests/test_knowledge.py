@@ -101,6 +101,23 @@ def test_sections_follow_the_documents_own_headings():
     assert any(p[-1] == "二、结束" and "1.问候" not in p for p in paths)
 
 
+def test_a_quotation_the_handbook_recommends_after_forbidding_another_is_a_script():
+    from copilot.knowledge.passages import PassageRecord
+
+    text = (
+        "若客户误会,避免直接说“您搞错了”,可通过“可能是我没有说清楚,我再跟您说一遍”澄清;"
+        "不要说“你懂不懂?”或者“你会不会用?”;电话里避免嘈杂,必要时可说“请您稍等,我换个地方接”。"
+    )
+    kinds = {s.text: s.kind for s in extract_scripts([PassageRecord("p", "d.txt", "t", "s", text)])}
+    assert kinds == {
+        "您搞错了": "forbidden",
+        "可能是我没有说清楚,我再跟您说一遍": "script",
+        "你懂不懂?": "forbidden",
+        "你会不会用?": "forbidden",  # listed with the one before it
+        "请您稍等,我换个地方接": "script",
+    }
+
+
 def test_passage_ids_are_stable_and_content_derived():
     assert passage_id("a.txt", "一、x", "text") == passage_id("a.txt", "一、x", "text")
     assert passage_id("a.txt", "一、x", "text") != passage_id("a.txt", "一、x", "text2")

@@ -27,6 +27,12 @@ QUOTE = re.compile(r"[“‘]([^“”‘’]{2,120})[”’]")
 SPEECH_MARKERS = re.compile(r"您|你|我|请|谢|吗|好|抱歉|对不起|欢迎|再见|麻烦|稍|[??!!]")
 # The words just before a quotation that make it a phrase to avoid, not to say.
 FORBIDDEN_CONTEXT = re.compile(r"避免|不要|禁止|切忌|杜绝|不得|忌|别说|否定性|伤人")
+# ... unless the handbook turns to what to say instead after them: 避免直接说“您错了”,可通过“…”澄清; 避免使用负面
+# 词汇,改用建设性表述,如“…”; 避免背景噪音,必要时可说“…”. Before, 5 recommended lines were filed as forbidden and
+# never suggested.
+RECOMMENDING = re.compile(r"改为|改用|改说|可通过|可以说|可说|应说|而应|换成")
+# A quotation joined to the one before by 或者 / 、 (如“A”或者“B”) is listed with it: the same kind.
+LISTED_WITH = re.compile(r"\s*(?:或者|或是|或|和|与|及|、|,|,)?\s*")
 CONTEXT_CHARS = 40  # how far back the situation is looked for
 # situation key -> words in the handbook's own description of the moment (first match wins).
 SITUATIONS: tuple[tuple[str, str], ...] = (
@@ -105,17 +111,31 @@ def _situation_text(before: str, section: str) -> str:
     return clause[-CONTEXT_CHARS:]
 
 
+def quotation_kind(context: str) -> str:
+    """A quotation's kind: "forbidden" when the words of its clause before it (back to the quotation before it)
+    forbid it and say nothing after that of what to say instead; else "script"."""
+    lead = re.split(r"[。;;\n”’]", context)[-1]
+    forbidding = list(FORBIDDEN_CONTEXT.finditer(lead))
+    if not forbidding or RECOMMENDING.search(lead, forbidding[-1].end()):
+        return "script"
+    return "forbidden"
+
+
 def extract_scripts(records: Iterable[PassageRecord]) -> list[Script]:
     scripts: list[Script] = []
     seen: set[str] = set()
     for record in records:
+        previous: tuple[int, str] | None = None  # where the last quotation ended, and its kind
         for match in QUOTE.finditer(record.text):
             text = match.group(1).strip().strip("*")
+            before = record.text[: match.start()]
+            if previous is not None and LISTED_WITH.fullmatch(record.text[previous[0] : match.start()]):
+                kind = previous[1]
+            else:
+                kind = quotation_kind(before[-CONTEXT_CHARS:])
+            previous = (match.end(), kind)
             if not SPEECH_MARKERS.search(text):
                 continue
-            before = record.text[: match.start()]
-            context = before[-CONTEXT_CHARS:]
-            kind = "forbidden" if FORBIDDEN_CONTEXT.search(re.split(r"[。;;\n]", context)[-1]) else "script"
             situation = _situation_text(before, record.section)
             key = classify_situation(situation, record.section, text)
             sid = script_id(text, situation)
