@@ -226,6 +226,12 @@ def test_shipped_phrasings_are_not_copies_of_eval_queries():
                 "照片一直传不上去了",
             ],
         ),
+        # the caller asks how to do it; asking for a solution, or about what others did, is not
+        (
+            "how_to",
+            ["这个评价要怎么提交啊", "我该怎么申请呢", "退款在哪儿点", "截图从哪里上传"],
+            ["那现在怎么办", "你们怎么退的款", "商家怎么还不处理", "我不怎么上网"],
+        ),
         # the caller asks whether the agent understood them; the caller not understanding, or a long line, is not
         (
             "confirm_problem",
