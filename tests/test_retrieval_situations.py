@@ -232,6 +232,12 @@ def test_shipped_phrasings_are_not_copies_of_eval_queries():
             ["这个评价要怎么提交啊", "我该怎么申请呢", "退款在哪儿点", "截图从哪里上传"],
             ["那现在怎么办", "你们怎么退的款", "商家怎么还不处理", "我不怎么上网"],
         ),
+        # the caller asks what something said means; the thing they found, or "or something", is not
+        (
+            "explain_again",
+            ["积分抵扣是啥意思啊", "那个保障金是什么", "你说的待审核是什么意思呢"],
+            ["我也不知道是什么东西", "看不清是什么", "虫子还是什么", "没什么意思"],
+        ),
         # the caller asks whether the agent understood them; the caller not understanding, or a long line, is not
         (
             "confirm_problem",
