@@ -216,6 +216,7 @@ def test_shipped_phrasings_are_not_copies_of_eval_queries():
                 "你查查后台吧",
                 "图我传好了",
                 "那张照片你收到没有",
+                "我上午下的那个订单你那边能看到吗",
             ],
             [
                 "你看看这事怎么办",
@@ -224,6 +225,7 @@ def test_shipped_phrasings_are_not_copies_of_eval_queries():
                 "我自己查一下",
                 "菜里有头发了",
                 "照片一直传不上去了",
+                "汤里全是虫子你没看到吗",
             ],
         ),
         # the caller asks how to do it; asking for a solution, or about what others did, is not
