@@ -380,6 +380,14 @@ def test_guard_refuses_a_new_apology_to_a_caller_who_refused_one() -> None:
     assert check_rewrite(script, no_apology=True, **common).ok  # type: ignore[arg-type]
 
 
+def test_guard_refuses_a_rewrite_that_drops_the_polite_address() -> None:
+    common = {"passages": [], "call_context": [], "rule_violations": lambda _t: []}
+    script = "可能是之前的信息没有说明清楚,我来为您解释一下"
+    familiar = check_rewrite("可能是之前的信息没有说明清楚,我来帮你解释一下", script=script, **common)  # type: ignore[arg-type]
+    assert not familiar.ok and "您" in familiar.reason
+    assert check_rewrite("可能是之前的信息没说清楚,我来为您解释一下", script=script, **common).ok  # type: ignore[arg-type]
+
+
 def test_guard_refuses_a_rewrite_that_cuts_words_out_of_the_script() -> None:
     common = {"passages": [], "call_context": [], "rule_violations": lambda _t: []}
     script = "您的这个问题我需要进一步确认后才能回复您,请您留下您的联系电话,我们会有专人和您联系,好吗?"

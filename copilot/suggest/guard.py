@@ -127,6 +127,12 @@ def cuts_into_script(text: str, script: str) -> str:
     return ""
 
 
+def familiar_address(text: str, script: str) -> bool:
+    """The rewrite addresses the customer as 你 where the script says 您 (the 1.5B model turned
+    「我来为您解释一下」 into 「我来帮你解释一下」): the handbooks' scripts are polite, a rewrite must stay so."""
+    return "您" in script and "你" not in script and "你" in text
+
+
 def sentence_count(text: str) -> int:
     return len([part for part in re.split(r"[。！？!?]+", text) if part.strip()])
 
@@ -149,7 +155,7 @@ def check_rewrite(
     instead of answering, must rest on the script or the call rather than on a handbook example (「您是产品开机后
     无法显示屏幕，对吗？」 copied from a passage for 「这个损失谁负责？」), and must keep empathy first when the
     script put it first (``empathy_first``), and must not apologise to a caller who refused another apology
-    (``no_apology``)."""
+    (``no_apology``), and must not drop the script's polite 您 for 你."""
     stripped = text.strip()
     if not stripped:
         return GuardVerdict(False, "empty rewrite")
@@ -179,6 +185,8 @@ def check_rewrite(
         return GuardVerdict(False, "drops the empathy the customer is owed first")
     if no_apology and APOLOGY_WORDS.search(stripped):
         return GuardVerdict(False, "apologises again to a caller who asked not to be")
+    if familiar_address(stripped, script):
+        return GuardVerdict(False, "calls the customer 你 where the script says 您")
     cut = cuts_into_script(stripped, script)
     if cut:
         return GuardVerdict(False, f"cuts words out of the script mid-sentence ({cut})")
