@@ -234,6 +234,8 @@ def test_shipped_phrasings_are_not_copies_of_eval_queries():
             ["这个要多长时间才能处理好", "退款几天能到账"],
             ["这个菜放了多长时间了", "我等了多长时间你知道吗"],
         ),
+        # ... and how long, asked alone (大约得多久啊): the agent confirms before naming a time
+        ("cannot_answer_now", ["那大概要多久啊", "这个得多长时间"], ["我都等了多长时间了", "要多久都行"]),
         # the caller asks whether they will be paid; someone refusing to pay is not asking
         ("compensation", ["出了这种事你们赔不赔", "这个损失谁来承担"], ["他说他不赔"]),
         # the caller asks how to do it; asking for a solution, or about what others did, is not
