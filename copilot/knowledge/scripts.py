@@ -99,10 +99,14 @@ def classify_situation(*texts: str) -> str:
     return ""
 
 
+def clause_before(before: str) -> str:
+    """The clause just before a quotation: back to the sentence end, or to the quotation before it."""
+    return re.split(r"[。;;!?!?\n”’]", before)[-1]
+
+
 def _situation_text(before: str, section: str) -> str:
     """The handbook's words for the moment: the clause just before the quotation."""
-    clause = re.split(r"[。;;!?!?\n”’]", before)[-1]
-    clause = HEADING_MARKER.sub("", clause)
+    clause = HEADING_MARKER.sub("", clause_before(before))
     clause = re.sub(r"(例如|如|比如|可以说|则说|应说|可告知|解释为|时说)?[::,,]?\s*$", "", clause)
     clause = re.sub(r"^[\s,,::]+|[\s,,::]+$", "", clause)
     if len(clause) < 2:
@@ -111,10 +115,9 @@ def _situation_text(before: str, section: str) -> str:
     return clause[-CONTEXT_CHARS:]
 
 
-def quotation_kind(context: str) -> str:
-    """A quotation's kind: "forbidden" when the words of its clause before it (back to the quotation before it)
-    forbid it and say nothing after that of what to say instead; else "script"."""
-    lead = re.split(r"[。;;\n”’]", context)[-1]
+def quotation_kind(lead: str) -> str:
+    """A quotation's kind from the clause before it (:func:`clause_before`): "forbidden" when its words forbid
+    the quotation and say nothing after that of what to say instead; else "script"."""
     forbidding = list(FORBIDDEN_CONTEXT.finditer(lead))
     if not forbidding or RECOMMENDING.search(lead, forbidding[-1].end()):
         return "script"
@@ -132,7 +135,7 @@ def extract_scripts(records: Iterable[PassageRecord]) -> list[Script]:
             if previous is not None and LISTED_WITH.fullmatch(record.text[previous[0] : match.start()]):
                 kind = previous[1]
             else:
-                kind = quotation_kind(before[-CONTEXT_CHARS:])
+                kind = quotation_kind(clause_before(before)[-CONTEXT_CHARS:])
             previous = (match.end(), kind)
             if not SPEECH_MARKERS.search(text):
                 continue
