@@ -78,6 +78,14 @@ def test_an_unknown_cue_key_is_named_on_one_line() -> None:
     assert str(raised.value) == "cues.recap has unknown key(s): '\\n'"
 
 
+def test_a_penalty_named_with_a_line_break_is_named_on_one_line() -> None:
+    data = _data()
+    data["scoring"]["flag_penalty"]["\n"] = 3  # hypothesis found this one too
+    with pytest.raises(PlaybookError) as raised:
+        parse_playbook(data)
+    assert str(raised.value) == "scoring.flag_penalty['\\n'] must be one of info, minor, major, critical"
+
+
 @pytest.mark.parametrize(
     ("mutate", "fragment"),
     [

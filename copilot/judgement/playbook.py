@@ -228,11 +228,17 @@ def _strings(value: Any, where: str) -> tuple[str, ...]:
     return tuple(value)
 
 
+def _member(where: str, key: object) -> str:
+    """Where a key of the file is: ``cues.hello``, or ``cues['a\\nb']`` for a key that would break the line."""
+    plain = isinstance(key, str) and key.isprintable() and key.strip() == key and key != ""
+    return f"{where}.{key}" if plain else f"{where}[{key!r}]"
+
+
 def _float(table: dict[str, Any], key: str, where: str, default: float | None = None) -> float:
     value = table.get(key, default)
     # The upper bound also refuses NaN, infinity and integers too big for a float (YAML reads all three).
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= MAX_NUMBER:
-        raise PlaybookError(f"{where}.{key} must be a non-negative number up to {MAX_NUMBER:g}")
+        raise PlaybookError(f"{_member(where, key)} must be a non-negative number up to {MAX_NUMBER:g}")
     return float(value)
 
 
@@ -418,7 +424,7 @@ def parse_playbook(data: Any, source: str = "") -> Playbook:
     if version != SUPPORTED_VERSION:
         raise PlaybookError(f"{source}: playbook version must be {SUPPORTED_VERSION}, got {version!r}")
     cues = {
-        name: _cue_set(name, value, f"cues.{name}")
+        name: _cue_set(name, value, _member("cues", name))
         for name, value in _table(root.get("cues") or {}, "cues").items()
     }
     checks: list[Check] = []
@@ -454,7 +460,9 @@ def parse_playbook(data: Any, source: str = "") -> Playbook:
     scoring = _table(root.get("scoring") or {}, "scoring")
     raw_penalties = _table(scoring.get("flag_penalty") or {}, "scoring.flag_penalty")
     penalties: dict[str, float] = {
-        _severity(name, f"scoring.flag_penalty.{name}"): _float(raw_penalties, name, "scoring.flag_penalty")
+        _severity(name, _member("scoring.flag_penalty", name)): _float(
+            raw_penalties, name, "scoring.flag_penalty"
+        )
         for name in raw_penalties
     }
     return Playbook(
