@@ -11,7 +11,7 @@ from copilot.evaluation.realsuggest import TurnCase, retrieval_rank, score, sugg
 from copilot.knowledge.retrieval import Retriever, assess, build_index
 from copilot.knowledge.scripts import fix_wording, speakable
 from copilot.knowledge.situations import Situation
-from copilot.suggest.engine import Suggester, SuggestOptions, asks, run_to_end
+from copilot.suggest.engine import RHETORICAL, Suggester, SuggestOptions, asks, run_to_end
 from copilot.suggest.guard import check_rewrite, cuts_into_script, opens_with_empathy
 from copilot.suggest.slots import fill_company, unfilled_placeholders
 from copilot.types import Passage, Script, Segment
@@ -510,6 +510,23 @@ def test_the_suite_counts_empathy_on_labelled_caller_lines_read_in_context(
 )
 def test_what_counts_as_a_question(line: str, question: bool) -> None:
     assert asks(line) is question
+
+
+@pytest.mark.parametrize(
+    ("line", "complains"),
+    [
+        ("你们回个电话有什么用呢", True),
+        ("你到底能不能查清楚了", True),
+        ("难道就没人管了吗", True),
+        ("这让我怎么用啊", True),
+        ("退款什么时候能到啊", False),
+        ("这个要怎么申请呢", False),
+        ("有什么办法能快一点吗", False),
+    ],
+)
+def test_a_question_that_complains_is_told_from_one_that_asks(line: str, complains: bool) -> None:
+    assert asks(line)  # every one of them is a question ...
+    assert bool(RHETORICAL.search(line)) is complains  # ... and only some answer a complaint
 
 
 def test_a_short_thank_you_is_answered_not_the_question_before_it(tmp_path: Path) -> None:

@@ -132,6 +132,13 @@ APOLOGY_REFUSED = re.compile(
     r"(?:别|不要|不用)再?(?:给我|跟我)?(?:说|讲)?(?:这些|什么)?(?:道歉|抱歉|对不起|不好意思)"
     r"|(?:道歉|抱歉|对不起|不好意思)(?:有什么用|没用|顶什么用)"
 )
+# A question an upset caller asks to complain, not to learn (打这个电话有什么用啊, 你到底能不能查询明白了, 我现在怎么
+# 吃饭呀, 这样统一回复真的好吗): the complaint move answers it (apology, record and check); "I need to confirm and
+# call you back" answers a question nobody asked.
+RHETORICAL = re.compile(
+    r"有什么用|有啥用|顶什么用|难道|到底(?:能不能|要怎样|要怎么样|怎么回事)|真的好吗|就没有别的|让我怎么"
+    r"|我(?:现在)?(?:该)?怎么(?:吃|过|办法)|开玩笑"
+)
 # The agent has just asked whether there is anything else (还有其他可以帮您的吗) and the caller says no (没有啊,
 # 不用不用): the farewell. A bare 没有 answers many mid-call questions, so only after that question; 没有了 on its
 # own is a cue of the closing situation already (knowledge/situations.yaml).
@@ -508,7 +515,11 @@ class Suggester:
             ):
                 move_key = THANKS_MOVE
             else:
-                move_key = QUESTION_MOVE if asks(latest) else STATEMENT_MOVE
+                move_key = (
+                    QUESTION_MOVE
+                    if asks(latest) and not (upset and RHETORICAL.search(latest))
+                    else STATEMENT_MOVE
+                )
             chosen = says(move_key, prefer="" if upset else CALM_RECAP)
             situation = _match(found, move_key)
         if chosen is None:
