@@ -244,6 +244,12 @@ def test_shipped_phrasings_are_not_copies_of_eval_queries():
             ["这个评价要怎么提交啊", "我该怎么申请呢", "退款在哪儿点", "截图从哪里上传"],
             ["那现在怎么办", "你们怎么退的款", "商家怎么还不处理", "我不怎么上网"],
         ),
+        # a step of the caller's fails; someone else refusing, or not reaching someone, is not
+        (
+            "operation_fails",
+            ["退款申请提交不了", "照片一直传不上去了", "这个评价点不进去"],
+            ["商家说退不了", "他说申请不了", "骑手一直联系不上", "超过时间就申请不了售后吗"],
+        ),
         # the caller asks what something said means; the thing they found, or "or something", is not
         (
             "explain_again",
