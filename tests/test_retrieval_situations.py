@@ -250,6 +250,12 @@ def test_shipped_phrasings_are_not_copies_of_eval_queries():
             ["退款申请提交不了", "照片一直传不上去了", "这个评价点不进去"],
             ["商家说退不了", "他说申请不了", "骑手一直联系不上", "超过时间就申请不了售后吗"],
         ),
+        # the caller only urges; urging inside a question or a demand of its own is answered as that
+        (
+            "urging",
+            ["你们抓紧一点", "行那你快点儿", "赶紧帮我弄好"],
+            ["能不能快点退款", "你们什么时候能快一点", "抓紧时间赔给我", "我赶紧去医院看了一下就说是过敏"],
+        ),
         # the caller asks what something said means; the thing they found, or "or something", is not
         (
             "explain_again",
