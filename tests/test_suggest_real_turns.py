@@ -388,6 +388,21 @@ def test_guard_refuses_a_rewrite_that_drops_the_polite_address() -> None:
     assert check_rewrite("可能是之前的信息没说清楚,我来为您解释一下", script=script, **common).ok  # type: ignore[arg-type]
 
 
+def test_guard_refuses_a_rewrite_where_the_customer_does_the_understanding() -> None:
+    script = "遇到这种情况确实很着急,我非常理解您的心情,您反映的问题我会记录下来并尽快核实处理。"
+    common = {"script": script, "passages": [], "call_context": [], "rule_violations": lambda _t: []}
+    for garbled in (
+        "您理解您的心情，您反映的问题我会记录下来并尽快核实处理。",
+        "您理解，我理解您的心情，您反映的问题我会记录下来。",
+    ):
+        verdict = check_rewrite(garbled, **common)  # type: ignore[arg-type]
+        assert not verdict.ok and "understands" in verdict.reason, garbled
+    assert check_rewrite("我理解您的心情，您反映的问题我会记录下来并尽快核实处理。", **common).ok  # type: ignore[arg-type]
+    assert check_rewrite(
+        "我非常理解您的心情,也希望您理解,您反映的问题我会记录下来并尽快核实处理。", **common
+    ).ok  # type: ignore[arg-type]
+
+
 def test_guard_refuses_a_rewrite_that_cuts_words_out_of_the_script() -> None:
     common = {"passages": [], "call_context": [], "rule_violations": lambda _t: []}
     script = "您的这个问题我需要进一步确认后才能回复您,请您留下您的联系电话,我们会有专人和您联系,好吗?"

@@ -127,6 +127,17 @@ def cuts_into_script(text: str, script: str) -> str:
     return ""
 
 
+# The 0.5B model turns the agent's 「我非常理解您的心情」 into 「您理解您的心情」 or 「您理解，我理解您的心情」: the
+# customer becomes the one who understands (3 of 108 of our own real lines, 1 of the 160 labelled turns, all kept
+# by the other checks). A clause that opens so is not the agent's; 「希望您理解」 and 「您明白了吗」 are.
+CUSTOMER_UNDERSTANDS = re.compile(r"(?:^|[，,。！!？?；;])\s*您(?:非常|很)?(?:理解|明白)(?!了?吗)")
+
+
+def customer_understands(text: str, script: str) -> bool:
+    """The rewrite says the customer understands where the script said the agent does."""
+    return bool(CUSTOMER_UNDERSTANDS.search(text)) and not CUSTOMER_UNDERSTANDS.search(script)
+
+
 def familiar_address(text: str, script: str) -> bool:
     """The rewrite addresses the customer as 你 where the script says 您 (the 1.5B model turned
     「我来为您解释一下」 into 「我来帮你解释一下」): the handbooks' scripts are polite, a rewrite must stay so."""
@@ -155,7 +166,7 @@ def check_rewrite(
     instead of answering, must rest on the script or the call rather than on a handbook example (「您是产品开机后
     无法显示屏幕，对吗？」 copied from a passage for 「这个损失谁负责？」), and must keep empathy first when the
     script put it first (``empathy_first``), and must not apologise to a caller who refused another apology
-    (``no_apology``), and must not drop the script's polite 您 for 你."""
+    (``no_apology``), and must not drop the script's polite 您 for 你 or turn the agent's 我理解 into 您理解."""
     stripped = text.strip()
     if not stripped:
         return GuardVerdict(False, "empty rewrite")
@@ -187,6 +198,8 @@ def check_rewrite(
         return GuardVerdict(False, "apologises again to a caller who asked not to be")
     if familiar_address(stripped, script):
         return GuardVerdict(False, "calls the customer 你 where the script says 您")
+    if customer_understands(stripped, script):
+        return GuardVerdict(False, "makes the customer the one who understands")
     cut = cuts_into_script(stripped, script)
     if cut:
         return GuardVerdict(False, f"cuts words out of the script mid-sentence ({cut})")
