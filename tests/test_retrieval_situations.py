@@ -238,11 +238,26 @@ def test_shipped_phrasings_are_not_copies_of_eval_queries():
         ("cannot_answer_now", ["那大概要多久啊", "这个得多长时间"], ["我都等了多长时间了", "要多久都行"]),
         # the caller asks whether they will be paid; someone refusing to pay is not asking
         ("compensation", ["出了这种事你们赔不赔", "这个损失谁来承担"], ["他说他不赔"]),
-        # the caller asks how to do it; asking for a solution, or about what others did, is not
+        # the caller asks how to do it, or checks a step back; asking for a solution, or about what others did, is not
         (
             "how_to",
-            ["这个评价要怎么提交啊", "我该怎么申请呢", "退款在哪儿点", "截图从哪里上传"],
-            ["那现在怎么办", "你们怎么退的款", "商家怎么还不处理", "我不怎么上网"],
+            [
+                "这个评价要怎么提交啊",
+                "我该怎么申请呢",
+                "退款在哪儿点",
+                "截图从哪里上传",
+                "直接提交就可以了是吧",  # a step checked back
+                "点开那个链接是吗",
+                "我是不是需要先申请退款",
+            ],
+            [
+                "那现在怎么办",
+                "你们怎么退的款",
+                "商家怎么还不处理",
+                "我不怎么上网",
+                "我中午点了一份炒饭对吧",  # 点 is ordering here
+                "他帮我申请了一张券是吧",  # an outcome, not a step
+            ],
         ),
         # a step of the caller's fails; someone else refusing, or not reaching someone, is not
         (

@@ -44,6 +44,7 @@ MOMENTS = {
     "照片我传好了你帮我看一下": "我帮您查询一下,请您稍等",  # asked to look it up: the agent checks
     "那个图片你能看到吗": "我帮您查询一下,请您稍等",  # the example (it once got the farewell)
     "我要怎么申请退款呀": "我来一步一步跟您说怎么操作",  # how to do it: the steps, not a callback
+    "上传完直接提交就可以了是吧": "我来一步一步跟您说怎么操作",  # a step checked back: walk through it
     "那个保障金是什么": "我来为您解释一下",  # what a word means: explained again, not a callback
     "我这边截图一直提交不了": "您是在哪一步操作不了呢",  # a step fails: where, then walk them through it
     "你们这样的答复有什么用啊": "您反映的问题我会记录下来",  # a question to complain: own it, no callback offer
