@@ -268,8 +268,15 @@ def test_shipped_phrasings_are_not_copies_of_eval_queries():
         # the caller only urges; urging inside a question or a demand of its own is answered as that
         (
             "urging",
-            ["你们抓紧一点", "行那你快点儿", "赶紧帮我弄好"],
-            ["能不能快点退款", "你们什么时候能快一点", "抓紧时间赔给我", "我赶紧去医院看了一下就说是过敏"],
+            ["你们抓紧一点", "行那你快点儿", "赶紧帮我弄好", "让他马上给我回个电话", "那就尽快吧"],
+            [
+                "能不能快点退款",
+                "你们什么时候能快一点",
+                "抓紧时间赔给我",
+                "我赶紧去医院看了一下就说是过敏",
+                "好的马上马上",  # the caller doing what the agent asked, right away
+                "我马上就到家了",
+            ],
         ),
         # the caller asks what something said means; the thing they found, or "or something", is not
         (
