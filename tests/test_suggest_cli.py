@@ -48,7 +48,7 @@ MOMENTS = {
     "那个保障金是什么": "我来为您解释一下",  # what a word means: explained again, not a callback
     "我这边截图一直提交不了": "您是在哪一步操作不了呢",  # a step fails: where, then walk them through it
     "你们这样的答复有什么用啊": "您反映的问题我会记录下来",  # a question to complain: own it, no callback offer
-    "那你们抓紧一点吧": "我这边马上为您跟进处理",  # only urging: take it on now
+    "那你们抓紧一点吧": "我这边尽快为您跟进处理",  # only urging: take it on now
 }
 
 
