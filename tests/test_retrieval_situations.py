@@ -265,6 +265,19 @@ def test_shipped_phrasings_are_not_copies_of_eval_queries():
             ["退款申请提交不了", "照片一直传不上去了", "这个评价点不进去"],
             ["商家说退不了", "他说申请不了", "骑手一直联系不上", "超过时间就申请不了售后吗"],
         ),
+        # the caller cannot reach the other side; our own hotline, someone else's excuse, being unreachable
+        # oneself, a denial, or words that do not end the line are not
+        (
+            "cannot_reach",
+            ["店家一直联系不上", "我打骑手电话没人接", "商家消息都不回复", "消息一直发不出去"],
+            [
+                "你们客服电话总是打不通",
+                "他说给我打电话打不通",
+                "到时候快递联系不到我怎么办",
+                "我没有打不通他的电话",
+                "商家联系不上的话我就先去上班了等你们消息",
+            ],
+        ),
         # the caller only urges; urging inside a question or a demand of its own is answered as that
         (
             "urging",
