@@ -265,6 +265,12 @@ def test_shipped_phrasings_are_not_copies_of_eval_queries():
             ["退款申请提交不了", "照片一直传不上去了", "这个评价点不进去"],
             ["商家说退不了", "他说申请不了", "骑手一直联系不上", "超过时间就申请不了售后吗"],
         ),
+        # the caller complains, or asks whether they may; a complaint already made, or someone else's, is not
+        (
+            "complaint_cannot_answer",
+            ["我要投诉这个店", "我可不可以投诉他", "那我只能投诉了"],
+            ["我上周已经投诉过了", "商家说我投诉他也没用"],
+        ),
         # the caller cannot reach the other side; our own hotline, someone else's excuse, being unreachable
         # oneself, a denial, or words that do not end the line are not
         (

@@ -50,6 +50,7 @@ MOMENTS = {
     "你们这样的答复有什么用啊": "您反映的问题我会记录下来",  # a question to complain: own it, no callback offer
     "那你们抓紧一点吧": "我这边尽快为您跟进处理",  # only urging: take it on now
     "商家电话一直打不通": "我这边帮您协调联系",  # the other side unreachable: we coordinate, no ticket
+    "我能不能投诉这个商家": "非常感谢您向我们反映意见",  # asking to complain is a complaint
 }
 
 
