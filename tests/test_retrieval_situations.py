@@ -275,9 +275,16 @@ def test_shipped_phrasings_are_not_copies_of_eval_queries():
         # oneself, a denial, or words that do not end the line are not
         (
             "cannot_reach",
-            ["店家一直联系不上", "我打骑手电话没人接", "商家消息都不回复", "消息一直发不出去"],
+            [
+                "店家一直联系不上",
+                "我打骑手电话没人接",
+                "商家消息都不回复",
+                "消息一直发不出去",
+                "骑手没人接你们管不管",
+            ],
             [
                 "你们客服电话总是打不通",
+                "你们都联系不上他我怎么联系",
                 "他说给我打电话打不通",
                 "到时候快递联系不到我怎么办",
                 "我没有打不通他的电话",
