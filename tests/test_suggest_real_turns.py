@@ -630,6 +630,17 @@ def test_understanding_alone_is_followed_by_taking_the_matter_on(tmp_path: Path)
     assert "p-recap" in [c.id for c in said.cites]  # type: ignore[attr-defined]
 
 
+def test_the_handbooks_line_for_discontent_is_followed_by_taking_the_matter_on(tmp_path: Path) -> None:
+    # 「您的心情我明白」 (情绪识别与接纳: for 不满, 失望) acknowledges and answers nothing on its own
+    understood = Script("s-feel", "您的心情我明白", "共情", "feelings", "any")
+    feelings = _situation("feelings", "情绪识别", "您的心情我明白", ("太敷衍了",), cues="敷衍|失望")
+    engine = _engine_with(tmp_path, [], [understood], [feelings])
+    said = _say(engine, ("customer", "你们这处理的也太敷衍了吧"))
+    assert said.situation_key == "feelings"  # type: ignore[attr-defined]
+    assert said.text == "您的心情我明白,您反映的问题我会记录下来并尽快核实处理。"  # type: ignore[attr-defined]
+    assert "着急" not in said.text and opens_with_empathy(said.text)  # type: ignore[attr-defined]
+
+
 def test_a_refused_offer_gets_the_question_what_the_caller_wants(tmp_path: Path) -> None:
     passages = [Passage("p-nego", "h.txt", "投诉处理 > 互相协商", "互相协商:征求客户的意见。")]
     ask = Script("s-nego", "您的心情我明白,请问您希望我们怎样为您处理呢?", "协商", "negotiate_demands", "any")

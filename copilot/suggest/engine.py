@@ -89,6 +89,8 @@ EMPATHY_QUOTES = {
     "anxious": UNDERSTANDING,
 }
 DEFAULT_EMPATHY = "非常抱歉给您带来了不便"
+# Lines that only acknowledge the feeling (情绪识别与接纳: 「我理解」「您的心情我明白」): alone they answer nothing.
+ACKNOWLEDGEMENTS = frozenset({UNDERSTANDING, "您的心情我明白"})
 # The general moves when no situation is confident (keys of knowledge/situations.yaml with ``says``).
 QUESTION_MOVE = "cannot_answer_now"  # a question the handbooks cannot answer: confirm, then call back
 STATEMENT_MOVE = "confirm_problem"  # a statement: record, recap and confirm
@@ -533,7 +535,7 @@ class Suggester:
             # Words borrowed from another moment (the farewell is the silent-line script's last line): the
             # move's main clause is cited first, then the script's passage, where the words are from.
             passages.append(script.passage_id)
-        if text.strip("。.!！ ") == UNDERSTANDING and (action := says(STATEMENT_MOVE)) is not None:
+        if text.strip("。.!！ ") in ACKNOWLEDGEMENTS and (action := says(STATEMENT_MOVE)) is not None:
             # Understanding alone answers nothing (你一直说抱歉有什么用, 这处理的也太敷衍了吧: 4 tune-part turns judged
             # not relevant): the handbook's move is to acknowledge, then take the matter on (record and check).
             text = f"{text.rstrip('。.!！')},{without_apology(action[1])}"
