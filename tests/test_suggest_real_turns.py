@@ -620,25 +620,22 @@ def test_a_stated_demand_is_passed_up_and_a_question_about_money_is_a_question(t
     assert "怎样为您处理" in vague.text  # type: ignore[attr-defined]
 
 
-def test_understanding_alone_is_followed_by_taking_the_matter_on(tmp_path: Path) -> None:
-    understanding = Script("s-feel", "遇到这种情况确实很着急,我非常理解您的心情", "共情", "feelings", "any")
-    feelings = _situation("feelings", "情绪识别", "我非常理解您的心情", ("太敷衍了",), cues="敷衍")
+# An acknowledgement alone answers nothing: the handbook's line for a worry (有效回应与确认) and its line for
+# discontent (情绪识别与接纳: 不满, 失望) each go on to take the matter on.
+@pytest.mark.parametrize(
+    "acknowledgement",
+    ["遇到这种情况确实很着急,我非常理解您的心情", "您的心情我明白"],
+)
+def test_an_acknowledgement_alone_is_followed_by_taking_the_matter_on(
+    tmp_path: Path, acknowledgement: str
+) -> None:
+    understanding = Script("s-feel", acknowledgement, "共情", "feelings", "any")
+    feelings = _situation("feelings", "情绪识别", acknowledgement, ("太敷衍了",), cues="敷衍")
     engine = _engine_with(tmp_path, [], [understanding], [feelings])
     said = _say(engine, ("customer", "你们这处理的也太敷衍了吧"))
     assert said.situation_key == "feelings"  # type: ignore[attr-defined]
-    assert said.text == "遇到这种情况确实很着急,我非常理解您的心情,您反映的问题我会记录下来并尽快核实处理。"  # type: ignore[attr-defined]
+    assert said.text == f"{acknowledgement},您反映的问题我会记录下来并尽快核实处理。"  # type: ignore[attr-defined]
     assert "p-recap" in [c.id for c in said.cites]  # type: ignore[attr-defined]
-
-
-def test_the_handbooks_line_for_discontent_is_followed_by_taking_the_matter_on(tmp_path: Path) -> None:
-    # 「您的心情我明白」 (情绪识别与接纳: for 不满, 失望) acknowledges and answers nothing on its own
-    understood = Script("s-feel", "您的心情我明白", "共情", "feelings", "any")
-    feelings = _situation("feelings", "情绪识别", "您的心情我明白", ("太敷衍了",), cues="敷衍|失望")
-    engine = _engine_with(tmp_path, [], [understood], [feelings])
-    said = _say(engine, ("customer", "你们这处理的也太敷衍了吧"))
-    assert said.situation_key == "feelings"  # type: ignore[attr-defined]
-    assert said.text == "您的心情我明白,您反映的问题我会记录下来并尽快核实处理。"  # type: ignore[attr-defined]
-    assert "着急" not in said.text and opens_with_empathy(said.text)  # type: ignore[attr-defined]
 
 
 def test_a_refused_offer_gets_the_question_what_the_caller_wants(tmp_path: Path) -> None:
