@@ -332,7 +332,7 @@ def test_shipped_phrasings_are_not_copies_of_eval_queries():
         (
             "suggestion",
             ["我建议你们增加夜间配送", "希望你们以后注意一下包装"],
-            ["上次客服建议您重启一下", "我们给他建议他也不听"],
+            ["上次客服建议您重启一下", "我们给他建议他也不听", "他们建议客户换个套餐", "我建议你先别急"],
         ),
         # thanks that is the point of the line; not one taken back by a "but", nor the close of a request
         (
