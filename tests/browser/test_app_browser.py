@@ -44,28 +44,22 @@ def open_app(browser: Any, server: Server, viewport: dict[str, int] = NARROW) ->
     return page
 
 
-def _is_upload(request: Any) -> bool:
-    return request.method == "POST" and "/upload" in request.url
-
-
 def upload(page: Any, root: str, files: list[Path]) -> None:
     """Give ``files`` to the upload box ``root`` and wait until it lists the first one.
 
     Under load the page can take a file before its upload box is ready (CI once waited out the whole
-    bound for a name that never came), so the files are given again when the page sent nothing in a
-    quiet spell. Once it has sent them they are only waited for: given again, a slow upload landed twice
-    in the box (two scorecards of one call, on a CI machine that was busy).
+    bound for a name that never came), so the files are given again after each quiet spell.
     """
     for attempt in range(UPLOAD_ATTEMPTS):
+        page.set_input_files(f"{root} input[type=file]", [str(f) for f in files])
         try:
-            with page.expect_request(_is_upload, timeout=PAGE_LOAD // UPLOAD_ATTEMPTS):
-                page.set_input_files(f"{root} input[type=file]", [str(f) for f in files])
+            page.wait_for_selector(
+                f"{root}:has-text('{files[0].name}')", timeout=PAGE_LOAD // UPLOAD_ATTEMPTS
+            )
+            return
         except PlaywrightTimeout:
             if attempt == UPLOAD_ATTEMPTS - 1:
                 raise
-            continue
-        page.wait_for_selector(f"{root}:has-text('{files[0].name}')", timeout=PAGE_LOAD)
-        return
 
 
 def choose(page: Any, dropdown: str, option: str) -> None:
