@@ -536,8 +536,8 @@ class Suggester:
             # move's main clause is cited first, then the script's passage, where the words are from.
             passages.append(script.passage_id)
         if text.strip("。.!！ ") in ACKNOWLEDGEMENTS and (action := says(STATEMENT_MOVE)) is not None:
-            # Understanding alone answers nothing (你一直说抱歉有什么用, 这处理的也太敷衍了吧: 4 tune-part turns judged
-            # not relevant): the handbook's move is to acknowledge, then take the matter on (record and check).
+            # An acknowledgement alone answers nothing (你一直说抱歉有什么用, 这处理的也太敷衍了吧: 4 tune-part turns
+            # judged not relevant): the handbook's move is to acknowledge, then take the matter on (record and check).
             text = f"{text.rstrip('。.!！')},{without_apology(action[1])}"
             passages += [self.retriever.passages[row].id for row in self._clause_rows.get(STATEMENT_MOVE, ())]
         if refused:
