@@ -147,6 +147,7 @@ class Services:
 
     @cached_property
     def suggester(self) -> Suggester:
+        from copilot.knowledge.ingest import load_typo_fixes
         from copilot.suggest.engine import Suggester
         from copilot.suggest.gate import GenerationGate
 
@@ -160,4 +161,5 @@ class Services:
                 max_new_tokens=self.config.llm.max_new_tokens,
                 gate=GenerationGate(self.config.app.llm_at_once, self.config.app.llm_wait_seconds),
                 company=self.config.company,
+                scrape_wordings=[wording for wording, _ in load_typo_fixes(Path(self.config.knowledge_dir))],
             )

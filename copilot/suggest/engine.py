@@ -354,8 +354,12 @@ class Suggester:
         max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
         gate: GenerationGate | None = None,
         company: CompanyConfig | None = None,
+        scrape_wordings: Sequence[str] = (),
     ) -> None:
         self.retriever = retriever
+        self.scrape_wordings = tuple(
+            scrape_wordings
+        )  # the handbooks' scraped wordings a rewrite must not bring back
         self.company = company or CompanyConfig()  # fills the scripts' placeholders (xxxx, 敝姓X, **小时内)
         self._situation_rows = {
             situation.key: rows
@@ -779,6 +783,7 @@ class Suggester:
                 customer_turn=customer,
                 empathy_first=choice.empathy_first,
                 no_apology=choice.no_apology,
+                scrape_wordings=self.scrape_wordings,
             )
             if verdict.ok and text.strip() not in options.blocked:
                 yield replace(
