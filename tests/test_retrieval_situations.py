@@ -291,6 +291,25 @@ def test_shipped_phrasings_are_not_copies_of_eval_queries():
                 "商家联系不上的话我就先去上班了等你们消息",
             ],
         ),
+        # the caller says when to call, or when not to; a call that came or did not, a hold, someone else's
+        # calls, or the words in a long line are not
+        (
+            "callback_time",
+            [
+                "晚上打给我吧",
+                "你们明天上午再联系我",
+                "中午十二点以前别给我打电话",
+                "我在开会不要打电话",
+                "打电话的话就下午三点以后",
+            ],
+            [
+                "说好今天上午联系我也没联系我",
+                "你们下午打过来的时候我没接到",
+                "你别挂电话我问一下",
+                "别人给我打电话老是打不通",
+                "我昨天晚上打了好几次电话都没人接然后今天早上又打你们的客服电话才打通的你说这叫什么事啊",
+            ],
+        ),
         # the caller only urges; urging inside a question or a demand of its own is answered as that
         (
             "urging",

@@ -51,6 +51,7 @@ MOMENTS = {
     "那你们抓紧一点吧": "我这边尽快为您跟进处理",  # only urging: take it on now
     "商家电话一直打不通": "我这边帮您协调联系",  # the other side unreachable: we coordinate, no ticket
     "我能不能投诉这个商家": "非常感谢您向我们反映意见",  # asking to complain is a complaint
+    "下午三点以前别给我打电话": "您说的联系时间我给您记下来了",  # when to call: recorded, then repeated back
 }
 
 
