@@ -435,6 +435,7 @@ def test_guard_keeps_the_script_when_the_rewrite_only_slips() -> None:
     assert only_slips("您好,请讲", "您好,请您讲") and not only_slips("您好,请讲一下", "您好,请您讲")
     assert stutter("谢谢您,我们会会联系您", "谢谢您,我们会联系您") == "会会"
     assert stutter("谢谢您", "谢谢您") == ""
+    assert stutter("谢谢您的耐心,我们会联系您", "我们会联系您") == ""  # a word of its own
 
 
 def test_guard_refuses_a_rewrite_that_cuts_words_out_of_the_script() -> None:

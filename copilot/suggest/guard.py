@@ -117,6 +117,10 @@ _CJK = re.compile(r"[\u4e00-\u9fff]")
 MAX_SLIP_CHARS = 2
 _NOT_WORDS = re.compile(r"[\s，。！？、：；,.!?;:…~～\"“”‘’]")
 _DOUBLED = re.compile(r"([\u4e00-\u9fff])\1")
+# Doubled characters that are words of their own, not a stutter.
+REDUPLICATED = frozenset(
+    {"谢谢", "看看", "问问", "查查", "试试", "等等", "稍稍", "慢慢", "刚刚", "好好", "常常", "多多"}
+)
 
 
 def only_slips(text: str, script: str) -> bool:
@@ -131,7 +135,8 @@ def only_slips(text: str, script: str) -> bool:
 
 def stutter(text: str, script: str) -> str:
     """A character the rewrite doubles where the script does not (我们会会有专人): the model's slip ('' if none)."""
-    return next((m.group(0) for m in _DOUBLED.finditer(text) if m.group(0) not in script), "")
+    doubled = (m.group(0) for m in _DOUBLED.finditer(text))
+    return next((d for d in doubled if d not in script and d not in REDUPLICATED), "")
 
 
 def cuts_into_script(text: str, script: str) -> str:
