@@ -310,11 +310,22 @@ def test_shipped_phrasings_are_not_copies_of_eval_queries():
                 "我昨天晚上打了好几次电话都没人接然后今天早上又打你们的客服电话才打通的你说这叫什么事啊",
             ],
         ),
-        # the caller only urges; urging inside a question or a demand of its own is answered as that
+        # the caller only urges, or hands the matter over; urging inside a question or a demand of its own is
+        # answered as that, a look-up (你查一下吧) by the hold script
         (
             "urging",
-            ["你们抓紧一点", "行那你快点儿", "赶紧帮我弄好", "让他马上给我回个电话", "那就尽快吧"],
             [
+                "你们抓紧一点",
+                "行那你快点儿",
+                "赶紧帮我弄好",
+                "让他马上给我回个电话",
+                "那就尽快吧",
+                "那你先联系吧",
+                "你给我操作吧",
+            ],
+            [
+                "你查一下吧",
+                "好你看吧",
                 "能不能快点退款",
                 "你们什么时候能快一点",
                 "抓紧时间赔给我",
