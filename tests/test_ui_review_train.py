@@ -76,6 +76,22 @@ def test_reviewing_uploads_stores_them_and_shows_failed_checks_with_evidence(
     assert [c.id for c in rv.search_reviews(ctx, text="冰箱")] == [bad.call_id]
 
 
+def test_the_same_call_twice_in_one_batch_gets_one_scorecard(
+    ctx: AppContext, shared_dir: Path, tmp_path: Path
+) -> None:
+    # A file dropped twice (the browser sometimes gives a slow upload again) or a copy under another name.
+    original = shared_dir / "calls" / "bad_call.json"
+    copy = tmp_path / "bad_call_copy.json"
+    copy.write_bytes(original.read_bytes())
+    result = rv.review_uploads([original, original, copy, shared_dir / "calls" / "good_call.json"], ctx)
+    assert [c.name for c in result.calls] == ["bad_call.json", "good_call.json"]
+    assert result.errors == (
+        "bad_call.json: the same call as bad_call.json in this batch; shown once",
+        "bad_call_copy.json: the same call as bad_call.json in this batch; shown once",
+    )
+    assert rv.scorecards_html(result.calls).count('class="cp-scorecard"') == 2
+
+
 def test_reviewing_the_same_upload_again_reuses_the_stored_review(ctx: AppContext, shared_dir: Path) -> None:
     path = shared_dir / "calls" / "bad_call.json"
     first = rv.review_uploads([path], ctx).calls[0]

@@ -153,6 +153,11 @@ def review_uploads(
         except OSError as e:
             errors.append(f"{path.name}: cannot read the file: {e.strerror or e}")
             continue
+        earlier = next((c for c in calls if c.call_id == call_id), None)
+        if earlier is not None:
+            # The same call twice in one batch (dropped twice, or a copy under another name): one scorecard.
+            errors.append(f"{path.name}: the same call as {earlier.name} in this batch; shown once")
+            continue
         calls.append(
             ReviewedCall(call_id, path.name, str(path) if is_audio else None, stored, existing is not None)
         )

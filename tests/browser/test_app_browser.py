@@ -48,7 +48,8 @@ def upload(page: Any, root: str, files: list[Path]) -> None:
     """Give ``files`` to the upload box ``root`` and wait until it lists the first one.
 
     Under load the page can take a file before its upload box is ready (CI once waited out the whole
-    bound for a name that never came), so the files are given again after each quiet spell.
+    bound for a name that never came), so the files are given again after each quiet spell. A slow upload given
+    twice is one call in the batch: the app shows one scorecard for it.
     """
     for attempt in range(UPLOAD_ATTEMPTS):
         page.set_input_files(f"{root} input[type=file]", [str(f) for f in files])
