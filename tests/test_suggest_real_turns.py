@@ -278,7 +278,13 @@ def test_a_special_moment_with_cue_words_is_not_offered_by_likeness_alone(tmp_pa
 def test_no_to_anything_else_gets_the_farewell_but_no_to_another_question_does_not(tmp_path: Path) -> None:
     engine = _closing_engine(tmp_path)
     asked = ("agent", "好的,那您看还有其他可以帮您的吗")
-    for answer in ("没有啊", "嗯不用了谢谢", "没了没了"):  # none of them is a cue of the closing situation
+    for answer in (
+        "没有啊",
+        "嗯不用了谢谢",
+        "没了没了",
+        "嗯暂时不用",
+        "目前没有了",
+    ):  # no cue of the closing situation
         said = _say(engine, ("customer", "我的洗衣机坏了"), asked, ("customer", answer))
         assert said.situation_key == "closing" and said.text == "感谢您的来电,再见!", answer  # type: ignore[attr-defined]
     other = _say(

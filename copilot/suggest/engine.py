@@ -142,7 +142,7 @@ RHETORICAL = re.compile(
     r"|我(?:现在)?(?:该)?怎么(?:吃|过|办法)|开玩笑"
 )
 # The agent has just asked whether there is anything else (还有其他可以帮您的吗) and the caller says no (没有啊,
-# 不用不用): the farewell. A bare 没有 answers many mid-call questions, so only after that question; 没有了 on its
+# 不用不用, 嗯暂时不用): the farewell. A bare 没有 answers many mid-call questions, so only after that question; 没有了 on its
 # own is a cue of the closing situation already (knowledge/situations.yaml).
 ANYTHING_ELSE = re.compile(r"还有(?:没有)?(?:其他|别的|什么).{0,6}(?:帮|协助|问题|需要|诉求|事)")
 # The caller says they can hear (能听到能听到, 听得见你说, 嗯听听得到): an answer to the agent's 听得到吗, nothing
@@ -159,7 +159,8 @@ FLOOR_GIVEN = re.compile(
 # situation): the apology and the recap of what was understood, not another "recorded".
 RECAP_ASK = "我跟您复述一下您反映的问题"
 NOTHING_MORE = re.compile(
-    r"[嗯啊哦哎好行的呃那,，。 ]*(?:(?:没有|没了|没事|不用)[了啦啊呀的]*[,，。 ]*)+(?:谢谢[你您]?[了啊嗯呀]*)?[嗯,，。!！ ]*"
+    r"[嗯啊哦哎好行的呃那嘞,，。 ]*(?:(?:暂时|目前|今天|现在|先|也|就|都)?(?:没有|没了|没事|不用|不需要)[了啦啊呀的嘞]*[,，。 ]*)+"
+    r"(?:谢谢[你您]?[了啊嗯呀]*)?[嗯,，。!！ ]*"
 )
 # The caller asks when, urges or repeats the time back after the agent promised a callback time in this call
 # (多久, 尽快吧, 半个小时是吧): the promised time, restated (progress_update's first line, its {callback} slot
