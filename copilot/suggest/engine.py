@@ -142,8 +142,8 @@ RHETORICAL = re.compile(
     r"|我(?:现在)?(?:该)?怎么(?:吃|过|办法)|开玩笑"
 )
 # The agent has just asked whether there is anything else (还有其他可以帮您的吗) and the caller says no (没有啊,
-# 不用不用, 嗯暂时不用): the farewell. A bare 没有 answers many mid-call questions, so only after that question; 没有了 on its
-# own is a cue of the closing situation already (knowledge/situations.yaml).
+# 不用不用, 嗯暂时不用): the farewell. A bare 没有 answers many mid-call questions, so only after that question;
+# 没有了 on its own is a cue of the closing situation already (knowledge/situations.yaml).
 ANYTHING_ELSE = re.compile(r"还有(?:没有)?(?:其他|别的|什么).{0,6}(?:帮|协助|问题|需要|诉求|事)")
 # The caller says they can hear (能听到能听到, 听得见你说, 嗯听听得到): an answer to the agent's 听得到吗, nothing
 # to answer.
@@ -358,9 +358,8 @@ class Suggester:
         scrape_wordings: Sequence[str] = (),
     ) -> None:
         self.retriever = retriever
-        self.scrape_wordings = tuple(
-            scrape_wordings
-        )  # the handbooks' scraped wordings a rewrite must not bring back
+        # The handbooks' scraped wordings (我于 for 我在) that a rewrite must not bring back.
+        self.scrape_wordings = tuple(scrape_wordings)
         self.company = company or CompanyConfig()  # fills the scripts' placeholders (xxxx, 敝姓X, **小时内)
         self._situation_rows = {
             situation.key: rows

@@ -110,10 +110,10 @@ MIN_CUT_CHARS = (
     3  # a dropped 的 or 这个 reads fine (22 of 105 tune rewrites did that); a dropped run of words does not
 )
 _CJK = re.compile(r"[\u4e00-\u9fff]")
-# On 400 real caller lines (tune part, each alone) the default 0.5B model's kept rewrites were the script itself (261),
-# the script with its punctuation changed (24) or 这个 dropped (82), and once that with a stutter (我们会会有专人).
-# A rewrite that only drops a word or two adds nothing for the customer: it replaces the text the agent is
-# already reading with the same words.
+# On 400 real caller lines (tune part, each alone) the default 0.5B model's kept rewrites were the script
+# itself (261), the script with its punctuation changed (24) or 这个 dropped (82), and once that with a stutter
+# (我们会会有专人). A rewrite that only drops a word or two adds nothing for the customer: it replaces the text
+# the agent is already reading with the same words.
 MAX_SLIP_CHARS = 2
 _NOT_WORDS = re.compile(r"[\s，。！？、：；,.!?;:…~～\"“”‘’]")
 _DOUBLED = re.compile(r"([\u4e00-\u9fff])\1")
@@ -202,7 +202,9 @@ def check_rewrite(
     无法显示屏幕，对吗？」 copied from a passage for 「这个损失谁负责？」), and must keep empathy first when the
     script put it first (``empathy_first``), and must not apologise to a caller who refused another apology
     (``no_apology``), and must not drop the script's polite 您 for 你 or turn the agent's 我理解 into 您理解, nor
-    bring back a scraped wording the script had fixed (``scrape_wordings``: ``script_typos`` of ingest_rules.yaml)."""
+    bring back a scraped wording the script had fixed (``scrape_wordings``: ``script_typos`` of ingest_rules.yaml).
+    A rewrite that only changes the script's punctuation, drops a short word or stutters is no rewrite: the
+    script stays."""
     stripped = text.strip()
     if not stripped:
         return GuardVerdict(False, "empty rewrite")
