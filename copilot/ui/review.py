@@ -109,6 +109,7 @@ def review_uploads(
     calls: list[ReviewedCall] = []
     errors: list[str] = []
     files = [Path(p) for p in paths]
+    first_with: dict[str, str] = {}  # content hash -> the name of the batch's file reviewed with it
     for done, path in enumerate(files):
         if progress is not None:
             progress(done, len(files), path.name)
@@ -118,6 +119,11 @@ def review_uploads(
         is_audio = path.suffix.lower() not in TRANSCRIPT_SUFFIXES
         try:
             digest = content_hash(path)
+            if digest in first_with:
+                # The same call twice in one batch (dropped twice, or a copy under another name): one scorecard,
+                # found before any store work, as the CLI batch does (copilot.qa.batch skips "same content").
+                errors.append(f"{path.name}: the same call as {first_with[digest]} in this batch; shown once")
+                continue
             existing = store.call_id(digest, prov.config_hash)
             if existing is None:
                 transcript = load_call(path, ctx.services)
@@ -153,14 +159,10 @@ def review_uploads(
         except OSError as e:
             errors.append(f"{path.name}: cannot read the file: {e.strerror or e}")
             continue
-        earlier = next((c for c in calls if c.call_id == call_id), None)
-        if earlier is not None:
-            # The same call twice in one batch (dropped twice, or a copy under another name): one scorecard.
-            errors.append(f"{path.name}: the same call as {earlier.name} in this batch; shown once")
-            continue
         calls.append(
             ReviewedCall(call_id, path.name, str(path) if is_audio else None, stored, existing is not None)
         )
+        first_with[digest] = path.name
     if progress is not None:
         progress(len(files), len(files), "done")
     return BatchResult(tuple(calls), tuple(errors))
