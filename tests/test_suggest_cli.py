@@ -49,6 +49,7 @@ MOMENTS = {
     "我这边截图一直提交不了": "您是在哪一步操作不了呢",  # a step fails: where, then walk them through it
     "你们这样的答复有什么用啊": "您反映的问题我会记录下来",  # a question to complain: own it, no callback offer
     "那你们抓紧一点吧": "我这边尽快为您跟进处理",  # only urging: take it on now
+    "你一直说抱歉有什么用": "让您觉得被敷衍是我们做得不好",  # brushed off: own it, check the matter now
     "商家电话一直打不通": "我这边帮您协调联系",  # the other side unreachable: we coordinate, no ticket
     "我能不能投诉这个商家": "非常感谢您向我们反映意见",  # asking to complain is a complaint
     "下午三点以前别给我打电话": "您说的联系时间我给您记下来了",  # when to call: recorded, then repeated back

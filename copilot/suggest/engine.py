@@ -78,7 +78,7 @@ UPSET_SITUATION_KEYS = frozenset(
     {
         "angry_caller", "vent", "apology", "emotion_acceptance", "own_responsibility", "compensation",
         "negotiate_demands", "complaint_colleague_attitude", "complaint_colleague_error", "complaint_own_error",
-        "transfer_manager", "quick_action", "follow_through",
+        "transfer_manager", "quick_action", "follow_through", "brushed_off",
     }
 )  # fmt: skip
 # The handbooks' own empathy lines, by the customer's mood (quotes of knowledge/scripts.yaml).
