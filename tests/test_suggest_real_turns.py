@@ -439,6 +439,10 @@ def test_guard_keeps_the_script_when_the_rewrite_only_slips() -> None:
     assert check_rewrite(script, **common).ok  # type: ignore[arg-type]
     assert check_rewrite(script.replace("进一步确认", "再核实一下"), **common).ok  # type: ignore[arg-type]
     assert only_slips("您好,请讲", "您好,请您讲") and not only_slips("您好,请讲一下", "您好,请您讲")
+    swapped = "您的心情我明白,请您觉得被敷衍是我们做得不好"  # 让 -> 请: one character, and the sense is gone
+    assert only_slips(swapped, "您的心情我明白,让您觉得被敷衍是我们做得不好")
+    assert not only_slips("我这边这就为您处理", "我这边马上为您处理")  # a reworded phrase
+    assert not only_slips("请您讲,我在听", "您请讲")  # a character added is no swap
     assert stutter("谢谢您,我们会会联系您", "谢谢您,我们会联系您") == "会会"
     assert stutter("谢谢您", "谢谢您") == ""
     assert stutter("谢谢您的耐心,我们会联系您", "我们会联系您") == ""  # a word of its own

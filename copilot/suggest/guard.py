@@ -124,13 +124,19 @@ REDUPLICATED = frozenset(
 
 
 def only_slips(text: str, script: str) -> bool:
-    """The rewrite is the script with its punctuation changed or a word of up to two characters dropped."""
+    """The rewrite is the script with its punctuation changed, a word of up to two characters dropped, or one
+    character swapped for another.
+
+    A lone swapped character is a slip, not a rewording: on 你们这处理的也太敷衍了吧 the 0.5B model turned
+    「让您觉得被敷衍」 into 「请您觉得被敷衍」; 您 -> 你 would drop the courtesy. A phrase reworded (马上 -> 这就)
+    is still a rewrite."""
     if text == script:
         return False
     before, after = _NOT_WORDS.sub("", script), _NOT_WORDS.sub("", text)
     matcher = difflib.SequenceMatcher(None, before, after, autojunk=False)
-    edits = [(tag, i2 - i1) for tag, i1, i2, _j1, _j2 in matcher.get_opcodes() if tag != "equal"]
-    return all(tag == "delete" for tag, _ in edits) and sum(n for _, n in edits) <= MAX_SLIP_CHARS
+    edits = [(tag, i2 - i1, j2 - j1) for tag, i1, i2, j1, j2 in matcher.get_opcodes() if tag != "equal"]
+    slips = all(tag == "delete" or (tag == "replace" and cut == put == 1) for tag, cut, put in edits)
+    return slips and sum(cut for _, cut, _ in edits) <= MAX_SLIP_CHARS
 
 
 def stutter(text: str, script: str) -> str:
