@@ -219,6 +219,12 @@ def check_rewrite(
         return GuardVerdict(False, "not Chinese")
     if len(stripped) > MAX_CHARS or sentence_count(stripped) > MAX_SENTENCES:
         return GuardVerdict(False, f"too long ({len(stripped)} chars, {sentence_count(stripped)} sentences)")
+    # The slips that have a name of their own are reported by it (a one-character swap is a slip too).
+    scraped = scrape_wording(stripped, script, scrape_wordings)
+    if scraped:
+        return GuardVerdict(False, f"brings back the handbook's scraped wording ({scraped})")
+    if familiar_address(stripped, script):
+        return GuardVerdict(False, "calls the customer 你 where the script says 您")
     if only_slips(stripped, script):
         return GuardVerdict(False, "the script with a word or punctuation changed: the script stays")
     doubled = stutter(stripped, script)
@@ -245,13 +251,8 @@ def check_rewrite(
         return GuardVerdict(False, "drops the empathy the customer is owed first")
     if no_apology and APOLOGY_WORDS.search(stripped):
         return GuardVerdict(False, "apologises again to a caller who asked not to be")
-    if familiar_address(stripped, script):
-        return GuardVerdict(False, "calls the customer 你 where the script says 您")
     if customer_understands(stripped, script):
         return GuardVerdict(False, "makes the customer the one who understands")
-    scraped = scrape_wording(stripped, script, scrape_wordings)
-    if scraped:
-        return GuardVerdict(False, f"brings back the handbook's scraped wording ({scraped})")
     cut = cuts_into_script(stripped, script)
     if cut:
         return GuardVerdict(False, f"cuts words out of the script mid-sentence ({cut})")
