@@ -89,3 +89,28 @@ def test_each_answer_names_its_line_and_a_blank_line_gets_none(
     )
     assert [r["utterance"] for r in rows] == ["我的洗衣机不能脱水了", "", "我的手机号是[手机号]"]
     assert rows[1]["suggestion"] == "none" and rows[0]["text"] and rows[2]["text"]
+
+
+@pytest.mark.real
+def test_real_no_to_a_checked_detail_gets_it_checked_again(installed_models: None) -> None:
+    # Phone-call moments of ../shared/realdata's tune part, reworded: the agent checks a detail back and the
+    # caller says no to it. The shipped knowledge checks again; the same 不是 after a remark is left alone.
+    from copilot.config import Config
+    from copilot.session.engines import Services
+    from copilot.suggest.engine import SuggestOptions, run_to_end
+
+    suggester = Services(Config()).suggester
+
+    def answer(*turns: tuple[str, str]) -> str:
+        segments = [Segment(who, float(i), i + 1.0, text) for i, (who, text) in enumerate(turns)]  # type: ignore[arg-type]
+        return run_to_end(suggester.suggest(segments, options=SuggestOptions(use_llm=False))).text
+
+    told = ("customer", "我点的那个外卖里面吃出来一个东西")
+    for checked, no in [
+        ("跟您核实一下是您这个来电号码尾号二二六幺的这个账户下的单吗", "嗯不是这个账户是另一个"),
+        ("就是说这个订单里面是有这个头发是吗", "不是头发是钢丝球"),
+        ("呃商家名称是这个吗先生", "不是"),
+    ]:
+        assert "我再和您核实一下" in answer(told, ("agent", checked), ("customer", no)), no
+    remark = answer(told, ("agent", "我这边帮您记录一下"), ("customer", "不是这个"))
+    assert "我再和您核实一下" not in remark

@@ -700,6 +700,39 @@ def test_a_refused_offer_gets_the_question_what_the_caller_wants(tmp_path: Path)
     assert declined.situation_key != "negotiate_demands"  # type: ignore[attr-defined]
 
 
+def test_a_no_to_what_the_agent_checked_back_gets_the_details_checked_again(tmp_path: Path) -> None:
+    passages = [
+        Passage("p-check", "h.txt", "核实 > 为用户核实信息时", "为用户核实信息时,一一和用户复述核实。")
+    ]
+    again = Script("s-again", "不好意思,是我没有核实准确,我再和您核实一下,好吗?", "核实", "corrected", "any")
+    corrected = _situation("corrected", "为用户核实信息时", "是我没有核实准确", ("不是这个订单",))
+    engine = _engine_with(tmp_path, passages, [again], [corrected])
+    told = ("customer", "我点的外卖里有头发")
+    for checked, no in [
+        ("您是尾号二二六幺的这个手机号下的订单吗先生", "不是这个号"),
+        ("就是这个订单里面有头发是吗", "嗯不是头发是钢丝球"),
+        ("商家名称是这个吗", "不是"),  # a bare no: too short for the general move, not for this one
+    ]:
+        said = _say(engine, told, ("agent", checked), ("customer", no))
+        assert said.situation_key == "corrected" and said.text == again.text, no  # type: ignore[attr-defined]
+        assert "p-check" in [c.id for c in said.cites]  # type: ignore[attr-defined]
+    # 不是 after no checking question is a mere "well"; after an offer it turns the offer down; a question, or a
+    # long line that goes on to the matter, is answered as itself
+    for agent, caller in [
+        ("我这边帮您记录一下", "不是这个"),
+        ("明天下午一点前给您回电您看可以吗", "不是"),
+        ("您是这个手机号下的订单吗", "不是拿这个号打的吗"),
+        ("您是这个手机号下的订单吗", "不是我是要求退款我不要求补偿也不要代金券"),
+    ]:
+        said = _say(engine, told, ("agent", agent), ("customer", caller))
+        assert said.situation_key != "corrected", caller  # type: ignore[attr-defined]
+    # only the caller's first words after the question: a line after their own earlier one is not the answer
+    later = _say(
+        engine, ("agent", "您是这个手机号下的订单吗"), ("customer", "对的"), ("customer", "不是这个")
+    )
+    assert later.situation_key != "corrected"  # type: ignore[attr-defined]
+
+
 def test_an_outburst_after_the_problem_was_told_is_soothed_not_asked_to_tell_it_again(tmp_path: Path) -> None:
     angry = Situation(
         "angry_caller", "情绪激烈", ("遇到用户情绪激烈",), ("什么垃圾服务",), cues="垃圾",

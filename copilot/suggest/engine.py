@@ -197,6 +197,12 @@ PROPOSED = re.compile(
     r"(?:可以吗|行吗|好吗|好不好|可不可以|行不行|认可吗|同意吗|接受吗|满意吗|您看呢|你看呢)[先生女士呢啊嘛,，。?？ ]*$"
 )
 REFUSAL_MOVE = "negotiate_demands"
+# The agent checked a detail back (您是这个手机号下的订单吗, 有头发是吗, 面包吗) and the caller's short line says no
+# to it (不是这个号, 不是头发是钢丝球, 嗯不是): the handbook checks again (knowledge/situations.yaml ``corrected``).
+CHECKED_BACK = re.compile(r"(?:吗|吧|对不对|是不是)[先生女士呢啊嘛,，。?？ ]*$")
+CORRECTION = re.compile(r"[嗯呃哎啊噢哦,， ]*不是(?!说)")
+CORRECTION_CHARS = 16  # longer, the caller goes on to the matter (不是我是要求退款我不要求补偿…)
+CORRECTED_MOVE = "corrected"
 # An outburst after the caller has already told the problem (two lines with content before it): the handbook's
 # soothing line (耐心倾听与共情能力: 非常抱歉给您造成麻烦,我会尽快帮您解决), not 「请您将情况告诉我」, which asks for
 # the story again. The opening outburst keeps the latter.
@@ -411,6 +417,11 @@ class Suggester:
             earlier_lines = [t.text for t in earlier if t.speaker != "agent"]
         said = " ".join(t.text for t in earlier[-CONTEXT_TURNS:] if t.speaker == "agent")
         found = assess(self.retriever, latest, k=SEARCH_DEPTH)
+        # A correction is read from the agent's question before it (below), never by likeness: a short 不是 line
+        # that resembles one must not push a complaint out of the best matches.
+        found = replace(
+            found, situations=tuple(m for m in found.situations if m.situation.key != CORRECTED_MOVE)
+        )
         mood = mood_in_call(latest, earlier_lines).label
         situation, top = self._situation_of(found, latest, earlier)
         # A complaint among the best matches owes empathy, unless the turn is confidently a special or
@@ -488,7 +499,22 @@ class Suggester:
             restated = says(CALLBACK_MOVE)
             if restated is not None and "{callback}" in restated[0].text:  # not the move's look-it-up line
                 chosen, move_key, situation = restated, CALLBACK_MOVE, _match(found, CALLBACK_MOVE)
-        offered = PROPOSED.search(_agent_just_said(earlier))
+        just_said = _agent_just_said(earlier)
+        if (
+            CHECKED_BACK.search(just_said)
+            and not PROPOSED.search(
+                just_said
+            )  # 不是 to an offer (回电您看可以吗) turns it down: no detail to check
+            and history[latest_at].text == last_line  # the caller's first words since the agent's question
+            and CORRECTION.match(last_line)
+            and len(last_line) <= CORRECTION_CHARS
+            and not asks(last_line)
+            and (again := says(CORRECTED_MOVE)) is not None
+        ):
+            # the agent's own question says what the no answers: as sure as the caller's nothing-more to 还有吗
+            situation = SituationMatch(self._situations[CORRECTED_MOVE], 0.0, 1.0)
+            chosen, move_key = again, CORRECTED_MOVE
+        offered = PROPOSED.search(just_said)
         if offered and OFFER_REFUSED.fullmatch(latest) and (asked := says(REFUSAL_MOVE)) is not None:
             chosen, move_key, situation = asked, REFUSAL_MOVE, _match(found, REFUSAL_MOVE)
         if chosen is None and situation is not None and move_key in DEMAND_KEYS:
