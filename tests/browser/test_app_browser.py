@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,7 @@ NARROW = {"width": 480, "height": 1400}  # the agent's second monitor
 WIDE = {"width": 1280, "height": 1400}
 NARROW_SIDE = {"width": 480, "height": 1000}  # the issue's two sizes
 WIDE_SCREEN = {"width": 1280, "height": 900}
-UPLOAD_ATTEMPTS = 4  # the upload bound is shared out between this many tries
+ATTEMPTS = 4  # a retried act shares the page-load bound out between this many tries
 
 
 def texts_of(call: str) -> list[str]:
@@ -44,43 +45,41 @@ def open_app(browser: Any, server: Server, viewport: dict[str, int] = NARROW) ->
     return page
 
 
-def upload(page: Any, root: str, files: list[Path]) -> None:
-    """Give ``files`` to the upload box ``root`` and wait until it lists the first one.
+def act_until(page: Any, act: Callable[[], None], selector: str, *, state: str = "visible") -> None:
+    """Do ``act``, then wait for ``selector``; do it again after each quiet spell, within the page-load bound.
 
-    Under load the page can take a file before its upload box is ready (CI once waited out the whole
-    bound for a name that never came), so the files are given again after each quiet spell. A slow upload given
-    twice is one call in the batch: the app shows one scorecard for it.
+    Under load the page can miss the first act: CI once waited out the whole bound for an uploaded file's name
+    that never came, and once for an upload box whose fold had been clicked before it answered clicks.
     """
-    for attempt in range(UPLOAD_ATTEMPTS):
-        page.set_input_files(f"{root} input[type=file]", [str(f) for f in files], timeout=PAGE_LOAD)
+    for attempt in range(ATTEMPTS):
+        act()
         try:
-            page.wait_for_selector(
-                f"{root}:has-text('{files[0].name}')", timeout=PAGE_LOAD // UPLOAD_ATTEMPTS
-            )
+            page.wait_for_selector(selector, state=state, timeout=PAGE_LOAD // ATTEMPTS)
             return
         except PlaywrightTimeout:
-            if attempt == UPLOAD_ATTEMPTS - 1:
+            if attempt == ATTEMPTS - 1:
                 raise
+
+
+def upload(page: Any, root: str, files: list[Path]) -> None:
+    """Give ``files`` to the upload box ``root`` and wait until it lists the first one (a slow upload given
+    twice is one call in the batch: the app shows one scorecard for it)."""
+    act_until(
+        page,
+        lambda: page.set_input_files(f"{root} input[type=file]", [str(f) for f in files], timeout=PAGE_LOAD),
+        f"{root}:has-text('{files[0].name}')",
+    )
 
 
 def unfold(page: Any, accordion: str, content: str) -> None:
-    """Open the folded ``accordion`` and wait until ``content`` inside it is in the page.
-
-    CI once clicked the fold and then waited out the whole bound for the upload box: under load the click
-    can come before the fold answers clicks, so it is clicked again while it stays shut.
-    """
+    """Open the folded ``accordion`` (clicked again only while it stays shut) and wait for ``content`` in it."""
     header = page.locator(f"{accordion} button.label-wrap")
-    for attempt in range(UPLOAD_ATTEMPTS):
+
+    def open_it() -> None:
         if "open" not in (header.get_attribute("class") or "").split():
             header.click()
-        try:
-            page.wait_for_selector(
-                f"{accordion} {content}", state="attached", timeout=PAGE_LOAD // UPLOAD_ATTEMPTS
-            )
-            return
-        except PlaywrightTimeout:
-            if attempt == UPLOAD_ATTEMPTS - 1:
-                raise
+
+    act_until(page, open_it, f"{accordion} {content}", state="attached")
 
 
 def choose(page: Any, dropdown: str, option: str) -> None:
