@@ -500,11 +500,11 @@ class Suggester:
             if restated is not None and "{callback}" in restated[0].text:  # not the move's look-it-up line
                 chosen, move_key, situation = restated, CALLBACK_MOVE, _match(found, CALLBACK_MOVE)
         just_said = _agent_just_said(earlier)
+        offered = PROPOSED.search(just_said)
+        # 不是 to an offer (回电您看可以吗) turns it down: there is no detail to check again
         if (
             CHECKED_BACK.search(just_said)
-            and not PROPOSED.search(
-                just_said
-            )  # 不是 to an offer (回电您看可以吗) turns it down: no detail to check
+            and not offered
             and history[latest_at].text == last_line  # the caller's first words since the agent's question
             and CORRECTION.match(last_line)
             and len(last_line) <= CORRECTION_CHARS
@@ -514,7 +514,6 @@ class Suggester:
             # the agent's own question says what the no answers: as sure as the caller's nothing-more to 还有吗
             situation = SituationMatch(self._situations[CORRECTED_MOVE], 0.0, 1.0)
             chosen, move_key = again, CORRECTED_MOVE
-        offered = PROPOSED.search(just_said)
         if offered and OFFER_REFUSED.fullmatch(latest) and (asked := says(REFUSAL_MOVE)) is not None:
             chosen, move_key, situation = asked, REFUSAL_MOVE, _match(found, REFUSAL_MOVE)
         if chosen is None and situation is not None and move_key in DEMAND_KEYS:
