@@ -101,6 +101,38 @@ def test_sections_follow_the_documents_own_headings():
     assert any(p[-1] == "二、结束" and "1.问候" not in p for p in paths)
 
 
+def test_a_heading_name_leaves_the_next_items_number_to_its_body():
+    lines = [
+        "操作规程",
+        "一、服务范围",
+        "2. 服务时间要求2.1. 客户报修后,24小时内联系客户。",
+        "2.2. 对于设备故障导致的停机时间,12小时内赶到现场。",
+        "五、S181",  # a report's name ends in digits: they are part of it
+        "报表每日核对。",
+    ]
+    paths = [s.path for s in split_sections(lines)]
+    assert ("一、服务范围", "2.服务时间要求") in paths
+    assert ("一、服务范围", "2.服务时间要求", "2.2.对于设备故障导致的停机时间") in paths
+    assert ("五、S181",) in paths
+
+
+def test_a_chapter_met_after_numbered_items_is_above_them_not_inside_them():
+    # the document's 第一章 was glued to its title, so 1.1 comes first and 第二章 later
+    lines = [
+        "培训手册",
+        "1.1 什么是服务意识服务意识是提升满意度的基石。",
+        "1.2 重要性培养员工的服务意识,可以提高水准。",
+        "第二章:基本技巧培训2.1 沟通技巧沟通是服务的核心。",
+        "2.2 解决问题的能力人员应具备解决问题的能力。",
+        "第三章:实操技能3.1 投诉处理投诉不可避免。",
+    ]
+    paths = [s.path for s in split_sections(lines)]
+    assert ("第二章 基本技巧培训",) in paths
+    assert any(p[0] == "第二章 基本技巧培训" and p[-1].startswith("2.2") for p in paths)
+    assert ("第三章 实操技能",) in paths
+    assert not any("1.2" in name for p in paths for name in p[:-1])
+
+
 def test_a_quotation_the_handbook_recommends_after_forbidding_another_is_a_script():
     from copilot.knowledge.passages import PassageRecord
 
@@ -165,6 +197,29 @@ def test_scripts_extracted_with_situation_and_forbidden_phrases(tmp_path):
         kept = merge_custom(scripts, custom, records_twice, warn=warnings.append)
         assert next(s for s in kept if s.origin == "custom").passage_id == ""  # kept, uncited
         assert len(warnings) == 1 and "entry 1" in warnings[0] and found in warnings[0]
+
+
+def test_headings_glued_to_their_text_are_split_off_as_configured(tmp_path):
+    from copilot.knowledge import ingest, load_passages
+
+    (tmp_path / "raw").mkdir()
+    (tmp_path / "raw" / "a.txt").write_text(
+        "热线规范\n\n无声电话问候语于常规开头语之后,如果没有声音,重复俩次“请问有什么能够帮您?”。\n\n"
+        "了解用户姓氏时的称呼语于后面的通话中应使用“*先生/小姐”。\n",
+        encoding="utf-8",
+    )
+    (tmp_path / "ingest_rules.yaml").write_text(
+        "glued_headings: [无声电话问候语, 了解用户姓氏时的称呼语]\n", encoding="utf-8"
+    )
+    result = ingest(tmp_path, log=lambda _m: None)
+    by_section = {p.section: p.text for p in load_passages(tmp_path)}
+    assert by_section["无声电话问候语"].endswith(
+        "于常规开头语之后,如果没有声音,重复俩次“请问有什么能够帮您?”。"
+    )
+    assert "了解用户姓氏时的称呼语" in by_section
+    assert "heading split off its text: 无声电话问候语" in result.report
+    silent = next(s for s in result.scripts if s.text == "请问有什么能够帮您?")
+    assert silent.section == "无声电话问候语"
 
 
 def test_ingest_round_trip_on_a_small_knowledge_folder(tmp_path):

@@ -77,6 +77,9 @@ class CleanRules:
 
     drop_lines: tuple[str, ...] = BOILERPLATE_LINE_PATTERNS
     drop_inline: tuple[str, ...] = BOILERPLATE_INLINE_PATTERNS
+    # Headings the scrape glued to their text (a table's row titles: 无声电话问候语于常规开头语之后…):
+    # split onto a line of their own at the start of a line, so they name their section.
+    glued_headings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -328,6 +331,18 @@ def _drop_repeats(lines: list[str], title: str, drops: list[Drop]) -> list[str]:
     return result
 
 
+def _split_glued_headings(lines: Sequence[str], headings: Sequence[str], notes: list[str]) -> list[str]:
+    """Each configured heading that opens a longer line goes onto its own line (again for the rest)."""
+    split: list[str] = []
+    for line in lines:
+        while heading := next((h for h in headings if line.startswith(h) and len(line) > len(h)), ""):
+            split.append(heading)
+            notes.append(f"heading split off its text: {heading}")
+            line = line[len(heading) :]
+        split.append(line)
+    return split
+
+
 def _trim_truncated_tail(lines: list[str], drops: list[Drop]) -> list[str]:
     """A document that stops mid-sentence loses its unfinished last sentence."""
     while lines and lines[-1] == SECTION_BREAK:
@@ -376,6 +391,7 @@ def clean_document(
         normalised.pop(0)
     title = _title(normalised, source)
     lines = _drop_repeats(normalised, title, drops)
+    lines = _split_glued_headings(lines, rules.glued_headings, notes)
     lines = _trim_truncated_tail(lines, drops)
     collapsed: list[str] = []
     for line in lines:

@@ -40,6 +40,12 @@ TITLE_STYLE = "title"  # an unnumbered heading line
 MAX_HEADING_TITLE_CHARS = 24  # the heading's name in a section path; the rest of the line is body
 MAX_TITLE_LINE_CHARS = 30  # a stand-alone line longer than this is text, not a heading
 TITLE_END = re.compile(r"[::,,。;;!?!?“\"(( ]")
+# The next item's number glued to a heading's name (2. 服务时间要求2.1. 客户报修后…, 三、服务质量保障1. …):
+# it belongs to the body, not the name.
+GLUED_ITEM_NUMBER = re.compile(r"(?<=[\u4e00-\u9fff])\d{1,2}(?:\.\d{1,2})*\.?$")
+# Divisions that are always above numbered items, however late their style first shows (a document whose
+# 第一章 is glued to its title meets 1.1 first, then 第二章: that chapter is not a child of 1.2).
+DIVISION_STYLES = frozenset({"part"})
 
 
 @dataclass(frozen=True)
@@ -66,7 +72,7 @@ def _heading(line: str, is_title_line: bool) -> _Heading | None:
         if not match:
             continue
         rest = line[match.end() :]
-        title = TITLE_END.split(rest, maxsplit=1)[0][:MAX_HEADING_TITLE_CHARS]
+        title = GLUED_ITEM_NUMBER.sub("", TITLE_END.split(rest, maxsplit=1)[0][:MAX_HEADING_TITLE_CHARS])
         if not title:
             continue
         marker = re.sub("[::]$", "、" if style == "cn" else "", match.group(0).strip())
@@ -110,7 +116,15 @@ def split_sections(lines: Sequence[str]) -> list[Section]:
             current.append(line)
             continue
         flush()
-        if heading.style not in levels:
+        numbered = [level for style, level in levels.items() if style != TITLE_STYLE]
+        if heading.style in DIVISION_STYLES and heading.style not in levels and numbered:
+            # the division takes the place of the highest numbered style, which moves one level down
+            top = min(numbered)
+            levels = {
+                style: level + (style != TITLE_STYLE and level >= top) for style, level in levels.items()
+            }
+            levels[heading.style] = top
+        elif heading.style not in levels:
             levels[heading.style] = stack[-1][0] + 1 if stack else 0
         level = levels[heading.style]
         while stack and stack[-1][0] >= level:
