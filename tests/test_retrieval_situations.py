@@ -395,6 +395,12 @@ def test_shipped_phrasings_are_not_copies_of_eval_queries():
                 "我给你道个歉就完事儿了",
             ],
         ),
+        # the agent's own number or whereabouts asked for; not the agent's call reaching the caller
+        (
+            "personal_info",
+            ["你的私人电话是多少", "把你的微信给我", "你们这是在哪个城市"],
+            ["我来我接听到你的电话因为我这个电话不经常开机好吧", "我刚才没接你的电话", "我打你的电话打不通"],
+        ),
         # asking to be put through to the order's own agent, not any mention of them
         (
             "named_colleague",
