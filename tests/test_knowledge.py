@@ -222,6 +222,17 @@ def test_headings_glued_to_their_text_are_split_off_as_configured(tmp_path):
     assert silent.section == "无声电话问候语"
 
 
+def test_glued_headings_split_only_whole_line_openings():
+    from copilot.knowledge.clean import CleanRules
+
+    text = "手册\n\n常规开头语“您好,请问有什么可以帮您?”\n\n客户说常规开头语太长。\n"
+    document = clean_document("x.txt", text, rules=CleanRules(glued_headings=("", "常规开头语")))
+    at = document.lines.index("常规开头语")
+    assert document.lines[at + 1] == "“您好,请问有什么可以帮您?”"
+    assert "客户说常规开头语太长。" in document.lines  # inside a line it is the text's own word
+    assert document.notes == ("heading split off its text: 常规开头语",)
+
+
 def test_ingest_round_trip_on_a_small_knowledge_folder(tmp_path):
     from copilot.knowledge import domain_vocabulary, ingest, load_passages, load_scripts
 
