@@ -333,7 +333,7 @@ def _drop_repeats(lines: list[str], title: str, drops: list[Drop]) -> list[str]:
 
 def _split_glued_headings(lines: Sequence[str], headings: Sequence[str], notes: list[str]) -> list[str]:
     """Each configured heading that opens a longer line goes onto its own line (again for the rest)."""
-    headings = [h for h in headings if h]  # an empty one opens every line and would hide the others
+    headings = [h for h in headings if h.strip()]  # an empty one opens every line and would hide the others
     split: list[str] = []
     for line in lines:
         while heading := next((h for h in headings if line.startswith(h) and len(line) > len(h)), ""):

@@ -66,7 +66,7 @@ def load_rules(knowledge_dir: Path) -> CleanRules:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         extra_lines = tuple(str(p) for p in data.get("drop_lines", []) or [])
         extra_inline = tuple(str(p) for p in data.get("drop_inline", []) or [])
-        glued = tuple(str(h) for h in data.get("glued_headings", []) or [] if str(h).strip())
+        glued = tuple(str(h) for h in data.get("glued_headings", []) or [])
         for pattern in (*extra_lines, *extra_inline):
             re.compile(pattern)
     except (yaml.YAMLError, AttributeError, re.error) as e:

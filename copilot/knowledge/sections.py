@@ -116,8 +116,11 @@ def split_sections(lines: Sequence[str]) -> list[Section]:
             current.append(line)
             continue
         flush()
-        numbered = [level for style, level in levels.items() if style != TITLE_STYLE]
-        if heading.style in DIVISION_STYLES and heading.style not in levels and numbered:
+        if (
+            heading.style in DIVISION_STYLES
+            and heading.style not in levels
+            and (numbered := [level for style, level in levels.items() if style != TITLE_STYLE])
+        ):
             # the division takes the place of the highest numbered style, which moves one level down
             top = min(numbered)
             levels = {
