@@ -233,6 +233,19 @@ def test_glued_headings_split_only_whole_line_openings():
     assert document.notes == ("heading split off its text: 常规开头语",)
 
 
+@pytest.mark.parametrize("key", ["drop_lines", "drop_inline", "glued_headings"])
+def test_a_rules_entry_written_as_one_string_is_refused_not_read_by_character(tmp_path, key):
+    from copilot.errors import KnowledgeError
+    from copilot.knowledge.ingest import load_rules
+
+    (tmp_path / "ingest_rules.yaml").write_text(f'{key}: "讲师"\n', encoding="utf-8")
+    with pytest.raises(KnowledgeError, match=f"{key} must be a list"):
+        load_rules(tmp_path)
+    (tmp_path / "ingest_rules.yaml").write_text(f"{key}:\n  - 讲师\n", encoding="utf-8")
+    rules = load_rules(tmp_path)
+    assert "讲师" in (*rules.drop_lines, *rules.drop_inline, *rules.glued_headings)
+
+
 def test_ingest_round_trip_on_a_small_knowledge_folder(tmp_path):
     from copilot.knowledge import domain_vocabulary, ingest, load_passages, load_scripts
 

@@ -12,6 +12,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -57,6 +58,14 @@ class IngestResult:
     report: str
 
 
+def _string_list(data: dict[str, Any], key: str, path: Path) -> tuple[str, ...]:
+    """A list of ingest_rules.yaml; a bare string would be read character by character (讲师 -> 讲, 师)."""
+    value = data.get(key) or []
+    if not isinstance(value, list):
+        raise KnowledgeError(f"{path}: {key} must be a list (one `- ` item per entry)")
+    return tuple(str(item) for item in value)
+
+
 def load_rules(knowledge_dir: Path) -> CleanRules:
     path = knowledge_dir / RULES_FILE
     base = CleanRules()
@@ -64,9 +73,9 @@ def load_rules(knowledge_dir: Path) -> CleanRules:
         return base
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        extra_lines = tuple(str(p) for p in data.get("drop_lines", []) or [])
-        extra_inline = tuple(str(p) for p in data.get("drop_inline", []) or [])
-        glued = tuple(str(h) for h in data.get("glued_headings", []) or [])
+        extra_lines = _string_list(data, "drop_lines", path)
+        extra_inline = _string_list(data, "drop_inline", path)
+        glued = _string_list(data, "glued_headings", path)
         for pattern in (*extra_lines, *extra_inline):
             re.compile(pattern)
     except (yaml.YAMLError, AttributeError, re.error) as e:
