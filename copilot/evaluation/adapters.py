@@ -1,10 +1,12 @@
-"""The harness side of the suites that predate it, and the held-out retrieval suite.
+"""The harness side of the suites that predate it, and the held-out, blind and off-topic retrieval suites.
 
 * Metric adapters: the ``data`` of ``retrieval``, ``flags`` and ``suggestions`` turned into table rows,
   so those modules stay as they are.
 * Quick sizes for them: :func:`quick_options` (``--quick``: the retrieval dev set in the configured mode only,
   suggestions without the LLM).
 * ``retrieval_holdout``: the retrieval suite on ``eval/retrieval_holdout.yaml`` (not in ``--quick``).
+* ``retrieval_blind``: the retrieval suite on ``eval/retrieval_blind.yaml``, written from the raw handbooks alone by
+  readers who never saw the knowledge base or the other sets: how far retrieval generalises (not in ``--quick``).
 * ``retrieval_offtopic``: the retrieval suite on ``eval/retrieval_offtopic.yaml``, lines nothing in the handbooks
   fits: how many get the "none" answer.
 """
@@ -23,6 +25,7 @@ from copilot.evaluation import (
 )
 
 HOLDOUT_SET = REPO_DIR / "eval" / "retrieval_holdout.yaml"
+BLIND_SET = REPO_DIR / "eval" / "retrieval_blind.yaml"
 OFFTOPIC_SET = REPO_DIR / "eval" / "retrieval_offtopic.yaml"
 OTHER_MODE_KEYS = ("recall@3", "mrr")  # shown for the modes the configuration does not use
 
@@ -87,6 +90,7 @@ def suggestion_metrics(data: dict[str, Any], config: Config) -> list[Metric]:
 LEGACY_METRICS: dict[str, MetricsOf] = {
     "retrieval": retrieval_metrics,
     "retrieval_holdout": retrieval_metrics,
+    "retrieval_blind": retrieval_metrics,
     "flags": flags_metrics,
     "suggestions": suggestion_metrics,
 }
@@ -94,7 +98,7 @@ LEGACY_METRICS: dict[str, MetricsOf] = {
 
 def quick_options(name: str, options: SuiteOptions, config: Config) -> SuiteOptions:
     """A pre-existing suite's options at its CI size."""
-    if name in ("retrieval", "retrieval_holdout") and not options.modes:
+    if name in ("retrieval", "retrieval_holdout", "retrieval_blind") and not options.modes:
         return dataclasses.replace(options, modes=(config.retrieval.mode,))
     if name == "suggestions":
         return dataclasses.replace(options, no_llm=True)
@@ -121,6 +125,14 @@ register_suite(
     "retrieval_holdout",
     _on_set("retrieval_holdout", HOLDOUT_SET, main_mode_only=False),
     help="the retrieval suite on the held-out set eval/retrieval_holdout.yaml (never used for tuning)",
+    metrics=retrieval_metrics,
+    quick=False,
+)
+register_suite(
+    "retrieval_blind",
+    _on_set("retrieval_blind", BLIND_SET, main_mode_only=False),
+    help="the retrieval suite on eval/retrieval_blind.yaml, written from the raw handbooks by readers who never "
+    "saw the knowledge base or the other sets (never used for tuning)",
     metrics=retrieval_metrics,
     quick=False,
 )
