@@ -27,7 +27,7 @@ from copilot.knowledge.retrieval import (
     tokenize,
     view_layout,
 )
-from copilot.knowledge.situations import Situation
+from copilot.knowledge.situations import Situation, situations_hash
 from copilot.types import Passage, Segment
 from tests.fakes_embedding import HashEmbedder
 
@@ -123,6 +123,26 @@ def test_situation_phrasings_find_a_clause_the_passage_words_do_not(tmp_path):
     retriever = _retriever(tmp_path / "links", "hybrid", SITUATIONS)
     assert retriever.links.passages[0] == (len(PASSAGES),)
     assert retriever.links.passages[1] == (4,)
+
+
+def test_paraphrases_reach_the_lexical_ranking_and_nothing_the_index_or_the_matcher_reads(tmp_path):
+    query = "转圈圈"  # in a paraphrase of the hold situation only
+    with_paraphrase = [SITUATIONS[0], replace(SITUATIONS[1], paraphrases=("系统一直在转圈圈你别挂",))]
+    plain = _retriever(tmp_path / "plain", "bm25", SITUATIONS)
+    assert plain.search(query, k=3) == []
+    lexical = _retriever(tmp_path / "lexical", "bm25", with_paraphrase)
+    assert lexical.search(query, k=1)[0].passage.id == "e"  # the hold clause
+    # The matcher's rows and the index manifest are those of the examples alone.
+    assert situations_hash(with_paraphrase) == situations_hash(SITUATIONS)
+    assert view_layout(PASSAGES_WITH_SITUATIONS, with_paraphrase).total == (
+        view_layout(PASSAGES_WITH_SITUATIONS, SITUATIONS).total
+    )
+    hybrid, before = (
+        _retriever(tmp_path / "h1", "hybrid", with_paraphrase),
+        _retriever(tmp_path / "h0", "hybrid", SITUATIONS),
+    )
+    views = before.view_scores(before.embed_query(query))
+    assert np.array_equal(hybrid.situation_scores(views), before.situation_scores(views))
 
 
 def test_a_cue_word_ranks_its_situations_clauses_first_in_hybrid_only(tmp_path):

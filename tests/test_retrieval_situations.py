@@ -53,6 +53,9 @@ def test_parse_validates_fields():
     good = [{"key": "k", "title": "t", "clauses": ["q"], "examples": ["e1", "e2"]}]
     (situation,) = parse_situations(good)
     assert situation.clauses == ("q",) and situation.examples == ("e1", "e2")
+    assert situation.paraphrases == ()
+    (paraphrased,) = parse_situations([{**good[0], "paraphrases": ["p1"]}])
+    assert paraphrased.paraphrases == ("p1",)
     assert parse_situations(None) == []
     bad_documents = [
         {"key": "k"},  # not a list
@@ -62,6 +65,8 @@ def test_parse_validates_fields():
         [{"title": "t", "clauses": ["q"], "examples": ["e"]}],  # no key
         [*good, *good],  # duplicate key
         [{"key": "k", "title": "t", "clauses": ["q"], "examples": ["e", ""]}],  # empty example
+        [{"key": "k", "title": "t", "clauses": ["q"], "examples": ["e"], "paraphrases": "p"}],  # not a list
+        [{"key": "k", "title": "t", "clauses": ["q"], "examples": ["e"], "paraphrases": ["p", ""]}],  # empty
     ]
     for document in bad_documents:
         with pytest.raises(KnowledgeError):
@@ -101,7 +106,7 @@ def test_shipped_phrasings_are_not_copies_of_eval_queries():
     copies = [
         (example, query, round(_similarity(example, query), 2))
         for situation in situations
-        for example in (situation.title, *situation.examples)
+        for example in (situation.title, *situation.examples, *situation.paraphrases)
         if example not in SHARED_BEFORE_BLIND_SET
         for query in queries
         if _similarity(example, query) >= NEAR_COPY

@@ -5,8 +5,8 @@
    passages holding its clauses. Query-to-utterance similarity is what e5 is good at.
 2. **Passages** (dense, multi-vector): every passage is embedded as several views -- the whole passage,
    its headline, each sentence -- and scores its best view.
-3. **Lexical**: BM25 over character unigrams + bigrams of each passage together with the phrasings of
-   its situations. Characters, not jieba words: callers' colloquial, ASR-garbled words rarely segment
+3. **Lexical**: BM25 over character unigrams + bigrams of each passage together with the phrasings and
+   paraphrases of its situations. Characters, not jieba words: callers' colloquial, ASR-garbled words rarely segment
    the way handbook prose does (dev set, BM25 alone: jieba words R@3 0.79, characters 0.93).
 
 4. **Cues** (lexical): the passages of the situations whose ``cues`` (situations.yaml) are in the query,
@@ -102,6 +102,11 @@ def passage_views(passage: Passage) -> list[str]:
 def situation_views(situation: Situation) -> list[str]:
     """A situation's title and phrasings: utterance-like, so they are embedded as queries."""
     return [situation.title, *situation.examples]
+
+
+def lexical_views(situation: Situation) -> list[str]:
+    """What a situation adds to the lexical documents of its passages: its views and its paraphrases."""
+    return [*situation_views(situation), *situation.paraphrases]
 
 
 def corpus_hash(passages: Sequence[Passage]) -> str:
@@ -351,7 +356,7 @@ class Retriever:
         documents = list(searchable)
         for situation, rows in zip(self.situations, self.links.passages, strict=True):
             for row in rows:
-                documents[row] += "\n" + "\n".join(situation_views(situation))
+                documents[row] += "\n" + "\n".join(lexical_views(situation))
         self._bm25 = bm25s.BM25(k1=BM25_K1, b=BM25_B)
         self._bm25.index([tokenize(d) for d in documents], show_progress=False)
         self._vocabulary = set(self._bm25.vocab_dict)

@@ -21,7 +21,7 @@ from copilot.errors import KnowledgeError
 from copilot.types import Passage
 
 SITUATIONS_FILE = "situations.yaml"
-FIELDS = frozenset({"key", "title", "clauses", "examples", "special", "says", "cues"})
+FIELDS = frozenset({"key", "title", "clauses", "examples", "paraphrases", "special", "says", "cues"})
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,9 @@ class Situation:
     title: str  # the moment in the handbooks' own terms
     clauses: tuple[str, ...]  # quotes of the passages (section path or text) holding the guidance
     examples: tuple[str, ...]  # typical phrasings of a caller or an agent
+    # More ways of saying it, for the lexical ranking only: the matcher (dense, calibrated on real turns)
+    # and so the script a turn gets rest on ``examples`` alone.
+    paraphrases: tuple[str, ...] = ()
     # A special situation (wrong number, can't hear, greeting, farewell...) has scripts that are wrong on
     # any other turn: they are offered only when the matcher is confident the turn is this situation.
     special: bool = False
@@ -86,6 +89,7 @@ def parse_situations(data: object, origin: str = SITUATIONS_FILE) -> list[Situat
         if not isinstance(special, bool):
             raise KnowledgeError(f"{where} ({key}) special must be true or false")
         says = item.get("says")
+        paraphrases = item.get("paraphrases")
         cues = str(item.get("cues") or "")
         try:
             re.compile(cues)
@@ -97,6 +101,9 @@ def parse_situations(data: object, origin: str = SITUATIONS_FILE) -> list[Situat
                 title=title,
                 clauses=_strings(item.get("clauses"), f"{where} ({key}) clauses"),
                 examples=_strings(item.get("examples"), f"{where} ({key}) examples"),
+                paraphrases=_strings(paraphrases, f"{where} ({key}) paraphrases")
+                if paraphrases is not None
+                else (),
                 special=special,
                 says=_strings(says, f"{where} ({key}) says") if says is not None else (),
                 cues=cues,
@@ -121,8 +128,10 @@ def load_situations(directory: Path) -> list[Situation]:
 
 
 def situations_hash(situations: Sequence[Situation]) -> str:
-    """Changes whenever anything the index embeds or links changes."""
-    canonical = json.dumps([asdict(s) for s in situations], ensure_ascii=False, sort_keys=True)
+    """Changes whenever anything the index embeds or links changes (not the paraphrases: the in-memory
+    lexical ranking alone reads them, so editing them needs no new index)."""
+    fields = [{k: v for k, v in asdict(s).items() if k != "paraphrases"} for s in situations]
+    canonical = json.dumps(fields, ensure_ascii=False, sort_keys=True)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
