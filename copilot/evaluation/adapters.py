@@ -132,7 +132,7 @@ register_suite(
     "retrieval_blind",
     _on_set("retrieval_blind", BLIND_SET, main_mode_only=False),
     help="the retrieval suite on eval/retrieval_blind.yaml, written from the raw handbooks by readers who never "
-    "saw the knowledge base or the other sets (never used for tuning)",
+    "saw the knowledge base or the other sets",
     metrics=retrieval_metrics,
     quick=False,
 )
