@@ -89,8 +89,6 @@ def suggestion_metrics(data: dict[str, Any], config: Config) -> list[Metric]:
 
 LEGACY_METRICS: dict[str, MetricsOf] = {
     "retrieval": retrieval_metrics,
-    "retrieval_holdout": retrieval_metrics,
-    "retrieval_blind": retrieval_metrics,
     "flags": flags_metrics,
     "suggestions": suggestion_metrics,
 }
