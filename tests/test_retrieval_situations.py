@@ -27,6 +27,7 @@ EVAL_SETS = tuple(
         "retrieval.yaml",
         "retrieval_holdout.yaml",
         "retrieval_blind.yaml",
+        "retrieval_blind_holdout.yaml",
         "retrieval_offtopic.yaml",
     )
 )
