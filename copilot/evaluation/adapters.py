@@ -26,10 +26,8 @@ from copilot.evaluation import (
     retrieval as retrieval_eval,  # registers `retrieval` before its held-out variant
 )
 
-HOLDOUT_SET = REPO_DIR / "eval" / "retrieval_holdout.yaml"
-BLIND_SET = REPO_DIR / "eval" / "retrieval_blind.yaml"
-BLIND_HOLDOUT_SET = REPO_DIR / "eval" / "retrieval_blind_holdout.yaml"
-OFFTOPIC_SET = REPO_DIR / "eval" / "retrieval_offtopic.yaml"
+EVAL_DIR = REPO_DIR / "eval"
+OFFTOPIC_SET = EVAL_DIR / "retrieval_offtopic.yaml"
 OTHER_MODE_KEYS = ("recall@3", "mrr")  # shown for the modes the configuration does not use
 
 
@@ -122,27 +120,19 @@ def _on_set(suite: str, path: Path, *, main_mode_only: bool) -> Callable[[SuiteO
     return run
 
 
-# The retrieval suite on its other labelled sets (all modes, like the dev set; not in --quick).
-RETRIEVAL_SETS: dict[str, tuple[Path, str]] = {
-    "retrieval_holdout": (
-        HOLDOUT_SET,
-        "the held-out set eval/retrieval_holdout.yaml (never used for tuning)",
-    ),
-    "retrieval_blind": (
-        BLIND_SET,
-        "eval/retrieval_blind.yaml, written from the raw handbooks by readers who never saw the knowledge base "
-        "or the other sets",
-    ),
-    "retrieval_blind_holdout": (
-        BLIND_HOLDOUT_SET,
-        "eval/retrieval_blind_holdout.yaml, written like eval/retrieval_blind.yaml by two more readers and never "
-        "tuned on",
-    ),
+# The retrieval suite on its other labelled sets (all modes, like the dev set; not in --quick): each suite
+# reads eval/<its name>.yaml.
+RETRIEVAL_SETS: dict[str, str] = {
+    "retrieval_holdout": "the held-out set eval/retrieval_holdout.yaml (never used for tuning)",
+    "retrieval_blind": "eval/retrieval_blind.yaml, written from the raw handbooks by readers who never saw the "
+    "knowledge base or the other sets",
+    "retrieval_blind_holdout": "eval/retrieval_blind_holdout.yaml, written like eval/retrieval_blind.yaml by two "
+    "more readers and never tuned on",
 }
-for suite_name, (set_path, about) in RETRIEVAL_SETS.items():
+for suite_name, about in RETRIEVAL_SETS.items():
     register_suite(
         suite_name,
-        _on_set(suite_name, set_path, main_mode_only=False),
+        _on_set(suite_name, EVAL_DIR / f"{suite_name}.yaml", main_mode_only=False),
         help=f"the retrieval suite on {about}",
         metrics=retrieval_metrics,
         quick=False,
